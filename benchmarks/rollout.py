@@ -1,0 +1,99 @@
+"""Rollout throughput: the layer-batched forward pass vs one `generate` per node per sample.
+
+A [4, 2, 1] network samples G passes of a few arithmetic questions (temperature 1, as in
+training). The naive way runs the same network, with the same prompt construction, by calling
+transformers' `model.generate` once per node per sample, layer by layer. Both run in this
+process, one after the other, on the same model; the figure is generated tokens per second.
+
+    python benchmarks/rollout.py [--inputs 4] [--samples 4] [--tokens 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+from common import peak_rss_gb, write_results  # noqa: E402
+
+from neuromas import tasks  # noqa: E402
+from neuromas.config import ModelConfig  # noqa: E402
+from neuromas.network import Network  # noqa: E402
+from neuromas.prompts import node_prompt  # noqa: E402
+
+
+def naive_rollout(net: Network, inputs: list[str], samples: int, tokens: int, answer_format: str) -> int:
+    """One `model.generate` call per node per sample; returns tokens generated."""
+    backend = net.backend
+    model, tokenizer = backend.model, backend.tokenizer
+    stop = backend.stop_ids.tolist()
+    generated = 0
+    for text in inputs:
+        for _ in range(samples):
+            messages: dict[str, str] = {}
+            for node_id, node in net.named_nodes():
+                chat = node_prompt(node, net.topology, text, {s: messages[s] for s in node.reads}, answer_format)
+                ids = torch.tensor([backend.encode(chat)])
+                out = model.generate(
+                    ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, do_sample=True,
+                    temperature=1.0, top_p=1.0, top_k=0, pad_token_id=tokenizer.pad_token_id,
+                )
+                new = [t for t in out[0, ids.shape[1] :].tolist() if t not in stop]
+                generated += len(new)
+                messages[node_id] = tokenizer.decode(new, skip_special_tokens=True)
+    return generated
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--dtype", default="bfloat16")
+    args = parser.parse_args()
+
+    task = tasks.load("arith", operands=4, digits=1)
+    inputs = [e.input for e in task.examples("test")[: args.inputs]]
+    config = {"layers": [4, 2, 1], "generation": {"max_new_tokens": args.tokens, "temperature": 1.0}}
+    net = Network(config, model=ModelConfig(dtype=args.dtype), seed=0)
+    torch.manual_seed(0)
+    net([inputs[0]], num_samples=1)  # warm-up: load the model, first-call allocations
+
+    start = time.perf_counter()
+    traces = net(inputs, num_samples=args.samples, task=task)
+    batched_s = time.perf_counter() - start
+    batched_tokens = sum(t.tokens for t in traces)
+
+    start = time.perf_counter()
+    naive_tokens = naive_rollout(net, inputs, args.samples, args.tokens, task.answer_format)
+    naive_s = time.perf_counter() - start
+
+    metrics = {
+        "tokens_per_s": round(batched_tokens / batched_s, 1),
+        "naive_tokens_per_s": round(naive_tokens / naive_s, 1),
+        "speedup_vs_naive": round((batched_tokens / batched_s) / (naive_tokens / naive_s), 2),
+        "peak_rss_gb": round(peak_rss_gb(), 3),
+        "batched_seconds": round(batched_s, 2),
+        "naive_seconds": round(naive_s, 2),
+        "batched_tokens": batched_tokens,
+        "naive_tokens": naive_tokens,
+        "llm_calls": len(inputs) * args.samples * net.calls_per_pass,
+    }
+    markdown = (
+        f"[4, 2, 1] network, {args.inputs} inputs x {args.samples} samples = "
+        f"{metrics['llm_calls']} LLM calls, up to {args.tokens} tokens each, temperature 1, {args.dtype}.\n\n"
+        "| way | tokens | seconds | tokens/s |\n|---|---|---|---|\n"
+        f"| batched (one generation per layer) | {batched_tokens} | {batched_s:.1f} | {metrics['tokens_per_s']} |\n"
+        f"| naive (one `generate` per node per sample) | {naive_tokens} | {naive_s:.1f} | {metrics['naive_tokens_per_s']} |\n\n"
+        f"Speed-up: **{metrics['speedup_vs_naive']}x**; peak RSS {metrics['peak_rss_gb']} GB."
+    )
+    write_results("rollout", vars(args), metrics, markdown)
+
+
+if __name__ == "__main__":
+    main()

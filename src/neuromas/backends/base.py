@@ -1,0 +1,35 @@
+"""What a backend does for a network: turn a batch of chat requests into messages.
+
+The network hands a backend one whole layer at a time (every node x every input x every
+sample), so a backend is free to batch them however it runs fastest. Each request says which
+node's adapter to use; a backend without adapters ignores it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    messages: list[dict[str, str]]  # chat messages: system + user
+    adapter: str | None  # node id whose adapter generates this message; None = the base model
+    max_new_tokens: int
+    temperature: float  # 0 = greedy
+    top_p: float = 1.0
+
+
+@dataclass
+class Generation:
+    text: str
+    token_ids: list[int]  # generated tokens, end-of-turn token excluded
+    logprobs: list[float]  # log-prob of each generated token under the sampling policy (see hf.py)
+    prompt_ids: list[int] = field(default_factory=list)
+    finished: bool = True  # False when the token budget ran out before the end-of-turn token
+
+
+class Backend(Protocol):
+    def generate(self, requests: list[GenerationRequest], seed: int) -> list[Generation]:
+        """One Generation per request, in request order; seeded and reproducible."""
+        ...

@@ -1,0 +1,183 @@
+"""The default backend: transformers (+ PEFT adapters), on CPU or GPU.
+
+We write the sampling loop ourselves (about 80 lines) instead of calling `model.generate`,
+because a network layer is a batch that `generate` cannot express in one call:
+
+- every row has its own token budget, temperature and top-p (layers may override them, and a
+  batch may mix layers of several networks);
+- every row may use a different node adapter (PEFT's mixed-adapter `adapter_names`);
+- training needs the log-prob of each sampled token, which `generate` only gives by keeping
+  full-vocabulary scores for every step (~12 MB per step at 64 rows), while here it is one
+  gather per step;
+- rows that finish early leave the batch (their KV cache is dropped), so one long message does
+  not make the whole batch pay for its length.
+
+The loop is checked against `model.generate` under greedy decoding in the tests.
+"""
+
+from __future__ import annotations
+
+import inspect
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from neuromas.backends.base import Generation, GenerationRequest
+from neuromas.config import ModelConfig
+from neuromas.models import load_model
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
+_PRUNE_FRACTION = 0.25  # drop finished rows once this share of the batch is done
+
+
+class HFBackend:
+    """Generates node messages with one shared transformers model."""
+
+    def __init__(self, model, tokenizer, max_batch_rows: int = 64, chat_template_kwargs: dict | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_rows = max_batch_rows
+        self.chat_template_kwargs = chat_template_kwargs or {}
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        # transformers 5.x renamed the cache argument; support both spellings.
+        forward = getattr(model, "get_base_model", lambda: model)().forward
+        self._cache_arg = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+        self.stop_ids = torch.tensor(sorted({tokenizer.eos_token_id, *[e for e in eos if e is not None]}))
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> HFBackend:
+        model, tokenizer = load_model(config.name, config.gguf_file, config.dtype, config.device)
+        return cls(model, tokenizer, config.max_batch_rows, config.chat_template_kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def encode(self, messages: list[dict[str, str]]) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False, **self.chat_template_kwargs
+        )
+        return list(ids)
+
+    def generate(self, requests: list[GenerationRequest], seed: int = 0) -> list[Generation]:
+        prompts = [self.encode(r.messages) for r in requests]
+        # Length-sorted micro-batches waste the least compute on padding.
+        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        results: list[Generation | None] = [None] * len(requests)
+        for start in range(0, len(order), self.max_batch_rows):
+            chunk = order[start : start + self.max_batch_rows]
+            outputs = self._generate_batch([prompts[i] for i in chunk], [requests[i] for i in chunk], generator)
+            for i, output in zip(chunk, outputs):
+                results[i] = output
+        return results
+
+    def _adapter_kwargs(self, requests: list[GenerationRequest]) -> dict:
+        if not hasattr(self.model, "peft_config"):
+            return {}
+        return {"adapter_names": [r.adapter or BASE_ADAPTER for r in requests]}
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, prompts: list[list[int]], requests: list[GenerationRequest], generator: torch.Generator
+    ) -> list[Generation]:
+        device, rows = self.device, len(prompts)
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((rows, width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((rows, width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the same column
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            attention_mask[row, width - len(prompt) :] = 1
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        budget = torch.tensor([r.max_new_tokens for r in requests], device=device)
+        temperature = torch.tensor([r.temperature for r in requests], device=device, dtype=torch.float32)
+        top_p = torch.tensor([r.top_p for r in requests], device=device, dtype=torch.float32)
+        stop_ids = self.stop_ids.to(device)
+
+        tokens_out: list[list[int]] = [[] for _ in range(rows)]
+        logprobs_out: list[list[float]] = [[] for _ in range(rows)]
+        finished_out = [False] * rows
+        active = torch.arange(rows, device=device)  # original row of each row still in the batch
+        adapter_kwargs = self._adapter_kwargs(requests)
+        cache = DynamicCache(config=self.model.config)
+        logits = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}, **adapter_kwargs,
+        ).logits[:, -1].float()
+        alive = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: still writing
+        step = 0
+        while True:
+            tokens, logprobs = sample_tokens(logits, temperature[active], top_p[active], generator)
+            stopped = torch.isin(tokens, stop_ids) & alive
+            rows_now = zip(active.tolist(), tokens.tolist(), logprobs.tolist(), alive.tolist(), stopped.tolist())
+            for row, token, logprob, is_alive, stop in rows_now:
+                if not is_alive:
+                    continue
+                if stop:
+                    finished_out[row] = True
+                else:
+                    tokens_out[row].append(token)
+                    logprobs_out[row].append(logprob)
+            step += 1
+            alive &= ~stopped & (step < budget[active])
+            if not bool(alive.any()):
+                break
+            # Finished rows ride along (their tokens ignored) until enough pile up to be worth
+            # dropping: selecting rows copies the whole KV cache.
+            if (~alive).float().mean() >= _PRUNE_FRACTION:
+                keep = alive.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                active, tokens, alive = active[keep], tokens[keep], alive[keep]
+                attention_mask, position_ids = attention_mask[keep], position_ids[keep]
+                if adapter_kwargs:
+                    adapter_kwargs = {"adapter_names": [adapter_kwargs["adapter_names"][i] for i in keep.tolist()]}
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], dim=1)
+            position_ids = position_ids[:, -1:] + 1
+            logits = self.model(
+                input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=position_ids,
+                use_cache=True, **{self._cache_arg: cache}, **adapter_kwargs,
+            ).logits[:, -1].float()
+
+        return [
+            Generation(
+                text=self.tokenizer.decode(tokens_out[row], skip_special_tokens=True),
+                token_ids=tokens_out[row],
+                logprobs=logprobs_out[row],
+                prompt_ids=prompts[row],
+                finished=finished_out[row],
+            )
+            for row in range(rows)
+        ]
+
+
+def sample_tokens(
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick one token per row; return (tokens, their log-probs).
+
+    logits (n, V) float32; temperature, top_p (n,). Rows with temperature 0 are greedy.
+    The log-prob is under the temperature-scaled distribution *before* top-p truncation: that is
+    the policy a trainer recomputes (logits / T), so ratios and KL compare like with like.
+    Greedy rows report the log-prob at temperature 1.
+    """
+    greedy = temperature == 0
+    scaled = logits / torch.where(greedy, 1.0, temperature).unsqueeze(1)
+    logp = F.log_softmax(scaled, dim=-1)  # (n, V)
+    tokens = logp.argmax(dim=-1)
+    if not bool(greedy.all()):
+        probs = logp.exp()
+        if bool((top_p < 1).any()):
+            probs = _top_p_filter(probs, top_p)
+        sampled = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        tokens = torch.where(greedy, tokens, sampled)
+    return tokens, logp.gather(1, tokens.unsqueeze(1)).squeeze(1)
+
+
+def _top_p_filter(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Zero out the tail beyond each row's nucleus mass (the most likely token always stays)."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    sorted_probs = sorted_probs.masked_fill(mass_before >= top_p.unsqueeze(1), 0.0)
+    return torch.zeros_like(probs).scatter(1, order, sorted_probs)

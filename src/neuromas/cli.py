@@ -1,0 +1,123 @@
+"""The `neuromas` command: a thin shell over the library (parse, build the config, call).
+
+Every command validates its whole config first, prints the resolved config and saves it in the
+run directory before any model is loaded. A user error (`NeuromasError`) prints one line and
+exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+
+from neuromas.config import RunConfig, load_config
+from neuromas.errors import NeuromasError
+
+# transformers' GGUF loader draws a plain tqdm bar that floods logs; our progress is rich's.
+# tqdm reads this variable when it is imported, so it is set before anything imports it.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+console = Console(stderr=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config (see configs/).", show_default=False)]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override a config value: key.path=value (YAML), e.g. network.layers=[1,1,1]."),
+]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<config>-<time>).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def user_errors(command):
+    """Turn NeuromasError into one red line and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except NeuromasError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _resolve(config_path: Path, overrides: list[str] | None, out: Path | None) -> RunConfig:
+    config = load_config(config_path, overrides)
+    if out is not None:
+        config.out_dir = str(out)
+    return config
+
+
+def _start(config: RunConfig, config_path: Path) -> Path:
+    from neuromas.runner import load_task, make_run_dir, save_config
+
+    load_task(config)  # a bad task or missing data fails now, before any directory or model
+    run_dir = make_run_dir(config, config_path)
+    text = save_config(config, run_dir)
+    console.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
+    console.print(f"run directory: [bold]{run_dir}[/]")
+    return run_dir
+
+
+@app.command()
+@user_errors
+def run(config_path: ConfigArg, set: SetOpt = None, out: OutOpt = None, quiet: QuietOpt = False) -> None:
+    """The main job: evaluate the configured network on its task and write a run directory."""
+    from neuromas.runner import run_eval
+
+    config = _resolve(config_path, set, out)
+    run_dir = _start(config, config_path)
+    result = run_eval(config, run_dir, progress=not quiet)
+    console.print(result.line())
+    typer.echo((run_dir / "results.md").read_text())
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    config_path: ConfigArg,
+    set: SetOpt = None,
+    out: OutOpt = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate the first N examples only.")] = None,
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    quiet: QuietOpt = False,
+) -> None:
+    """Greedy accuracy (Wilson 95% CI), LLM calls and tokens per question, time."""
+    from neuromas.runner import run_eval
+
+    overrides = list(set or []) + [f"eval.split={split}"] + ([f"eval.limit={limit}"] if limit else [])
+    config = _resolve(config_path, overrides, out)
+    run_dir = _start(config, config_path)
+    result = run_eval(config, run_dir, progress=not quiet)
+    typer.echo(json.dumps(result.summary(), indent=2))
+
+
+@app.command()
+@user_errors
+def show(config_path: ConfigArg, set: SetOpt = None) -> None:
+    """Validate a config and print the network it builds (no model is loaded)."""
+    from neuromas.network import Network
+
+    config = _resolve(config_path, set, None)
+    typer.echo(repr(Network.from_config(config)))
+
+
+@app.command()
+def tasks() -> None:
+    """List the registered tasks."""
+    from neuromas import tasks as registry
+
+    typer.echo("\n".join(registry.names()))
+
+
+if __name__ == "__main__":
+    app()

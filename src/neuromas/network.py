@@ -1,0 +1,167 @@
+"""The network: layers of role-free nodes over one shared model, run like `nn.Sequential`.
+
+`forward` is a loop over layers. Inside a layer every node x every input x every sample is one
+batch handed to the backend, so a layer costs one batched generation however wide it is, and a
+network of D layers costs D batched generations per forward pass.
+
+    net = Network([2, 1])                         # embedded model, dense layers
+    traces = net(["What is 12+7+30+5?"], num_samples=4)
+    net.eval(); greedy = net(examples, task=task)  # greedy decoding, rewards filled in
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from neuromas.backends.base import Backend, GenerationRequest
+from pydantic import ValidationError
+
+from neuromas.config import ModelConfig, NetworkConfig, RunConfig, format_validation_error, load_config
+from neuromas.errors import NeuromasError
+from neuromas.prompts import node_prompt
+from neuromas.tasks.base import Example, Task
+from neuromas.topology import Node, Topology
+from neuromas.trace import NodeMessage, Trace
+
+DEFAULT_ANSWER_FORMAT = "End your message with 'Answer: <answer>'."
+
+
+class Network:
+    """A feed-forward network of LLM nodes. `train()` samples; `eval()` decodes greedily."""
+
+    def __init__(
+        self,
+        layers: Sequence[int] | NetworkConfig | dict,
+        model: str | ModelConfig | None = None,
+        backend: Backend | None = None,
+        seed: int = 0,
+    ):
+        if isinstance(layers, NetworkConfig):
+            self.config = layers
+        else:
+            data = layers if isinstance(layers, dict) else {"layers": list(layers)}
+            try:
+                self.config = NetworkConfig.model_validate(data)
+            except ValidationError as error:
+                raise NeuromasError(format_validation_error(error, "network")) from None
+        self.topology = Topology.from_config(self.config)
+        self.model_config = model if isinstance(model, ModelConfig) else ModelConfig(name=model)
+        self._backend = backend
+        self.seed = seed
+        self.training = True
+        self._calls = 0  # forward passes so far: each gets its own seed, reproducibly
+
+    @classmethod
+    def from_config(cls, config: str | Path | RunConfig, backend: Backend | None = None) -> Network:
+        if not isinstance(config, RunConfig):
+            config = load_config(config)
+        return cls(config.network, model=config.model, backend=backend, seed=config.seed)
+
+    @property
+    def backend(self) -> Backend:
+        """Created on first use, so building and printing a network never loads a model."""
+        if self._backend is None:
+            from neuromas.backends.hf import HFBackend
+
+            self._backend = HFBackend.from_config(self.model_config)
+        return self._backend
+
+    # torch-style mode switches ------------------------------------------------------------
+    def train(self, mode: bool = True) -> Network:
+        self.training = mode
+        return self
+
+    def eval(self) -> Network:
+        return self.train(False)
+
+    def named_nodes(self) -> Iterator[tuple[str, Node]]:
+        for node in self.topology.nodes:
+            yield node.id, node
+
+    @property
+    def calls_per_pass(self) -> int:
+        """LLM calls one forward pass makes: one per node."""
+        return len(self.topology.nodes)
+
+    def __call__(self, *args, **kwargs) -> list[Trace]:
+        return self.forward(*args, **kwargs)
+
+    def forward(
+        self,
+        inputs: Sequence[str | Example],
+        num_samples: int = 1,
+        task: Task | None = None,
+        seed: int | None = None,
+    ) -> list[Trace]:
+        """Run every layer in order on every input, `num_samples` passes each.
+
+        Returns one Trace per (input, sample), grouped by input: the G samples of input i are
+        traces[i*G:(i+1)*G]. With a task, the readout sees its answer format and, for inputs
+        that are Examples with targets, each trace carries its prediction and reward. In eval
+        mode decoding is greedy, so one pass per input is computed and copied G times.
+        """
+        examples = [x if isinstance(x, Example) else Example(id=str(i), input=x, target=None) for i, x in enumerate(inputs)]
+        answer_format = task.answer_format if task is not None else DEFAULT_ANSWER_FORMAT
+        if seed is None:
+            seed = self.seed * 1_000_003 + self._calls
+        self._calls += 1
+        draws = 1 if not self.training else num_samples
+        passes = [(example, s) for example in examples for s in range(draws)]
+        messages: list[dict[str, NodeMessage]] = [{} for _ in passes]
+
+        for l, layer in enumerate(self.topology.layers):
+            requests, owners = [], []
+            for node in layer:
+                temperature = node.generation.temperature if self.training else 0.0
+                for p, (example, _) in enumerate(passes):
+                    incoming = {source: messages[p][source].text for source in node.reads}
+                    chat = node_prompt(node, self.topology, example.input, incoming, answer_format)
+                    requests.append(
+                        GenerationRequest(chat, None, node.generation.max_new_tokens, temperature, node.generation.top_p)
+                    )
+                    owners.append((p, node.id, chat[-1]["content"]))
+            generations = self.backend.generate(requests, seed=seed * 101 + l)
+            for (p, id, prompt), gen in zip(owners, generations):
+                messages[p][id] = NodeMessage(id, prompt, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finished)
+
+        traces = [
+            Trace(example.id, example.input, s, messages[p], messages[p][self.topology.readout].text, target=example.target)
+            for p, (example, s) in enumerate(passes)
+        ]
+        if task is not None:
+            score(task, traces, [example for example, _ in passes])
+        if draws < num_samples:  # greedy: every sample of an input is the same pass
+            traces = [_resample(t, s) for t in traces for s in range(num_samples)]
+        return traces
+
+    def __repr__(self) -> str:
+        name = self.model_config.name or "SmolLM2-135M-Instruct (embedded)"
+        lines = [f"Network(widths={self.topology.widths}, model={name}, calls={self.calls_per_pass})"]
+        for l, layer in enumerate(self.topology.layers):
+            gen = layer[0].generation
+            lines.append(
+                f"  (layer {l + 1}): {len(layer)} node{'s' if len(layer) > 1 else ''}, "
+                f"max_new_tokens={gen.max_new_tokens}, temperature={gen.temperature}, top_p={gen.top_p}"
+            )
+            for node in layer:
+                sources = list(node.reads) + (["input"] if node.sees_input else [])
+                tag = "  [readout]" if node.is_readout else ""
+                lines.append(f"    ({node.id}) <- {', '.join(sources)}{tag}")
+        return "\n".join(lines)
+
+
+def score(task: Task, traces: list[Trace], examples: list[Example]) -> None:
+    """Fill prediction and reward on traces whose examples have a target."""
+    scored = [(t, e) for t, e in zip(traces, examples) if e.target is not None]
+    if not scored:
+        return
+    rewards = task.reward([t.answer for t, _ in scored], [e for _, e in scored])
+    for (trace, example), reward in zip(scored, rewards):
+        trace.prediction = task.extract(trace.answer, example)
+        trace.reward = float(reward)
+
+
+def _resample(trace: Trace, sample: int) -> Trace:
+    return dataclasses.replace(trace, sample=sample)

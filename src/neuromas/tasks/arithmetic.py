@@ -1,0 +1,173 @@
+"""Multi-operand arithmetic: the synthetic testbed for hierarchical decomposition.
+
+"What is 3+5+2+7?" decomposes as a tree, (3+5)+(2+7), into sub-problems a node can each solve
+alone; the theory behind NeuroMAS predicts that a network gains exactly on tasks shaped like
+this (DESIGN.md section 1). The knobs set the shape of the tree:
+
+- `operands`: numbers per expression; a pair [lo, hi] draws the count uniformly per example
+  (a curriculum: train on 2-4 numbers while the reward on 4 alone is too sparse).
+- `digits`: digits per number (1 means 0-9, d > 1 means 10^(d-1) to 10^d - 1).
+- `operators`: which of "+-*" may appear, drawn uniformly per position.
+- `depth`: 1 gives a flat expression evaluated with the usual precedence ("3+5*2+7"); 2 or more
+  split it into balanced halves in parentheses, "(3+5)+(2+7)", down to `depth` levels. Past
+  log2(operands) levels there is nothing left to split, so a deeper setting changes nothing.
+
+Each example's meta holds its operands, operators and the evaluation tree with every
+sub-result, so an analysis can ask whether a hidden node's message contains a partial result.
+
+The test set is drawn first and depends only on the seed and the knobs; it holds distinct
+expressions. Train is drawn from a second stream with every test expression excluded; it may
+repeat an expression (a small space such as two 1-digit numbers has only 100), because a
+trainer samples with replacement anyway and refusing repeats would skew a curriculum away from
+its short expressions.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from neuromas.errors import NeuromasError
+from neuromas.tasks import rewards
+from neuromas.tasks.base import Example, SplitTask
+from neuromas.tasks.registry import register
+
+Tree = int | dict[str, Any]  # a leaf number, or {"expr", "value", "children"}
+OPERATORS = "+-*"
+
+
+def _apply(op: str, a: int, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _eval_flat(numbers: list[int], ops: list[str]) -> int:
+    """Left to right with * before + and -, as written (no eval of generated text)."""
+    terms, signs = [numbers[0]], []
+    for op, n in zip(ops, numbers[1:], strict=True):
+        if op == "*":
+            terms[-1] *= n
+        else:
+            signs.append(op)
+            terms.append(n)
+    total = terms[0]
+    for op, term in zip(signs, terms[1:], strict=True):
+        total = _apply(op, total, term)
+    return total
+
+
+def build_tree(numbers: list[int], ops: list[str], depth: int) -> Tree:
+    """The expression tree: balanced halves for `depth - 1` levels, then flat groups."""
+    if len(numbers) == 1:
+        return numbers[0]
+    if depth <= 1:
+        expr = str(numbers[0]) + "".join(f"{op}{n}" for op, n in zip(ops, numbers[1:]))
+        return {"expr": expr, "value": _eval_flat(numbers, ops), "children": list(numbers)}
+    mid = (len(numbers) + 1) // 2
+    left = build_tree(numbers[:mid], ops[:mid - 1], depth - 1)
+    right = build_tree(numbers[mid:], ops[mid:], depth - 1)
+    op = ops[mid - 1]
+    expr = f"{_text(left)}{op}{_text(right)}"
+    value = _apply(op, _value(left), _value(right))
+    return {"expr": expr, "value": value, "children": [left, right]}
+
+
+def _text(tree: Tree) -> str:
+    return str(tree) if isinstance(tree, int) else f"({tree['expr']})"
+
+
+def _value(tree: Tree) -> int:
+    return tree if isinstance(tree, int) else tree["value"]
+
+
+def subresults(tree: Tree) -> list[dict[str, Any]]:
+    """Every inner node as {"expr", "value"}, children before parents."""
+    if isinstance(tree, int):
+        return []
+    inner = [r for child in tree["children"] for r in subresults(child)]
+    return inner + [{"expr": tree["expr"], "value": tree["value"]}]
+
+
+@register("arith")
+class Arithmetic(SplitTask):
+    """Evaluate a generated integer expression; exact match on the integer."""
+
+    name = "arith"
+    answer_format = "End your message with 'Answer: <integer>'."
+
+    def __init__(self, operands: int | list[int] = 4, digits: int = 1, operators: str = "+",
+                 depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128):
+        counts = [operands, operands] if isinstance(operands, int) else list(operands)
+        if len(counts) != 2 or not 2 <= counts[0] <= counts[1]:
+            raise NeuromasError(f"arith: operands={operands!r} must be an integer >= 2 or a "
+                                "pair [lo, hi] with 2 <= lo <= hi")
+        if not 1 <= digits <= 18:
+            raise NeuromasError(f"arith: digits={digits} must be between 1 and 18")
+        if not operators or set(operators) - set(OPERATORS):
+            raise NeuromasError(f"arith: operators={operators!r} must be made of {OPERATORS!r}")
+        if depth < 1:
+            raise NeuromasError(f"arith: depth={depth} must be >= 1 (1 is a flat expression)")
+        if train_size < 0 or test_size < 0:
+            raise NeuromasError("arith: train_size and test_size must be >= 0")
+        self.counts = range(counts[0], counts[1] + 1)
+        self.low, self.high = (0 if digits == 1 else 10 ** (digits - 1)), 10 ** digits - 1
+        self.operators = "".join(sorted(set(operators), key=OPERATORS.index))
+        self.depth = depth
+        test = self._draw_test(random.Random(f"arith-test:{seed}"), test_size)
+        held_out = {ex.input for ex in test}
+        train = self._draw_train(random.Random(f"arith-train:{seed}"), train_size, held_out)
+        super().__init__(train, test)
+
+    def space_size(self) -> int:
+        """How many distinct expressions the knobs allow."""
+        values, ops = self.high - self.low + 1, len(self.operators)
+        return sum(values ** k * ops ** (k - 1) for k in self.counts)
+
+    def _example(self, rng: random.Random, split: str, index: int) -> Example:
+        numbers = [rng.randint(self.low, self.high) for _ in range(rng.choice(self.counts))]
+        ops = [rng.choice(self.operators) for _ in numbers[1:]]
+        tree = build_tree(numbers, ops, self.depth)
+        expr = tree["expr"]
+        return Example(
+            id=f"arith/{split}/{index}", input=f"What is {expr}?", target=tree["value"],
+            meta={"expression": expr, "operands": numbers, "operators": ops, "tree": tree,
+                  "subresults": subresults(tree)},
+        )
+
+    def _draw_test(self, rng: random.Random, size: int) -> list[Example]:
+        if size > self.space_size():
+            raise NeuromasError(f"arith: test_size={size} but these knobs allow only "
+                                f"{self.space_size()} distinct expressions; lower test_size")
+        test, seen = [], set()
+        for _ in range(50 * size + 1000):  # rejection sampling; bounded so it cannot hang
+            if len(test) == size:
+                break
+            ex = self._example(rng, "test", len(test))
+            if ex.input not in seen:
+                seen.add(ex.input)
+                test.append(ex)
+        if len(test) < size:
+            raise NeuromasError(f"arith: could not draw {size} distinct test expressions from "
+                                f"{self.space_size()}; lower test_size")
+        return test
+
+    def _draw_train(self, rng: random.Random, size: int, held_out: set[str]) -> list[Example]:
+        if size and len(held_out) >= self.space_size():
+            raise NeuromasError("arith: the test set uses every expression these knobs allow, "
+                                "leaving none to train on; lower test_size")
+        train = []
+        for _ in range(100 * size + 10000):
+            if len(train) == size:
+                break
+            ex = self._example(rng, "train", len(train))
+            if ex.input not in held_out:
+                train.append(ex)
+        if len(train) < size:
+            raise NeuromasError("arith: almost every expression is in the test set; "
+                                "lower test_size or widen the knobs")
+        return train
+
+    def extract(self, completion: str, example: Example | None = None) -> str | None:
+        return rewards.extract_number(completion)
+
+    def normalize(self, target: Any) -> str:
+        return rewards.normalize_number(target)

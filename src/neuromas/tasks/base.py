@@ -1,0 +1,93 @@
+"""What a task is: examples with targets, an answer format for the readout, and a reward.
+
+Tasks are plain objects. A network never looks inside one except for three things: the input
+text of each example, the `answer_format` sentence shown to the readout node, and `reward`, which
+scores the readout's final messages against the targets (TRL-style: a list in, a list of floats
+out). `extract` is the same parsing the reward uses, exposed for traces and reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from neuromas.errors import NeuromasError
+
+Split = Literal["train", "test"]
+SPLITS: tuple[str, ...] = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One task instance. `target` is whatever the reward needs (a number, a letter, unit tests)."""
+
+    id: str
+    input: str
+    target: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Base class: subclasses fill `name`, `answer_format`, `examples()` and `extract()`.
+
+    The default `reward` is exact match of `extract(completion)` against `normalize(target)`,
+    which is what every task of the paper uses except HumanEval (which runs unit tests).
+    Reward parsing never raises: garbage, empty or huge answers score 0.
+
+    `extract` takes the example as an optional second argument because some answers can only be
+    read against it: a multiple-choice reply that names the option's text instead of its letter
+    needs that example's options. Without the example, extraction falls back to what the text
+    alone says.
+    """
+
+    name: str = "task"
+    answer_format: str = "End your message with 'Answer: <answer>'."
+
+    def examples(self, split: Split) -> list[Example]:
+        raise NotImplementedError
+
+    def extract(self, completion: str, example: Example | None = None) -> str | None:
+        """The answer a completion commits to, normalised, or None if it gives none."""
+        raise NotImplementedError
+
+    def normalize(self, target: Any) -> str:
+        return str(target).strip()
+
+    def reward(self, completions: list[str], examples: list[Example]) -> list[float]:
+        rewards = []
+        for completion, example in zip(completions, examples, strict=True):
+            try:
+                answer = self.extract(completion, example)
+                right = answer is not None and answer == self.normalize(example.target)
+                rewards.append(float(right))
+            except Exception:  # noqa: BLE001 - a reward must never crash a run on odd text
+                rewards.append(0.0)
+        return rewards
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def check_split(split: str) -> None:
+    """Fail with the valid names: a typo such as 'valid' must not silently give no examples."""
+    if split not in SPLITS:
+        raise NeuromasError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+
+
+class SplitTask(Task):
+    """A task whose two splits are built once, in `__init__`, and then only read.
+
+    Building up front means a bad path or an impossible split size fails when the task is
+    loaded (with the config), not halfway through a training run.
+    """
+
+    def __init__(self, train: list[Example], test: list[Example]):
+        self._splits = {"train": train, "test": test}
+
+    def examples(self, split: Split) -> list[Example]:
+        check_split(split)
+        return list(self._splits[split])
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s}={len(self._splits[s])}" for s in SPLITS)
+        return f"{type(self).__name__}(name={self.name!r}, {sizes})"

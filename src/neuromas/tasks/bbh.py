@@ -1,0 +1,134 @@
+"""BIG-Bench Hard: 27 reasoning tasks, one file of (input, target) rows each.
+
+BBH Navigate is one of the paper's benchmarks (registered on its own as `navigate`), and
+`multistep_arithmetic_two` is tree-shaped arithmetic like our synthetic task. Each file is one
+pool of up to 250 rows, split by a seeded shuffle: by default 100 test, the rest (150 for
+Navigate) train.
+
+The subsets answer in seven different ways, so each has a kind that fixes its answer format,
+its extraction and how its target is normalised: option letters "(A)", Yes/No, True/False,
+valid/invalid, integers, sorted word lists and bracket sequences.
+
+Three rows of the source have a target that is not one of their options (movie_recommendation
+"Monsters, Inc", whose options split that title in two, and two ruin_names rows): no answer
+could match them, so they are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuromas.errors import NeuromasError
+from neuromas.tasks import data, rewards
+from neuromas.tasks.base import Example, SplitTask
+from neuromas.tasks.choice import CHOICE_FORMAT, parse_options
+from neuromas.tasks.registry import register
+
+_CHOICE = ("date_understanding disambiguation_qa geometric_shapes hyperbaton "
+           "logical_deduction_five_objects logical_deduction_seven_objects "
+           "logical_deduction_three_objects movie_recommendation penguins_in_a_table "
+           "reasoning_about_colored_objects ruin_names salient_translation_error_detection snarks "
+           "temporal_sequences tracking_shuffled_objects_five_objects "
+           "tracking_shuffled_objects_seven_objects "
+           "tracking_shuffled_objects_three_objects").split()
+KINDS: dict[str, str] = {
+    **{subset: "choice" for subset in _CHOICE},
+    "causal_judgement": "yes_no", "navigate": "yes_no", "sports_understanding": "yes_no",
+    "web_of_lies": "yes_no", "boolean_expressions": "true_false",
+    "formal_fallacies": "valid_invalid", "multistep_arithmetic_two": "integer",
+    "object_counting": "integer", "word_sorting": "words", "dyck_languages": "brackets",
+}
+SUBSETS = tuple(sorted(KINDS))
+_VOCABULARY = {"yes_no": ("yes", "no"), "true_false": ("true", "false"),
+               "valid_invalid": ("valid", "invalid")}
+ANSWER_FORMATS = {
+    "choice": CHOICE_FORMAT,
+    "yes_no": "End your message with 'Answer: Yes' or 'Answer: No'.",
+    "true_false": "End your message with 'Answer: True' or 'Answer: False'.",
+    "valid_invalid": "End your message with 'Answer: valid' or 'Answer: invalid'.",
+    "integer": "End your message with 'Answer: <integer>'.",
+    "words": "End your message with 'Answer: ' and the sorted words, separated by spaces.",
+    "brackets": "End your message with 'Answer: ' and the closing brackets that complete the "
+                "sequence, separated by spaces.",
+}
+_BRACKETS = set("()[]{}<>")
+
+
+def _words(text: str) -> str:
+    """'Apple, banana  cherry.' -> 'apple banana cherry' (commas are separators here)."""
+    return " ".join(rewards.normalize_text(text).replace(",", " ").split())
+
+
+def _brackets(text: str) -> str:
+    """Only the bracket characters: '] ) .' and '])' are the same answer."""
+    return "".join(ch for ch in text if ch in _BRACKETS)
+
+
+@register("bbh")
+class BBH(SplitTask):
+    """One BBH subset; `subset` is any of the 27 file names (see SUBSETS)."""
+
+    def __init__(self, subset: str = "navigate", seed: int = 0, train_size: int | None = None,
+                 test_size: int | None = 100, data_dir: str | None = None,
+                 hf_dataset: str | None = None):
+        if subset not in KINDS:
+            raise NeuromasError(
+                f"unknown BBH subset {subset!r}; valid subsets: {', '.join(SUBSETS)}")
+        self.subset, self.kind = subset, KINDS[subset]
+        self.name = f"bbh/{subset}"
+        self.answer_format = ANSWER_FORMATS[self.kind]
+        rows = self._rows(subset, data_dir, hf_dataset)
+        examples = (self._example(i, row) for i, row in enumerate(rows))
+        pool = [ex for ex in examples if ex is not None]
+        super().__init__(*data.split_pool(pool, seed, train_size, test_size, label=self.name))
+
+    @staticmethod
+    def _rows(subset: str, data_dir: str | None, hf_dataset: str | None) -> list[dict[str, Any]]:
+        if hf_dataset:  # lukaemon/bbh: one config per subset, all rows in "test"
+            return data.hf_rows(hf_dataset, subset, "test")
+        path = data.data_file(data_dir, "bbh", f"{subset}.json", "BBH")
+        return data.read_json(path)["examples"]
+
+    def _example(self, index: int, row: dict[str, Any]) -> Example | None:
+        meta = {"subset": self.subset}
+        if self.kind == "choice":
+            meta["options"] = parse_options(row["input"])
+            if self.normalize(row["target"]) not in meta["options"]:
+                return None  # a source error (see the module docstring)
+        return Example(id=f"bbh/{self.subset}/{index}", input=row["input"],
+                       target=row["target"], meta=meta)
+
+    def extract(self, completion: str, example: Example | None = None) -> str | None:
+        kind = self.kind
+        if kind == "choice":
+            options = example.meta.get("options") if example is not None else None
+            return rewards.extract_choice(completion, options=options)
+        if kind in _VOCABULARY:
+            return rewards.extract_word(completion, _VOCABULARY[kind])
+        if kind == "integer":
+            return rewards.extract_number(completion)
+        answer = rewards.answer_span(completion) or rewards.last_line(completion)
+        if answer is None:
+            return None
+        return (_words(answer) if kind == "words" else _brackets(answer)) or None
+
+    def normalize(self, target: Any) -> str:
+        if self.kind == "choice":
+            return rewards.normalize_choice(target)
+        if self.kind == "integer":
+            return rewards.normalize_number(target)
+        if self.kind == "words":
+            return _words(str(target))
+        if self.kind == "brackets":
+            return _brackets(str(target))
+        return rewards.normalize_text(str(target))
+
+
+@register("navigate")
+class Navigate(BBH):
+    """BBH Navigate, the paper's benchmark: a seeded split of 150 train and a held-out 100 test."""
+
+    def __init__(self, seed: int = 0, train_size: int | None = 150, test_size: int | None = 100,
+                 data_dir: str | None = None, hf_dataset: str | None = None):
+        super().__init__("navigate", seed=seed, train_size=train_size, test_size=test_size,
+                         data_dir=data_dir, hf_dataset=hf_dataset)

@@ -1,0 +1,116 @@
+"""A custom task from a JSONL file, so users bring a problem without writing a Task class.
+
+Each line is {"input": "...", "target": ...} (an optional "id" is kept). The file is one pool,
+split by a seeded shuffle like BBH. The default reward is exact match of the extracted answer
+(the "Answer:" line, else the last line), normalised; numbers are compared as numbers, so a
+target 1234 matches "Answer: 1,234".
+
+Any other reward is a function named as "module:function", importable from PYTHONPATH, with
+TRL's reward signature. It is called with keywords, so it may take them in any order:
+
+    def my_reward(completions: list[str], targets: list, inputs: list[str]) -> list[float]
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from neuromas.errors import NeuromasError
+from neuromas.tasks import data, rewards
+from neuromas.tasks.base import Example, SplitTask
+from neuromas.tasks.registry import register
+
+RewardFn = Callable[..., list[float]]
+
+
+def import_reward(spec: str) -> RewardFn:
+    """'package.module:function' -> the function, or a NeuromasError that says why not."""
+
+    def fail(reason: str) -> NeuromasError:
+        return NeuromasError(f"reward function {spec!r} cannot be imported: {reason}; "
+                             "give it as module:function importable from PYTHONPATH")
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr or ":" in attr:
+        raise fail("expected exactly one ':' between a module and a function name")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - ImportError, or any error the module raises
+        raise fail(f"{type(e).__name__}: {e}") from e
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise fail(f"module {module_name!r} has no attribute {attr!r}")
+    if not callable(fn):
+        raise fail(f"{attr!r} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_examples(path: Path) -> list[Example]:
+    examples = []
+    for number, row in data.read_jsonl(path):
+        if not isinstance(row, dict):
+            raise NeuromasError(f"{path} line {number}: expected a JSON object with keys "
+                                f"'input' and 'target', got {type(row).__name__}")
+        for key in ("input", "target"):
+            if key not in row:
+                raise NeuromasError(f"{path} line {number}: missing key {key!r} "
+                                    "(each row needs 'input' and 'target')")
+        if not isinstance(row["input"], str):
+            raise NeuromasError(f"{path} line {number}: 'input' must be a string")
+        meta = {k: v for k, v in row.items() if k not in ("id", "input", "target")}
+        examples.append(Example(id=str(row.get("id", f"{path.stem}/{number}")),
+                                input=row["input"], target=row["target"], meta=meta))
+    return examples
+
+
+@register("jsonl")
+class JSONLTask(SplitTask):
+    """Rows of {"input", "target"}; reward by normalised exact match or a user function."""
+
+    def __init__(self, path: str, reward: str | None = None, answer_format: str | None = None,
+                 seed: int = 0, train_size: int | None = None, test_size: int | None = 100):
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise NeuromasError(f"jsonl task: no file {file}; give `path` as a JSONL file of "
+                                '{"input", "target"} rows')
+        self.name = f"jsonl/{file.stem}"
+        self.reward_spec = reward
+        self.reward_fn = import_reward(reward) if reward else None
+        if answer_format is not None:
+            self.answer_format = answer_format
+        pool = read_examples(file)
+        if not pool:
+            raise NeuromasError(f"jsonl task: {file} has no rows")
+        super().__init__(*data.split_pool(pool, seed, train_size, test_size, label=self.name))
+
+    def extract(self, completion: str, example: Example | None = None) -> str | None:
+        if example is not None and _is_number(example.target):
+            return rewards.extract_number(completion)
+        return rewards.extract_text(completion)
+
+    def normalize(self, target: Any) -> str:
+        return rewards.normalize_number(target) if _is_number(target) else \
+            rewards.normalize_text(str(target))
+
+    def reward(self, completions: list[str], examples: list[Example]) -> list[float]:
+        if self.reward_fn is None:
+            return super().reward(completions, examples)
+        try:
+            scores = self.reward_fn(completions=list(completions),
+                                    targets=[ex.target for ex in examples],
+                                    inputs=[ex.input for ex in examples])
+            scores = [float(s) for s in scores]
+        except Exception as e:  # noqa: BLE001 - the user's code: say whose it was
+            raise NeuromasError(f"reward function {self.reward_spec!r} failed: "
+                                f"{type(e).__name__}: {e}") from e
+        if len(scores) != len(completions):
+            raise NeuromasError(f"reward function {self.reward_spec!r} returned {len(scores)} "
+                                f"scores for {len(completions)} completions")
+        return scores

@@ -1,0 +1,70 @@
+"""Nodes are role-free and structure-aware: prompts differ only in structural lines."""
+
+import difflib
+import re
+
+from neuromas.config import NetworkConfig
+from neuromas.prompts import STRUCTURAL_PREFIXES, SYSTEM_PROMPT, node_prompt
+from neuromas.topology import Topology
+
+ROLE_WORDS = [
+    "assistant", "planner", "plan", "critic", "critique", "solver", "verifier", "verify", "checker",
+    "refiner", "refine", "judge", "aggregator", "aggregate", "summarizer", "summarize", "reviewer",
+    "expert", "manager", "leader", "debater", "proposer", "teacher", "student", "role",
+]
+TOPOLOGY = Topology.from_config(NetworkConfig(layers=[3, 2, 1]))
+TASK = "What is 3+5+2+7?"
+FORMAT = "End your message with 'Answer: <integer>'."
+
+
+def prompt(node_id: str, incoming: dict[str, str] | None = None) -> list[dict[str, str]]:
+    node = TOPOLOGY.node(node_id)
+    incoming = incoming or {source: f"message of {source}" for source in node.reads}
+    return node_prompt(node, TOPOLOGY, TASK, incoming, FORMAT)
+
+
+def differing_lines(a: str, b: str) -> list[str]:
+    return [
+        line[2:]
+        for line in difflib.ndiff(a.splitlines(), b.splitlines())
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+def test_same_layer_nodes_differ_only_in_structural_lines():
+    a, b = prompt("L1N1"), prompt("L1N3")
+    assert a[0] == b[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    changed = differing_lines(a[1]["content"], b[1]["content"])
+    assert changed, "two nodes must be told apart by their position"
+    assert all(line.startswith(STRUCTURAL_PREFIXES) for line in changed), changed
+
+
+def test_nodes_reading_the_same_messages_differ_only_structurally():
+    first = prompt("L2N1", {"L1N1": "x", "L1N2": "y", "L1N3": "z"})
+    second = prompt("L2N2", {"L1N1": "x", "L1N2": "y", "L1N3": "z"})
+    changed = differing_lines(first[1]["content"], second[1]["content"])
+    assert changed and all(line.startswith(STRUCTURAL_PREFIXES) for line in changed), changed
+
+
+def test_prompt_holds_input_messages_and_position():
+    text = prompt("L2N2")[1]["content"]
+    assert TASK in text
+    assert "layer 2 of 3, node 2 of 2 (L2N2)" in text
+    assert "[L1N1] message of L1N1" in text and "[L1N3] message of L1N3" in text
+    assert "Read by: L3N1." in text
+    assert FORMAT not in text  # only the readout sees the answer format
+    readout = prompt("L3N1")[1]["content"]
+    assert FORMAT in readout and "final answer" in readout
+
+
+def test_no_role_vocabulary_anywhere():
+    for node in TOPOLOGY.nodes:
+        for message in prompt(node.id):
+            words = set(re.findall(r"[a-z]+", message["content"].lower()))
+            assert not words & set(ROLE_WORDS), (node.id, words & set(ROLE_WORDS))
+
+
+def test_node_without_input_does_not_see_it():
+    topo = Topology.from_config(NetworkConfig(layers=[1, 1], input_to_all=False))
+    text = node_prompt(topo.node("L2N1"), topo, TASK, {"L1N1": "hello"}, FORMAT)[1]["content"]
+    assert TASK not in text and "[L1N1] hello" in text
