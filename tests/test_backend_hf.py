@@ -31,7 +31,9 @@ def test_greedy_loop_equals_transformers_generate(backend32):
 def test_batched_equals_one_at_a_time_under_greedy(backend32):
     # Mixed budgets in one batch also exercise dropping finished rows from the KV cache.
     requests = [request(chat, max_new_tokens=8 + 6 * i) for i, chat in enumerate(CHATS)]
+    requests.append(requests[1])  # a repeated prompt is prefilled once and copied
     batched = backend32.generate(requests)
+    assert batched[1].token_ids == batched[-1].token_ids
     for req, out in zip(requests, batched):
         (alone,) = backend32.generate([req])
         assert out.token_ids == alone.token_ids

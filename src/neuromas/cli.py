@@ -104,10 +104,12 @@ def eval_(
 @app.command()
 @user_errors
 def show(config_path: ConfigArg, set: SetOpt = None) -> None:
-    """Validate a config and print the network it builds (no model is loaded)."""
+    """Validate a config and its task and print the network it builds (no model is loaded)."""
     from neuromas.network import Network
+    from neuromas.runner import load_task
 
     config = _resolve(config_path, set, None)
+    load_task(config)
     typer.echo(repr(Network.from_config(config)))
 
 

@@ -14,11 +14,7 @@ from __future__ import annotations
 
 from neuromas.topology import Node, Topology
 
-SYSTEM_PROMPT = (
-    "You are one node of a network of language models that solve a task together. The network "
-    "runs layer by layer. Each node reads the task and the messages of the nodes wired to it, "
-    "and writes one message for the nodes that read it."
-)
+SYSTEM_PROMPT = "You are a node in a network of language models that solve a task together, layer by layer."
 
 # Lines of the user message that depend on the node's position; everything else is shared.
 STRUCTURAL_PREFIXES = ("Position:", "Reads:", "Read by:", "Write your message", "Your message is")

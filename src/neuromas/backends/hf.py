@@ -83,12 +83,22 @@ class HFBackend:
         self, prompts: list[list[int]], requests: list[GenerationRequest], generator: torch.Generator
     ) -> list[Generation]:
         device, rows = self.device, len(prompts)
+        # Identical prompts (a first-layer node's G samples of one input) are prefilled once and
+        # their KV cache copied to every row that shares them. Rows of different adapters
+        # never share: the adapter is part of the key.
+        keys = [(r.adapter, tuple(p)) for r, p in zip(requests, prompts)]
+        first_row: dict[tuple, int] = {}  # distinct prompt -> first row asking for it, in order
+        for row, key in enumerate(keys):
+            first_row.setdefault(key, row)
+        unique, prefill_rows = list(first_row), list(first_row.values())
+        slot = {key: i for i, key in enumerate(unique)}
+        expand = torch.tensor([slot[key] for key in keys], device=device) if len(unique) < rows else None
         width = max(len(p) for p in prompts)
-        input_ids = torch.full((rows, width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((rows, width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the same column
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            attention_mask[row, width - len(prompt) :] = 1
+        input_ids = torch.full((len(unique), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(unique), width), dtype=torch.long)
+        for i, (_, prompt) in enumerate(unique):  # left padding: every prompt ends at the same column
+            input_ids[i, width - len(prompt) :] = torch.tensor(prompt)
+            attention_mask[i, width - len(prompt) :] = 1
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         budget = torch.tensor([r.max_new_tokens for r in requests], device=device)
@@ -100,7 +110,7 @@ class HFBackend:
         logprobs_out: list[list[float]] = [[] for _ in range(rows)]
         finished_out = [False] * rows
         active = torch.arange(rows, device=device)  # original row of each row still in the batch
-        adapter_kwargs = self._adapter_kwargs(requests)
+        adapter_kwargs = self._adapter_kwargs([requests[i] for i in prefill_rows])
         cache = DynamicCache(config=self.model.config)
         # Only the last position's logits are needed. An index *tensor* makes transformers gather
         # that position into a contiguous tensor; `logits_to_keep=1` slices a strided view, which
@@ -111,6 +121,10 @@ class HFBackend:
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
             use_cache=True, logits_to_keep=last, **{self._cache_arg: cache}, **adapter_kwargs,
         ).logits[:, -1].float()
+        if expand is not None:  # from one row per distinct prompt to one row per request
+            cache.batch_select_indices(expand)
+            logits, attention_mask, position_ids = logits[expand], attention_mask[expand], position_ids[expand]
+            adapter_kwargs = self._adapter_kwargs(requests)
         alive = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: still writing
         step = 0
         while True:
@@ -175,7 +189,10 @@ def sample_tokens(
         probs = logp.exp()
         if bool((top_p < 1).any()):
             probs = _top_p_filter(probs, top_p)
-        sampled = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        # The exponential race (argmax of p / E, E ~ Exp(1)) draws from p like multinomial
+        # does, at a fraction of its cost over a 49k vocabulary (27 ms -> <1 ms per step here).
+        race = torch.empty_like(probs).exponential_(generator=generator)
+        sampled = (probs / race).argmax(dim=-1)
         tokens = torch.where(greedy, tokens, sampled)
     return tokens, logp.gather(1, tokens.unsqueeze(1)).squeeze(1)
 

@@ -1,0 +1,80 @@
+"""The RL maths: a few pure tensor functions, tested against hand-computed values.
+
+The paper trains every node with REINFORCE with a baseline: node n's update is
+(R - b) * grad log pi_n(its message | its prompt), all nodes sharing one terminal reward R.
+Our baseline b is the mean reward of the G passes of the same input (RLOO/GRPO style); the
+departures from the paper are options, off by default unless stated:
+
+- `std_normalize` divides by the group's reward std (GRPO); on by default because binary
+  rewards give groups very different scales;
+- `clip_eps` turns the loss into PPO's clipped surrogate, which only matters when a batch is
+  reused for several update epochs (with one epoch the ratio is 1 and the gradient is REINFORCE's);
+- `kl` to the base model (adapters disabled), with the k3 estimator, as a penalty.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+
+def group_advantages(rewards: torch.Tensor, std_normalize: bool = True, eps: float = 1e-6) -> torch.Tensor:
+    """Advantage of each pass against its own group's mean. rewards: (B, G) -> (B, G).
+
+    A group whose rewards all tie has zero advantage everywhere: it carries no learning signal
+    (`tied_fraction` counts such groups).
+    """
+    baseline = rewards.mean(dim=1, keepdim=True)  # (B, 1)
+    advantages = rewards - baseline
+    if std_normalize:
+        advantages = advantages / (rewards.std(dim=1, keepdim=True, unbiased=False) + eps)
+    return advantages
+
+
+def tied_fraction(rewards: torch.Tensor) -> float:
+    """Share of groups (rows of (B, G)) whose G rewards are all equal."""
+    return (rewards.max(dim=1).values == rewards.min(dim=1).values).float().mean().item()
+
+
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float | None = None,
+    aggregation: Literal["token-mean", "sequence-mean"] = "token-mean",
+) -> torch.Tensor:
+    """Policy-gradient loss over generated tokens.
+
+    logprobs, old_logprobs, mask: (N, T) per generated token (mask 1 on real tokens);
+    advantages: (N,) one per sequence (its pass's advantage, broadcast over its tokens).
+    Without clipping this is -A * ratio, whose gradient at ratio 1 is -A * grad log pi:
+    REINFORCE. With `clip_eps`, PPO's pessimistic clipped surrogate.
+    `token-mean` weights every token equally across the batch (long messages weigh more);
+    `sequence-mean` averages within each message first (every message weighs the same).
+    """
+    ratio = torch.exp(logprobs - old_logprobs)  # (N, T)
+    advantage = advantages.unsqueeze(1)  # (N, 1)
+    per_token = -advantage * ratio
+    if clip_eps is not None:
+        clipped = -advantage * ratio.clamp(1 - clip_eps, 1 + clip_eps)
+        per_token = torch.maximum(per_token, clipped)
+    return aggregate(per_token, mask, aggregation)
+
+
+def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(pi || ref): exp(ref - pi) - (ref - pi) - 1 >= 0. (N, T) -> (N, T)."""
+    delta = ref_logprobs - logprobs
+    return torch.exp(delta) - delta - 1
+
+
+def aggregate(
+    values: torch.Tensor, mask: torch.Tensor, aggregation: Literal["token-mean", "sequence-mean"] = "token-mean"
+) -> torch.Tensor:
+    """Masked mean of (N, T) values, over all tokens or per sequence then over sequences."""
+    mask = mask.to(values.dtype)
+    if aggregation == "token-mean":
+        return (values * mask).sum() / mask.sum().clamp(min=1)
+    per_sequence = (values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    return per_sequence.mean()

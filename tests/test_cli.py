@@ -1,0 +1,94 @@
+"""The `neuromas` command end to end: a real tiny run, and one clear line for every bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def neuromas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "neuromas.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def write_config(path: Path, **changes) -> Path:
+    config = {
+        "seed": 1,
+        "network": {"layers": [2, 1], "generation": {"max_new_tokens": 8}},
+        "task": {"name": "arith", "operands": 3, "digits": 1, "train_size": 100, "test_size": 20},
+        "eval": {"limit": 4, "batch_size": 2},
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            config[section][field] = value
+        else:
+            config[section] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_run_writes_a_complete_run_directory(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml")
+    result = neuromas("run", str(config), "--out", "out", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "out"
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["network"]["layers"][0]["width"] == 2 and saved["seed"] == 1
+    assert saved["model"]["dtype"] == "bfloat16"  # defaults are resolved and saved too
+    traces = [json.loads(line) for line in (run_dir / "traces.jsonl").read_text().splitlines()]
+    assert len(traces) == 4
+    for trace in traces:
+        assert set(trace["messages"]) == {"L1N1", "L1N2", "L2N1"}
+        assert trace["answer"] == trace["messages"]["L2N1"]["text"]
+        assert trace["reward"] in (0.0, 1.0)
+        assert all(len(m["token_ids"]) == len(m["logprobs"]) <= 8 for m in trace["messages"].values())
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["eval"]["n"] == 4 and results["eval"]["calls_per_q"] == 3
+    assert 0 <= results["eval"]["ci_low"] <= results["eval"]["acc"] <= results["eval"]["ci_high"] <= 1
+    assert "| [2, 1] |" in (run_dir / "results.md").read_text()
+    assert "acc" in result.stdout
+
+
+def test_show_prints_the_network(tmp_path):
+    result = neuromas("show", str(write_config(tmp_path / "c.yaml")), "--set", "network.layers=[3,2,1]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Network(widths=[3, 2, 1]" in result.stdout and "(L3N1) <- L2N1, L2N2, input  [readout]" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"network__widht": 2}, "network.widht: unknown key"),
+        ({"network__edges": ["L1N1->L2N1", "L2N1->L1N2", "L1N2->L2N1"]}, "cycle"),
+        ({"task": {"name": "navigate", "data_dir": "no/such/dir"}}, "not found"),
+        ({"task": {"name": "jsonl", "path": str(FIXTURES / "custom.jsonl"), "reward": "no_such_module:score"}},
+         "reward function 'no_such_module:score' cannot be imported"),
+        ({"task": {"name": "arithmetic"}}, "unknown task 'arithmetic'"),
+        ({"task": {"name": "arith", "operand": 3}}, "operand"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, changes, expected):
+    config = write_config(tmp_path / "bad.yaml", **changes)
+    result = neuromas("run", str(config), "--out", "out", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert expected in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing is written before the config is known good
+
+
+def test_missing_config_file_and_bad_yaml(tmp_path):
+    result = neuromas("run", "nope.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and "config file not found: nope.yaml" in result.stderr
+    (tmp_path / "broken.yaml").write_text("network: [1, 2\n")
+    result = neuromas("eval", "broken.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,56 @@
+"""The RL maths against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from neuromas.rl.grpo import aggregate, group_advantages, kl_penalty, policy_loss, tied_fraction
+
+
+def test_group_advantages_by_hand():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0]])
+    plain = group_advantages(rewards, std_normalize=False)
+    assert plain.tolist() == [[0.5, -0.5, -0.5, 0.5], [0.0] * 4, [-0.25, -0.25, -0.25, 0.75]]
+    normalized = group_advantages(rewards, std_normalize=True, eps=0.0 + 1e-12)
+    # row 0: std 0.5 -> +-1; row 2: std sqrt(3)/4 -> -0.25/0.433 = -0.57735, 0.75/0.433 = 1.73205
+    assert normalized[0].tolist() == pytest.approx([1, -1, -1, 1])
+    assert normalized[1].tolist() == pytest.approx([0, 0, 0, 0])  # a tied group has no signal
+    assert normalized[2].tolist() == pytest.approx([-1 / math.sqrt(3)] * 3 + [math.sqrt(3)], rel=1e-5)
+    assert tied_fraction(rewards) == pytest.approx(1 / 3)
+
+
+def test_policy_loss_is_reinforce_at_ratio_one():
+    logprobs = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 0.0]], requires_grad=True)
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    advantages = torch.tensor([2.0, -1.0])
+    loss = policy_loss(logprobs, logprobs.detach(), advantages, mask)
+    # token-mean over 3 real tokens of -A * 1: (-2 - 2 + 1) / 3 = -1
+    assert loss.item() == pytest.approx(-1.0)
+    loss.backward()
+    # d loss / d logp = -A / 3 on real tokens, 0 on padding
+    assert torch.allclose(logprobs.grad, torch.tensor([[-2 / 3, -2 / 3, 0.0], [1 / 3, 0.0, 0.0]]))
+
+
+def test_sequence_mean_weighs_every_message_equally():
+    values = torch.tensor([[1.0, 3.0, 0.0], [10.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert aggregate(values, mask, "token-mean").item() == pytest.approx(14 / 3)
+    assert aggregate(values, mask, "sequence-mean").item() == pytest.approx((2 + 10) / 2)
+
+
+def test_ppo_clipping_by_hand():
+    old = torch.zeros(1, 2)
+    new = torch.log(torch.tensor([[1.5, 0.5]]))  # ratios 1.5 and 0.5
+    mask = torch.ones(1, 2)
+    # positive advantage: min(r*A, clip(r)*A) -> 1.2 and 0.5 -> loss -(1.2 + 0.5)/2
+    assert policy_loss(new, old, torch.tensor([1.0]), mask, clip_eps=0.2).item() == pytest.approx(-0.85)
+    # negative advantage: min(-1.5, -1.2) = -1.5 and min(-0.5, -0.8) = -0.8 -> loss (1.5 + 0.8) / 2
+    assert policy_loss(new, old, torch.tensor([-1.0]), mask, clip_eps=0.2).item() == pytest.approx(1.15)
+
+
+def test_k3_kl_by_hand():
+    logprobs = torch.tensor([[-1.0, -2.0]])
+    ref = torch.tensor([[-1.0, -1.0]])
+    # delta = ref - logp = [0, 1]: exp(0) - 0 - 1 = 0; exp(1) - 1 - 1 = e - 2
+    assert torch.allclose(kl_penalty(logprobs, ref), torch.tensor([[0.0, math.e - 2]]))
