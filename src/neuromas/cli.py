@@ -68,17 +68,60 @@ def _start(config: RunConfig, config_path: Path) -> Path:
     return run_dir
 
 
+def _prepare(config_path: Path | None, overrides: list[str] | None, out: Path | None, resume: Path | None):
+    """(config, run directory): a new run from a config, or an interrupted one to continue."""
+    if resume is None:
+        if config_path is None:
+            raise NeuromasError("give a config file, or --resume RUN_DIR to continue a run")
+        config = _resolve(config_path, overrides, out)
+        return config, _start(config, config_path)
+    if config_path is not None or overrides or out is not None:
+        raise NeuromasError("--resume continues a run with its saved config; give no config, --set or --out with it")
+    config = load_config(resume / "config.yaml")
+    console.print(f"resuming [bold]{resume}[/]")
+    return config, resume
+
+
+def _report(run_dir: Path, results: dict) -> None:
+    for name, result in results.items():
+        console.print(f"{name:>6}: {result.line()}")
+    typer.echo((run_dir / "results.md").read_text())
+
+
+OptionalConfig = Annotated[Optional[Path], typer.Argument(help="YAML config (see configs/).", show_default=False)]
+ResumeOpt = Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted run in this directory.")]
+
+
 @app.command()
 @user_errors
-def run(config_path: ConfigArg, set: SetOpt = None, out: OutOpt = None, quiet: QuietOpt = False) -> None:
-    """The main job: evaluate the configured network on its task and write a run directory."""
-    from neuromas.runner import run_eval
+def run(
+    config_path: OptionalConfig = None, set: SetOpt = None, out: OutOpt = None, resume: ResumeOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The main job: evaluate, train (when train.steps > 0), evaluate, write a run directory."""
+    from neuromas.runner import run_eval, run_train
 
-    config = _resolve(config_path, set, out)
-    run_dir = _start(config, config_path)
-    result = run_eval(config, run_dir, progress=not quiet)
-    console.print(result.line())
-    typer.echo((run_dir / "results.md").read_text())
+    config, run_dir = _prepare(config_path, set, out, resume)
+    if config.train.steps > 0:
+        results = run_train(config, run_dir, resume=resume is not None, progress=not quiet)
+    else:
+        results = {"eval": run_eval(config, run_dir, progress=not quiet)}
+    _report(run_dir, results)
+
+
+@app.command()
+@user_errors
+def train(
+    config_path: OptionalConfig = None, set: SetOpt = None, out: OutOpt = None, resume: ResumeOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train every node jointly from the task's reward; checkpoints allow --resume."""
+    from neuromas.runner import run_train
+
+    config, run_dir = _prepare(config_path, set, out, resume)
+    if config.train.steps == 0:
+        raise NeuromasError("train.steps is 0: set it in the config or with --set train.steps=N")
+    _report(run_dir, run_train(config, run_dir, resume=resume is not None, progress=not quiet))
 
 
 @app.command("eval")

@@ -58,6 +58,20 @@ class LayerConfig(_Strict):
         return self
 
 
+class AdapterConfig(_Strict):
+    """Each node's trainable parameters: LoRA adapters over the one frozen base model (via PEFT)."""
+
+    sharing: Literal["node", "layer", "all"] = "node"
+    """One adapter per node (the paper), per layer, or one for all nodes (they then differ only
+    by their structural prompt)."""
+    rank: int = Field(8, ge=1)
+    """LoRA rank; the paper uses 8 on q, k, v, o (about 2.3M parameters per node on Qwen3-0.6B)."""
+    alpha: float | None = Field(None, gt=0)
+    """LoRA scaling numerator; None means 2 * rank."""
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Module names that get adapters."""
+
+
 class NetworkConfig(_Strict):
     """The network's shape. `layers` lists widths with the output layer last: [2, 2, 1].
 
@@ -74,6 +88,8 @@ class NetworkConfig(_Strict):
     """Whether nodes past the first layer also see the raw task input (the paper: yes)."""
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     """Default sampling settings for every layer."""
+    adapters: AdapterConfig = Field(default_factory=AdapterConfig)
+    """The nodes' trainable parameters (attached when training starts or a trained run loads)."""
 
     @field_validator("layers", mode="before")
     @classmethod
@@ -132,6 +148,60 @@ class EvalConfig(_Strict):
     """Questions per batched forward pass."""
 
 
+class TrainConfig(_Strict):
+    """Joint RL of all nodes from one terminal reward (REINFORCE with a group baseline)."""
+
+    steps: int = Field(0, ge=0)
+    """Optimizer steps; 0 means no training (the run only evaluates)."""
+    batch_size: int = Field(8, ge=1)
+    """Task inputs per step."""
+    group_size: int = Field(8, ge=2)
+    """G: sampled forward passes of the whole network per input; the baseline is their mean."""
+    lr: float = Field(2e-4, gt=0)
+    """AdamW learning rate for every adapter."""
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """Decay after warmup, to 0 at the last step (linear, cosine) or none (constant)."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear learning-rate warmup from 0."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Clip the global gradient norm (None: no clipping)."""
+    epochs: int = Field(1, ge=1)
+    """Update epochs per rollout batch; above 1, PPO ratio clipping (`clip_eps`) matters."""
+    clip_eps: float | None = Field(None, gt=0)
+    """PPO clipping range; None means plain REINFORCE (the paper). Default 0.2 when epochs > 1."""
+    kl_coef: float = Field(0.0, ge=0)
+    """Weight of the KL penalty to the base model (adapters disabled); 0 skips its forward pass."""
+    loss_aggregation: Literal["token-mean", "sequence-mean"] = "token-mean"
+    """Average the loss over all generated tokens, or per message then over messages."""
+    std_normalize: bool = True
+    """Divide advantages by the group's reward std (GRPO) or not (plain mean baseline)."""
+    drop_tied_groups: bool = False
+    """Skip the loss on groups whose G rewards all tie (they carry no signal anyway)."""
+    freeze: list[str] = Field(default_factory=list)
+    """Node ids whose adapters stay fixed."""
+    micro_batch_rows: int = Field(16, ge=1)
+    """Messages per forward/backward; gradients accumulate over micro-batches into one update,
+    so memory is bounded whatever the batch size."""
+    eval_every: int = Field(0, ge=0)
+    """Greedy held-out evaluation every N steps (0: only before and after training)."""
+    eval_limit: int | None = Field(None, ge=1)
+    """Examples of the eval split used for periodic evaluation (None: eval.limit)."""
+    checkpoint_every: int = Field(10, ge=1)
+    """Save an atomic checkpoint every N steps (and at the end)."""
+    keep_checkpoints: int = Field(2, ge=1)
+    """How many recent checkpoints to keep."""
+    max_bad_steps: int = Field(3, ge=1)
+    """Stop with an error after this many consecutive steps with a non-finite loss or gradient."""
+
+    @model_validator(mode="after")
+    def _default_clip(self) -> TrainConfig:
+        if self.epochs > 1 and self.clip_eps is None:
+            object.__setattr__(self, "clip_eps", 0.2)
+        return self
+
+
 class RunConfig(_Strict):
     """A whole run: model, network, task, evaluation, seed and where outputs go."""
 
@@ -141,6 +211,7 @@ class RunConfig(_Strict):
     network: NetworkConfig
     task: TaskConfig
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     out_dir: str | None = None
     """Run directory; default runs/<config name>-<timestamp>."""
 

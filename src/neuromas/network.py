@@ -52,6 +52,7 @@ class Network:
         self.seed = seed
         self.training = True
         self._calls = 0  # forward passes so far: each gets its own seed, reproducibly
+        self.adapters: dict[str, str] = {}  # node id -> adapter name, once adapters are attached
 
     @classmethod
     def from_config(cls, config: str | Path | RunConfig, backend: Backend | None = None) -> Network:
@@ -67,6 +68,45 @@ class Network:
 
             self._backend = HFBackend.from_config(self.model_config)
         return self._backend
+
+    # parameters ---------------------------------------------------------------------------
+    def attach_adapters(self) -> Network:
+        """Give every node its trainable LoRA adapter (`network.adapters`); idempotent."""
+        if self.adapters:
+            return self
+        from neuromas.adapters import adapter_name, attach_adapters
+        from neuromas.backends.hf import HFBackend
+
+        backend = self.backend
+        if not isinstance(backend, HFBackend):
+            raise NeuromasError("training needs the hf backend (transformers + PEFT)")
+        model = attach_adapters(backend.model, self.topology, self.config.adapters)
+        self._backend = HFBackend(model, backend.tokenizer, backend.max_batch_rows, backend.chat_template_kwargs)
+        sharing = self.config.adapters.sharing
+        self.adapters = {node.id: adapter_name(node, sharing) for node in self.topology.nodes}
+        return self
+
+    def named_parameters(self) -> Iterator[tuple[str, "torch.nn.Parameter"]]:
+        """Trainable parameters (the adapters'), with PEFT's names."""
+        if not self.adapters:
+            return iter(())
+        return ((n, p) for n, p in self.backend.model.named_parameters() if "lora_" in n)
+
+    def parameters(self) -> list["torch.nn.Parameter"]:
+        return [p for _, p in self.named_parameters()]
+
+    def save(self, path: str | Path) -> None:
+        """Adapters (PEFT format, one folder per adapter) and the network + model config."""
+        from neuromas.checkpoint import save_network
+
+        save_network(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, backend: Backend | None = None) -> Network:
+        """A network saved by `save`, or the final network of a run directory."""
+        from neuromas.checkpoint import load_network
+
+        return load_network(cls, Path(path), backend)
 
     # torch-style mode switches ------------------------------------------------------------
     def train(self, mode: bool = True) -> Network:
@@ -119,7 +159,9 @@ class Network:
                     incoming = {source: messages[p][source].text for source in node.reads}
                     chat = node_prompt(node, self.topology, example.input, incoming, answer_format)
                     requests.append(
-                        GenerationRequest(chat, None, node.generation.max_new_tokens, temperature, node.generation.top_p)
+                        GenerationRequest(
+                            chat, self.adapters.get(node.id), node.generation.max_new_tokens, temperature, node.generation.top_p
+                        )
                     )
                     owners.append((p, node.id, chat[-1]["content"]))
             generations = self.backend.generate(requests, seed=seed * 101 + l)

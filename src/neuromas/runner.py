@@ -3,9 +3,13 @@
 Layout of a run directory (every file is written whole or not at all):
 
     config.yaml      the fully resolved config, saved before any work starts
-    traces.jsonl     every node's prompt and message on every evaluated example
-    results.json     accuracy with CI, cost, time, peak memory, versions
-    results.md       the same as a readable table
+    traces.jsonl     (eval only) every node's prompt and message on every evaluated example
+    traces_before.jsonl, traces_after.jsonl     (with training) the same before and after
+    results.json     accuracy with CI, cost, time, peak memory, versions (before/after training)
+    results_before.json                          the evaluation before training, for --resume
+    metrics.jsonl, tensorboard/                  one line of scalars per training step
+    checkpoints/step-NNNNNN/                     the last few atomic checkpoints
+    final/           the trained network: `Network.load(run_dir)`
 """
 
 from __future__ import annotations
@@ -71,24 +75,68 @@ def load_task(config: RunConfig):
     return tasks.load(config.task.name, **config.task.params)
 
 
-def run_eval(config: RunConfig, run_dir: Path, progress: bool = True) -> EvalResult:
-    """Evaluate the configured network on the configured task and write the run directory."""
-    task = load_task(config)  # before the model: a bad task fails in a second, not after loading
-    net = Network.from_config(config)
+def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, progress: bool) -> EvalResult:
     result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
-    traces_tmp = run_dir / "traces.jsonl.tmp"
-    write_traces(result.traces, traces_tmp)
-    os.replace(traces_tmp, run_dir / "traces.jsonl")
+    tmp = run_dir / f"{name}.jsonl.tmp"
+    write_traces(result.traces, tmp)
+    os.replace(tmp, run_dir / f"{name}.jsonl")
+    return result
+
+
+def _write_results(config: RunConfig, net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict) -> None:
     summary = {
         "network": {"widths": net.topology.widths, "calls_per_pass": net.calls_per_pass},
-        "eval": result.summary(),
+        **{name: result.summary() for name, result in results.items()},
+        **extra,
         "peak_rss_gb": round(peak_rss_gb(), 3),
         "environment": environment(),
         "finished": datetime.now().isoformat(timespec="seconds"),
     }
     atomic_write(run_dir / "results.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write(run_dir / "results.md", results_markdown(config, result))
+    atomic_write(run_dir / "results.md", results_markdown(config, results))
+
+
+def run_eval(config: RunConfig, run_dir: Path, progress: bool = True) -> EvalResult:
+    """Evaluate the configured network on the configured task and write the run directory."""
+    task = load_task(config)  # before the model: a bad task fails in a second, not after loading
+    net = Network.from_config(config)
+    result = _evaluate(net, task, config, run_dir, "traces", progress)
+    _write_results(config, net, run_dir, {"eval": result}, {})
     return result
+
+
+def run_train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> dict[str, EvalResult]:
+    """The main job with training: evaluate, train, evaluate, save the trained network.
+
+    On `resume` the newest complete checkpoint is loaded and the evaluation before training is
+    read back from the run directory rather than redone.
+    """
+    from neuromas.rl.trainer import Trainer
+
+    task = load_task(config)
+    net = Network.from_config(config)
+    trainer = Trainer(net, task, config.train, run_dir, eval_limit=config.eval.limit, progress=progress)
+    resumed = resume and trainer.resume()
+    before_file = run_dir / "results_before.json"
+    if resumed and before_file.is_file():
+        before = EvalResult(**json.loads(before_file.read_text()))
+    else:
+        before = _evaluate(net, task, config, run_dir, "traces_before", progress)
+        atomic_write(before_file, json.dumps(before.summary(), indent=2) + "\n")
+    trainer.train()
+    net.save(run_dir / "final")
+    after = _evaluate(net, task, config, run_dir, "traces_after", progress)
+    steps = trainer.history
+    extra = {
+        "train": {
+            "steps": trainer.step,
+            "resumed": bool(resumed),
+            "step_s": round(sum(m["time/step_s"] for m in steps) / max(len(steps), 1), 2),
+            "trainable_parameters": sum(p.numel() for p in net.parameters()),
+        }
+    }
+    _write_results(config, net, run_dir, {"before": before, "after": after}, extra)
+    return {"before": before, "after": after}
 
 
 def save_config(config: RunConfig, run_dir: Path) -> str:
@@ -97,12 +145,17 @@ def save_config(config: RunConfig, run_dir: Path) -> str:
     return text
 
 
-def results_markdown(config: RunConfig, result: EvalResult) -> str:
+def results_markdown(config: RunConfig, results: dict[str, EvalResult]) -> str:
     widths = [layer.width for layer in config.network.layers]
-    return (
-        f"# Evaluation: {result.task} ({result.split}, n={result.n})\n\n"
-        "| network | acc % | 95% CI | calls/q | tokens/q | prompt tokens/q | seconds |\n"
-        "|---|---|---|---|---|---|---|\n"
-        f"| {widths} | {100 * result.acc:.1f} | [{100 * result.ci_low:.1f}, {100 * result.ci_high:.1f}] "
-        f"| {result.calls_per_q:g} | {result.tokens_per_q:.1f} | {result.prompt_tokens_per_q:.1f} | {result.seconds:.1f} |\n"
-    )
+    first = next(iter(results.values()))
+    lines = [
+        f"# {first.task} ({first.split}, n={first.n})\n",
+        "| network | when | acc % | 95% CI | calls/q | tokens/q | prompt tokens/q | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {widths} | {name} | {100 * r.acc:.1f} | [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] "
+            f"| {r.calls_per_q:g} | {r.tokens_per_q:.1f} | {r.prompt_tokens_per_q:.1f} | {r.seconds:.1f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -171,6 +171,45 @@ class HFBackend:
         ]
 
 
+def token_logprobs(
+    backend: HFBackend,
+    prompts: list[list[int]],
+    completions: list[list[int]],
+    adapters: list[str | None],
+    temperatures: list[float],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of given completions under the current adapters, differentiably.
+
+    Returns (logprobs, mask), both (n, T) with T the longest completion; mask is 1 on real
+    tokens. Prompts are left-padded and completions right-padded, so every completion starts
+    at the same column and only those T positions' logits are computed (an index tensor for
+    `logits_to_keep`, see `_generate_batch`), never the prompt's full-vocabulary logits.
+    Temperatures match sampling: the policy is softmax(logits / T) (T = 0 counts as 1).
+    """
+    device, rows = backend.device, len(prompts)
+    width, length = max(len(p) for p in prompts), max(max(len(c) for c in completions), 1)
+    input_ids = torch.full((rows, width + length), backend.tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((rows, width + length), dtype=torch.long)
+    for row, (prompt, completion) in enumerate(zip(prompts, completions)):
+        input_ids[row, width - len(prompt) : width + len(completion)] = torch.tensor(prompt + completion)
+        attention_mask[row, width - len(prompt) : width + len(completion)] = 1
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    keep = torch.arange(width - 1, width + length - 1, device=device)
+    kwargs = {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if hasattr(backend.model, "peft_config") else {}
+    logits = backend.model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        logits_to_keep=keep, use_cache=False, **kwargs,
+    ).logits.float()  # (n, T, V)
+    scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=device).view(rows, 1, 1)
+    logits = logits / scale
+    targets = input_ids[:, width:]  # (n, T)
+    # log_softmax at the targets without a second (n, T, V) tensor: gather - logsumexp
+    logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)
+    mask = attention_mask[:, width:].to(logprobs.dtype)
+    return logprobs * mask, mask
+
+
 def sample_tokens(
     logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,8 @@ from typing import Literal
 
 import torch
 
+Aggregation = Literal["token-mean", "sequence-mean"]
+
 
 def group_advantages(rewards: torch.Tensor, std_normalize: bool = True, eps: float = 1e-6) -> torch.Tensor:
     """Advantage of each pass against its own group's mean. rewards: (B, G) -> (B, G).
@@ -37,30 +39,37 @@ def tied_fraction(rewards: torch.Tensor) -> float:
     return (rewards.max(dim=1).values == rewards.min(dim=1).values).float().mean().item()
 
 
+def per_token_policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_eps: float | None = None,
+) -> torch.Tensor:
+    """Policy-gradient loss of every generated token, (N, T).
+
+    logprobs, old_logprobs: (N, T) per generated token; advantages: (N,) one per sequence (its
+    pass's advantage, broadcast over its tokens). Without clipping this is -A * ratio, whose
+    gradient at ratio 1 is -A * grad log pi: REINFORCE. With `clip_eps`, PPO's pessimistic
+    clipped surrogate.
+    """
+    ratio = torch.exp(logprobs - old_logprobs)  # (N, T)
+    advantage = advantages.unsqueeze(1)  # (N, 1)
+    per_token = -advantage * ratio
+    if clip_eps is not None:
+        per_token = torch.maximum(per_token, -advantage * ratio.clamp(1 - clip_eps, 1 + clip_eps))
+    return per_token
+
+
 def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip_eps: float | None = None,
-    aggregation: Literal["token-mean", "sequence-mean"] = "token-mean",
+    aggregation: Aggregation = "token-mean",
 ) -> torch.Tensor:
-    """Policy-gradient loss over generated tokens.
-
-    logprobs, old_logprobs, mask: (N, T) per generated token (mask 1 on real tokens);
-    advantages: (N,) one per sequence (its pass's advantage, broadcast over its tokens).
-    Without clipping this is -A * ratio, whose gradient at ratio 1 is -A * grad log pi:
-    REINFORCE. With `clip_eps`, PPO's pessimistic clipped surrogate.
-    `token-mean` weights every token equally across the batch (long messages weigh more);
-    `sequence-mean` averages within each message first (every message weighs the same).
-    """
-    ratio = torch.exp(logprobs - old_logprobs)  # (N, T)
-    advantage = advantages.unsqueeze(1)  # (N, 1)
-    per_token = -advantage * ratio
-    if clip_eps is not None:
-        clipped = -advantage * ratio.clamp(1 - clip_eps, 1 + clip_eps)
-        per_token = torch.maximum(per_token, clipped)
-    return aggregate(per_token, mask, aggregation)
+    """The per-token loss averaged over real tokens (mask (N, T), 1 on real tokens)."""
+    return aggregate(per_token_policy_loss(logprobs, old_logprobs, advantages, clip_eps), mask, aggregation)
 
 
 def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
@@ -69,12 +78,18 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tens
     return torch.exp(delta) - delta - 1
 
 
-def aggregate(
-    values: torch.Tensor, mask: torch.Tensor, aggregation: Literal["token-mean", "sequence-mean"] = "token-mean"
-) -> torch.Tensor:
-    """Masked mean of (N, T) values, over all tokens or per sequence then over sequences."""
-    mask = mask.to(values.dtype)
+def aggregate(values: torch.Tensor, mask: torch.Tensor, aggregation: Aggregation = "token-mean") -> torch.Tensor:
+    """Masked mean of (N, T) values: over all tokens (`token-mean`: long messages weigh more),
+    or within each sequence and then over sequences (`sequence-mean`: every message weighs the same)."""
+    return (values * loss_weights(mask, aggregation)).sum()
+
+
+def loss_weights(mask: torch.Tensor, aggregation: Aggregation = "token-mean") -> torch.Tensor:
+    """(N, T) weights with sum(values * weights) == aggregate(values, mask).
+
+    Computed once for a whole batch, they let micro-batches add up to the batch's mean exactly.
+    """
+    mask = mask.float()
     if aggregation == "token-mean":
-        return (values * mask).sum() / mask.sum().clamp(min=1)
-    per_sequence = (values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-    return per_sequence.mean()
+        return mask / mask.sum().clamp(min=1)
+    return mask / mask.sum(dim=1, keepdim=True).clamp(min=1) / mask.shape[0]

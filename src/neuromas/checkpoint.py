@@ -1,0 +1,137 @@
+"""Saving and restoring networks and training state, atomically.
+
+Everything is first written into a temporary sibling directory and then renamed into place, so
+a crash (even `kill -9`) leaves either the previous complete checkpoint or the new complete one,
+never a half-written directory that a resume would trust. Temporary directories left by a
+crash are ignored and cleaned up.
+
+    <dir>/network.yaml            network + model config (enough to rebuild the graph)
+    <dir>/adapters/<name>/        one PEFT adapter per node (or per layer / one for all)
+    <dir>/trainer.pt              (checkpoints only) optimizer, scheduler, RNG states, step
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import yaml
+
+from neuromas.config import ModelConfig, NetworkConfig
+from neuromas.errors import NeuromasError
+
+if TYPE_CHECKING:
+    from neuromas.network import Network
+
+_STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+def atomic_directory(final: Path):
+    """Context manager yielding a temporary directory that replaces `final` on success."""
+
+    class _Atomic:
+        def __enter__(self) -> Path:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+            self.tmp.mkdir()
+            return self.tmp
+
+        def __exit__(self, kind, value, traceback) -> None:
+            if kind is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return
+            if final.exists():
+                old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(final, old)
+                os.replace(self.tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self.tmp, final)
+
+    return _Atomic()
+
+
+def _write_network_files(net: Network, directory: Path) -> None:
+    spec = {"network": net.config.model_dump(mode="json"), "model": net.model_config.model_dump(mode="json")}
+    (directory / "network.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    if net.adapters:
+        names = sorted(set(net.adapters.values()))
+        net.backend.model.save_pretrained(str(directory / "adapters"), selected_adapters=names)
+
+
+def save_network(net: Network, path: Path) -> None:
+    with atomic_directory(path) as tmp:
+        _write_network_files(net, tmp)
+
+
+def load_adapter_weights(net: Network, directory: Path) -> None:
+    """Load each adapter's saved weights into the network's (already attached) adapters."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    for name in sorted(set(net.adapters.values())):
+        file = directory / "adapters" / name / "adapter_model.safetensors"
+        if not file.is_file():
+            raise NeuromasError(f"{directory}: adapter {name} is missing ({file} not found)")
+        result = set_peft_model_state_dict(net.backend.model, load_file(str(file)), adapter_name=name)
+        unexpected = [k for k in result.unexpected_keys if "lora_" in k]
+        if unexpected:
+            raise NeuromasError(f"{file}: does not match this network's adapters ({unexpected[0]} ...)")
+
+
+def load_network(cls, path: Path, backend=None) -> Network:
+    if (path / "final" / "network.yaml").is_file():
+        path = path / "final"
+    spec_file = path / "network.yaml"
+    if not spec_file.is_file():
+        raise NeuromasError(f"{path}: no saved network here (network.yaml not found)")
+    spec = yaml.safe_load(spec_file.read_text())
+    net = cls(NetworkConfig.model_validate(spec["network"]), ModelConfig.model_validate(spec["model"]), backend=backend)
+    if (path / "adapters").is_dir():
+        net.attach_adapters()
+        load_adapter_weights(net, path)
+    return net
+
+
+# training checkpoints ---------------------------------------------------------------------
+def save_checkpoint(run_dir: Path, step: int, net: Network, trainer_state: dict, keep: int) -> Path:
+    final = run_dir / "checkpoints" / f"step-{step:06d}"
+    with atomic_directory(final) as tmp:
+        _write_network_files(net, tmp)
+        state = {
+            **trainer_state,
+            "step": step,
+            "network_calls": net._calls,
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        }
+        torch.save(state, tmp / "trainer.pt")
+    for old in checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary directories of crashed saves are skipped)."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "trainer.pt").is_file()]
+    for leftover in root.glob(".step-*.tmp-*"):  # a crash mid-save; never trusted
+        shutil.rmtree(leftover, ignore_errors=True)
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
+
+
+def load_checkpoint(directory: Path, net: Network) -> dict:
+    """Restore adapters, RNG states and the network's sampling counter; return the trainer state."""
+    load_adapter_weights(net, directory)
+    state = torch.load(directory / "trainer.pt", weights_only=False)
+    torch.set_rng_state(state["rng"]["torch"])
+    random.setstate(state["rng"]["python"])
+    net._calls = state["network_calls"]
+    return state

@@ -1,0 +1,54 @@
+"""One flat dict of namespaced scalars per step, to JSONL and TensorBoard.
+
+Keys: `reward/mean`, `reward/std`, `reward/tied_fraction` (groups whose G rewards all tie:
+no learning signal), `loss/policy`, `loss/kl`, `kl/mean`, `grad/norm`, `update/skipped`
+(non-finite loss or gradient), `lr`, `tokens/total` (generated in the step's rollouts),
+`time/rollout_s`, `time/step_s`, `node/<id>/tokens` (mean message length),
+`node/<id>/entropy` (mean negative log-prob per sampled token), and on evaluation steps
+`eval/acc`, `eval/ci_low`, `eval/ci_high`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class MetricsLog:
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "metrics.jsonl"
+        self.tb_dir = run_dir / "tensorboard"
+        self._writer = None
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.tb_dir))
+        return self._writer
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"step": step, **metrics}) + "\n")
+        for key, value in metrics.items():
+            if key != "step":
+                self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after `step` (a resumed run redoes them)."""
+        if not self.path.is_file():
+            return
+        lines = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in lines))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []

@@ -1,0 +1,302 @@
+"""Joint RL of every node from one shared terminal reward.
+
+One step, top to bottom (`Trainer.train_step`): rollouts (G sampled passes of the whole network
+per input), rewards (the task scores the readout's answer), advantages (reward minus the mean of
+the same input's G passes), loss (every token every node wrote, weighted by its pass's
+advantage; each row runs through its own node's adapter, so each node's gradient reaches only
+its own parameters), backward / clip / step, log. Groups are one input's G passes by
+construction: `Network.forward` returns traces grouped by input.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from neuromas.backends.hf import token_logprobs
+from neuromas.config import TrainConfig
+from neuromas.errors import NeuromasError
+from neuromas.eval import EvalResult, evaluate
+from neuromas.network import Network
+from neuromas.rl.grpo import group_advantages, kl_penalty, loss_weights, per_token_policy_loss, tied_fraction
+from neuromas.rl.metrics import MetricsLog
+from neuromas.tasks.base import Example, Task
+from neuromas.trace import Trace
+
+
+@dataclass
+class Rows:
+    """A step's messages flattened: one row per (pass, node) that wrote at least one token."""
+
+    prompts: list[list[int]]
+    completions: list[list[int]]
+    adapters: list[str]
+    temperatures: list[float]
+    advantages: torch.Tensor  # (R,)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def select(self, idx: list[int]) -> Rows:
+        return Rows(
+            [self.prompts[i] for i in idx], [self.completions[i] for i in idx], [self.adapters[i] for i in idx],
+            [self.temperatures[i] for i in idx], self.advantages[idx],
+        )
+
+
+class Trainer:
+    """Trains a network's adapters on a task; `train()` runs `config.steps` steps."""
+
+    def __init__(
+        self,
+        net: Network,
+        task: Task,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        eval_limit: int | None = None,
+        progress: bool = True,
+    ):
+        self.net, self.task, self.config = net.attach_adapters(), task, config or TrainConfig()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.eval_limit = self.config.eval_limit or eval_limit
+        self.progress = progress
+        self.examples = task.examples("train")
+        if not self.examples:
+            raise NeuromasError(f"task {task.name} has no training examples; raise its train_size")
+        unknown = [n for n in self.config.freeze if n not in net.adapters]
+        if unknown:
+            raise NeuromasError(f"train.freeze: {unknown[0]} is not a node of this network ({', '.join(net.adapters)})")
+        frozen = {net.adapters[n] for n in self.config.freeze}
+        shared = [a for a in frozen if [n for n, b in net.adapters.items() if b == a and n not in self.config.freeze]]
+        if shared:
+            raise NeuromasError(f"train.freeze: adapter {shared[0]} is shared with unfrozen nodes; use sharing: node")
+        self.trainable = {a for a in net.adapters.values() if a not in frozen}
+        params = [p for n, p in net.named_parameters() if any(f".{a}." in n for a in self.trainable)]
+        for n, p in net.named_parameters():
+            p.requires_grad_(any(f".{a}." in n for a in self.trainable))
+        self.params = params
+        self.optimizer = torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.step = 0
+        self.bad_steps = 0
+        self.log = MetricsLog(self.run_dir) if self.run_dir is not None else None
+        self.history: list[dict] = []
+
+    def _lr_factor(self, step: int) -> float:
+        c = self.config
+        if step < c.warmup_steps:
+            return (step + 1) / (c.warmup_steps + 1)
+        if c.lr_schedule == "constant" or c.steps <= c.warmup_steps:
+            return 1.0
+        progress = (step - c.warmup_steps) / (c.steps - c.warmup_steps)
+        return max(0.0, 1 - progress) if c.lr_schedule == "linear" else 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    def batch_examples(self, step: int) -> list[Example]:
+        """Inputs of a step: epochs over a seeded shuffle of the train split (resumable by step)."""
+        size, n = self.config.batch_size, len(self.examples)
+        picked = []
+        for position in range(step * size, (step + 1) * size):
+            epoch, index = divmod(position, n)
+            order = list(range(n))
+            random.Random(self.net.seed * 7919 + epoch).shuffle(order)
+            picked.append(self.examples[order[index]])
+        return picked
+
+    def train_step(self) -> dict[str, float]:
+        c, net = self.config, self.net
+        start = time.perf_counter()
+
+        # 1. rollouts: G sampled passes of the whole network per input, grouped by input
+        net.train()
+        examples = self.batch_examples(self.step)
+        traces = net(examples, num_samples=c.group_size, task=self.task)
+        rollout_s = time.perf_counter() - start
+
+        # 2. rewards: one terminal reward per pass, shared by every node of the pass
+        rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(len(examples), c.group_size)
+
+        # 3. advantages: reward minus the mean of the same input's G passes
+        advantages = group_advantages(rewards, std_normalize=c.std_normalize).flatten()
+        tied = tied_fraction(rewards)
+        keep_pass = torch.ones_like(advantages, dtype=torch.bool)
+        if c.drop_tied_groups:
+            keep_pass = (rewards.max(1).values != rewards.min(1).values).repeat_interleave(c.group_size)
+        rows = self._rows(traces, advantages, keep_pass)
+
+        # 4. loss over every token every trainable node wrote; micro-batches accumulate gradients
+        metrics = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0}
+        # (a NaN reward is not "no signal": it must reach the non-finite guard below)
+        has_signal = len(rows) > 0 and (bool((rows.advantages != 0).any()) or c.kl_coef > 0)
+        if has_signal:
+            metrics.update(self._update(rows))
+        else:
+            metrics["grad/norm"] = 0.0  # no signal: every group tied (or nothing trainable wrote)
+            self.scheduler.step()
+
+        # 5. log
+        self.step += 1
+        metrics.update(
+            {
+                "reward/mean": rewards.mean().item(),
+                "reward/std": rewards.std(unbiased=False).item(),
+                "reward/tied_fraction": tied,
+                "lr": self.scheduler.get_last_lr()[0],
+                "tokens/total": float(sum(t.tokens for t in traces)),
+                "time/rollout_s": rollout_s,
+                "time/step_s": time.perf_counter() - start,
+            }
+        )
+        metrics.update(node_statistics(traces))
+        return metrics
+
+    def _rows(self, traces: list[Trace], advantages: torch.Tensor, keep_pass: torch.Tensor) -> Rows:
+        prompts, completions, adapters, temperatures, row_adv = [], [], [], [], []
+        for p, trace in enumerate(traces):
+            if not keep_pass[p]:
+                continue
+            for node_id, message in trace.messages.items():
+                adapter = self.net.adapters[node_id]
+                if adapter not in self.trainable or not message.token_ids:
+                    continue
+                prompts.append(message.prompt_ids)
+                completions.append(message.token_ids)
+                adapters.append(adapter)
+                temperatures.append(self.net.topology.node(node_id).generation.temperature)
+                row_adv.append(advantages[p].item())
+        return Rows(prompts, completions, adapters, temperatures, torch.tensor(row_adv, dtype=torch.float32))
+
+    def _update(self, rows: Rows) -> dict[str, float]:
+        c, backend = self.config, self.net.backend
+        chunks = [list(range(i, min(i + c.micro_batch_rows, len(rows)))) for i in range(0, len(rows), c.micro_batch_rows)]
+        lengths = torch.tensor([len(x) for x in rows.completions])
+        mask_all = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).float()
+        weights_all = loss_weights(mask_all, c.loss_aggregation)  # (R, T): sum(values * w) == the mean
+
+        old_logprobs, ref_logprobs = [None] * len(chunks), [None] * len(chunks)
+        with torch.no_grad():
+            for k, idx in enumerate(chunks):
+                part = rows.select(idx)
+                if c.epochs > 1:  # PPO: ratios against the policy that sampled, computed once
+                    old_logprobs[k] = token_logprobs(backend, part.prompts, part.completions, part.adapters, part.temperatures)[0]
+                if c.kl_coef > 0:  # the base model is the same model with adapters bypassed
+                    ref_logprobs[k] = token_logprobs(backend, part.prompts, part.completions, [None] * len(idx), part.temperatures)[0]
+
+        totals = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "grad/norm": 0.0, "update/skipped": 0.0}
+        for _ in range(c.epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            finite = True
+            for k, idx in enumerate(chunks):
+                part = rows.select(idx)
+                logprobs, mask = token_logprobs(backend, part.prompts, part.completions, part.adapters, part.temperatures)
+                width = logprobs.shape[1]
+                weights = weights_all[idx, :width]
+                old = old_logprobs[k] if old_logprobs[k] is not None else logprobs.detach()
+                per_token = per_token_policy_loss(logprobs, old, part.advantages, c.clip_eps)
+                loss = (per_token * weights).sum()
+                totals["loss/policy"] += loss.item() / c.epochs
+                if ref_logprobs[k] is not None:
+                    kl = (kl_penalty(logprobs, ref_logprobs[k]) * weights).sum()
+                    loss = loss + c.kl_coef * kl
+                    totals["loss/kl"] += c.kl_coef * kl.item() / c.epochs
+                    totals["kl/mean"] += kl.item() / c.epochs
+                if not torch.isfinite(loss):
+                    finite = False
+                    break
+                loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm or float("inf"))
+            if not finite or not torch.isfinite(grad_norm):
+                self._bad_step()
+                totals["update/skipped"] = 1.0
+                self.optimizer.zero_grad(set_to_none=True)
+                continue
+            self.bad_steps = 0
+            self.optimizer.step()
+            totals["grad/norm"] = grad_norm.item()
+        self.scheduler.step()
+        return totals
+
+    def _bad_step(self) -> None:
+        self.bad_steps += 1
+        if self.bad_steps >= self.config.max_bad_steps:
+            raise NeuromasError(
+                f"step {self.step}: non-finite loss or gradient {self.bad_steps} times in a row; "
+                f"lower train.lr or set train.max_grad_norm"
+            )
+
+    def evaluate(self, limit: int | None = None) -> EvalResult:
+        return evaluate(self.net, self.task, "test", limit or self.eval_limit, progress=False)
+
+    def train(self) -> list[dict]:
+        """Run the remaining steps with periodic evaluation, logging and checkpoints."""
+        from neuromas.checkpoint import save_checkpoint
+
+        c = self.config
+        columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, disable=not self.progress) as bar:
+            job = bar.add_task("train", total=c.steps, completed=self.step, status="")
+            while self.step < c.steps:
+                metrics = self.train_step()
+                if c.eval_every and self.step % c.eval_every == 0 and self.step < c.steps:
+                    result = self.evaluate()
+                    metrics.update({"eval/acc": result.acc, "eval/ci_low": result.ci_low, "eval/ci_high": result.ci_high})
+                metrics["step"] = self.step
+                self.history.append(metrics)
+                if self.log is not None:
+                    self.log.write(self.step, metrics)
+                    if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                        save_checkpoint(self.run_dir, self.step, self.net, self.state_dict(), c.keep_checkpoints)
+                bar.update(job, completed=self.step, status=human_line(metrics))
+        if self.log is not None:
+            self.log.close()
+        return self.history
+
+    # checkpoint state -----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "bad_steps": self.bad_steps,
+            "config": self.config.model_dump(mode="json"),
+        }
+
+    def resume(self) -> bool:
+        """Continue from the newest complete checkpoint in the run directory, if there is one."""
+        from neuromas.checkpoint import checkpoints, load_checkpoint
+
+        found = checkpoints(self.run_dir) if self.run_dir is not None else []
+        if not found:
+            return False
+        state = load_checkpoint(found[-1], self.net)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.bad_steps = state["bad_steps"]
+        self.step = state["step"]
+        if self.log is not None:
+            self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
+        return True
+
+
+def node_statistics(traces: list[Trace]) -> dict[str, float]:
+    """Per node: mean message length and mean negative log-prob per token (an entropy estimate)."""
+    stats: dict[str, float] = {}
+    for node_id in traces[0].messages:
+        messages = [t.messages[node_id] for t in traces]
+        tokens = sum(len(m.token_ids) for m in messages)
+        stats[f"node/{node_id}/tokens"] = tokens / len(messages)
+        stats[f"node/{node_id}/entropy"] = -sum(sum(m.logprobs) for m in messages) / max(tokens, 1)
+    return stats
+
+
+def human_line(metrics: dict[str, float]) -> str:
+    line = (f"reward {metrics['reward/mean']:.3f} tied {metrics['reward/tied_fraction']:.2f} "
+            f"loss {metrics['loss/policy']:+.4f} |g| {metrics['grad/norm']:.3f} {metrics['time/step_s']:.0f}s")
+    if "eval/acc" in metrics:
+        line += f" eval {100 * metrics['eval/acc']:.1f}%"
+    return line
