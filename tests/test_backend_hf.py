@@ -71,3 +71,16 @@ def test_sample_tokens_greedy_rows_and_logprobs():
     # temperature -> 0+ concentrates the sample on the argmax; log-probs are of the scaled policy
     tokens, logprobs = sample_tokens(logits, torch.tensor([1e-3, 1e-3]), torch.tensor([1.0, 1.0]), generator)
     assert tokens.tolist() == [1, 0] and logprobs.tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+def test_sampling_follows_the_temperature_and_top_p_distribution():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]])).repeat(20000, 1)
+    tokens, _ = sample_tokens(logits, torch.ones(20000), torch.ones(20000), generator)
+    assert torch.allclose(torch.bincount(tokens, minlength=4) / 20000, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.015)
+    # top-p 0.6 keeps 0.4 and 0.3 (the mass before 0.3 is 0.4 < 0.6), renormalised to 4/7 and 3/7
+    tokens, _ = sample_tokens(logits, torch.ones(20000), torch.full((20000,), 0.6), generator)
+    assert torch.allclose(torch.bincount(tokens, minlength=4) / 20000, torch.tensor([0, 0, 3 / 7, 4 / 7]), atol=0.015)
+    # temperature 0.5 squares the probabilities: 1, 4, 9, 16 over 30
+    tokens, _ = sample_tokens(logits, torch.full((20000,), 0.5), torch.ones(20000), generator)
+    assert torch.allclose(torch.bincount(tokens, minlength=4) / 20000, torch.tensor([1, 4, 9, 16]) / 30, atol=0.015)

@@ -228,10 +228,12 @@ def sample_tokens(
         probs = logp.exp()
         if bool((top_p < 1).any()):
             probs = _top_p_filter(probs, top_p)
-        # The exponential race (argmax of p / E, E ~ Exp(1)) draws from p like multinomial
-        # does, at a fraction of its cost over a 49k vocabulary (27 ms -> <1 ms per step here).
-        race = torch.empty_like(probs).exponential_(generator=generator)
-        sampled = (probs / race).argmax(dim=-1)
+        # Inverse-CDF sampling: one uniform per row and a binary search in the cumulative
+        # distribution. On CPU, torch.multinomial (27 ms) and the exponential race (49 ms, one
+        # random number per vocabulary entry) cost more per step at 64 rows x 49k than this does.
+        cdf = probs.cumsum(dim=-1)
+        u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device) * cdf[:, -1:]
+        sampled = torch.searchsorted(cdf, u).squeeze(1).clamp(max=probs.shape[1] - 1)
         tokens = torch.where(greedy, tokens, sampled)
     return tokens, logp.gather(1, tokens.unsqueeze(1)).squeeze(1)
 
