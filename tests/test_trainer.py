@@ -102,8 +102,8 @@ def test_rollouts_after_an_update_sample_from_the_updated_adapters(backend32):
 
 @pytest.mark.slow
 def test_tiny_training_run_raises_the_reward(backend32):
-    """An easy task: start the message with "Yes". Reward rises within a few steps."""
-    task = LetterTask(reward=lambda c: float(c.strip().lower().startswith("yes")))
+    """An easy task: start the message with "The" (about 11% of untrained samples do)."""
+    task = LetterTask(reward=lambda c: float(c.strip().lower().startswith("the")))
     net = tiny_net(backend32, layers=(1,), tokens=3)
     config = TrainConfig(steps=8, batch_size=4, group_size=8, lr=2e-2, std_normalize=True)
     trainer = Trainer(net, task, config, progress=False)
