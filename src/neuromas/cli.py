@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,10 +18,6 @@ from rich.syntax import Syntax
 
 from neuromas.config import RunConfig, load_config
 from neuromas.errors import NeuromasError
-
-# transformers' GGUF loader draws a plain tqdm bar that floods logs; our progress is rich's.
-# tqdm reads this variable when it is imported, so it is set before anything imports it.
-os.environ.setdefault("TQDM_DISABLE", "1")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
