@@ -9,17 +9,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from neuromas.runner import peak_rss_gb  # noqa: F401 - re-exported for the benchmark scripts
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def peak_rss_gb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def machine() -> str:
