@@ -1,10 +1,11 @@
 """neuromas: multi-agent LLM systems built like neural networks and trained like them."""
 
 from neuromas import tasks
-from neuromas.config import RunConfig, load_config
+from neuromas.config import RunConfig, TrainConfig, load_config
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
 from neuromas.network import Network
+from neuromas.rl.trainer import Trainer
 from neuromas.trace import NodeMessage, Trace
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "NodeMessage",
     "RunConfig",
     "Trace",
+    "TrainConfig",
+    "Trainer",
     "evaluate",
     "load_config",
     "tasks",
