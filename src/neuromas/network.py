@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from neuromas.backends.base import Backend, GenerationRequest
 from pydantic import ValidationError
@@ -24,6 +24,9 @@ from neuromas.prompts import node_prompt
 from neuromas.tasks.base import Example, Task
 from neuromas.topology import Node, Topology
 from neuromas.trace import NodeMessage, Trace
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_ANSWER_FORMAT = "End your message with 'Answer: <answer>'."
 
@@ -86,13 +89,13 @@ class Network:
         self.adapters = {node.id: adapter_name(node, sharing) for node in self.topology.nodes}
         return self
 
-    def named_parameters(self) -> Iterator[tuple[str, "torch.nn.Parameter"]]:
+    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
         """Trainable parameters (the adapters'), with PEFT's names."""
         if not self.adapters:
             return iter(())
         return ((n, p) for n, p in self.backend.model.named_parameters() if "lora_" in n)
 
-    def parameters(self) -> list["torch.nn.Parameter"]:
+    def parameters(self) -> list[torch.nn.Parameter]:
         return [p for _, p in self.named_parameters()]
 
     def save(self, path: str | Path) -> None:
