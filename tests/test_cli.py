@@ -92,3 +92,10 @@ def test_missing_config_file_and_bad_yaml(tmp_path):
     (tmp_path / "broken.yaml").write_text("network: [1, 2\n")
     result = neuromas("eval", "broken.yaml", cwd=tmp_path)
     assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_without_steps_and_resume_without_a_run(tmp_path):
+    result = neuromas("train", str(write_config(tmp_path / "c.yaml")), "--out", "out", cwd=tmp_path)
+    assert result.returncode == 2 and "train.steps is 0" in result.stderr and not (tmp_path / "out").exists()
+    result = neuromas("train", "--resume", "nowhere", cwd=tmp_path)
+    assert result.returncode == 2 and "config file not found: nowhere/config.yaml" in result.stderr

@@ -60,10 +60,3 @@ def adapter_parameters(peft_model, name: str) -> list[torch.nn.Parameter]:
     """The parameters of one adapter (matched by PEFT's `.<name>.` key segment)."""
     key = f".{name}."
     return [p for n, p in peft_model.named_parameters() if "lora_" in n and key in n]
-
-
-def count_parameters(peft_model, names: list[str]) -> dict[str, int]:
-    """Trainable parameters per adapter name, plus the total."""
-    counts = {name: sum(p.numel() for p in adapter_parameters(peft_model, name)) for name in names}
-    counts["total"] = sum(counts.values())
-    return counts

@@ -12,13 +12,14 @@ crash are ignored and cleaned up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 import yaml
@@ -32,29 +33,24 @@ if TYPE_CHECKING:
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
 
-def atomic_directory(final: Path):
-    """Context manager yielding a temporary directory that replaces `final` on success."""
-
-    class _Atomic:
-        def __enter__(self) -> Path:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-            self.tmp.mkdir()
-            return self.tmp
-
-        def __exit__(self, kind, value, traceback) -> None:
-            if kind is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                return
-            if final.exists():
-                old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(final, old)
-                os.replace(self.tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(self.tmp, final)
-
-    return _Atomic()
+@contextlib.contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory that replaces `final` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():  # rename the old one away first: os.replace cannot replace a non-empty directory
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
 
 
 def _write_network_files(net: Network, directory: Path) -> None:
@@ -122,7 +118,7 @@ def checkpoints(run_dir: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "trainer.pt").is_file()]
-    for leftover in root.glob(".step-*.tmp-*"):  # a crash mid-save; never trusted
+    for leftover in [*root.glob(".step-*.tmp-*"), *root.glob(".step-*.old-*")]:  # a crash mid-save
         shutil.rmtree(leftover, ignore_errors=True)
     return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
 

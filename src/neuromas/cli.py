@@ -52,29 +52,36 @@ def _resolve(config_path: Path, overrides: list[str] | None, out: Path | None) -
     return config
 
 
-def _start(config: RunConfig, config_path: Path) -> Path:
+def _start(config: RunConfig, config_path: Path):
+    """(run directory, task) of a new run; the task is built first, so a bad task or missing
+    data fails before any directory is made or model loaded."""
     from neuromas.runner import load_task, make_run_dir, save_config
 
-    load_task(config)  # a bad task or missing data fails now, before any directory or model
+    task = load_task(config)
     run_dir = make_run_dir(config, config_path)
     text = save_config(config, run_dir)
     console.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
     console.print(f"run directory: [bold]{run_dir}[/]")
-    return run_dir
+    return run_dir, task
 
 
-def _prepare(config_path: Path | None, overrides: list[str] | None, out: Path | None, resume: Path | None):
-    """(config, run directory): a new run from a config, or an interrupted one to continue."""
-    if resume is None:
-        if config_path is None:
-            raise NeuromasError("give a config file, or --resume RUN_DIR to continue a run")
-        config = _resolve(config_path, overrides, out)
-        return config, _start(config, config_path)
-    if config_path is not None or overrides or out is not None:
+def _prepare(
+    config_path: Path | None, overrides: list[str] | None, out: Path | None, resume: Path | None, training: bool = False
+):
+    """(config, run directory, task): a new run from a config, or an interrupted one to continue."""
+    from neuromas.runner import load_task
+
+    if resume is not None and (config_path is not None or overrides or out is not None):
         raise NeuromasError("--resume continues a run with its saved config; give no config, --set or --out with it")
-    config = load_config(resume / "config.yaml")
+    if resume is None and config_path is None:
+        raise NeuromasError("give a config file, or --resume RUN_DIR to continue a run")
+    config = load_config(resume / "config.yaml") if resume is not None else _resolve(config_path, overrides, out)
+    if training and config.train.steps == 0:
+        raise NeuromasError("train.steps is 0: set it in the config or with --set train.steps=N")
+    if resume is None:
+        return (config, *_start(config, config_path))
     console.print(f"resuming [bold]{resume}[/]")
-    return config, resume
+    return config, resume, load_task(config)
 
 
 def _report(run_dir: Path, results: dict) -> None:
@@ -96,11 +103,11 @@ def run(
     """The main job: evaluate, train (when train.steps > 0), evaluate, write a run directory."""
     from neuromas.runner import run_eval, run_train
 
-    config, run_dir = _prepare(config_path, set, out, resume)
+    config, run_dir, task = _prepare(config_path, set, out, resume)
     if config.train.steps > 0:
-        results = run_train(config, run_dir, resume=resume is not None, progress=not quiet)
+        results = run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task)
     else:
-        results = {"eval": run_eval(config, run_dir, progress=not quiet)}
+        results = {"eval": run_eval(config, run_dir, progress=not quiet, task=task)}
     _report(run_dir, results)
 
 
@@ -113,10 +120,8 @@ def train(
     """Train every node jointly from the task's reward; checkpoints allow --resume."""
     from neuromas.runner import run_train
 
-    config, run_dir = _prepare(config_path, set, out, resume)
-    if config.train.steps == 0:
-        raise NeuromasError("train.steps is 0: set it in the config or with --set train.steps=N")
-    _report(run_dir, run_train(config, run_dir, resume=resume is not None, progress=not quiet))
+    config, run_dir, task = _prepare(config_path, set, out, resume, training=True)
+    _report(run_dir, run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task))
 
 
 @app.command("eval")
@@ -134,8 +139,8 @@ def eval_(
 
     overrides = list(set or []) + [f"eval.split={split}"] + ([f"eval.limit={limit}"] if limit else [])
     config = _resolve(config_path, overrides, out)
-    run_dir = _start(config, config_path)
-    result = run_eval(config, run_dir, progress=not quiet)
+    run_dir, task = _start(config, config_path)
+    result = run_eval(config, run_dir, progress=not quiet, task=task)
     typer.echo(json.dumps(result.summary(), indent=2))
 
 

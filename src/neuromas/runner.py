@@ -28,6 +28,7 @@ from neuromas.config import RunConfig, dump_config
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
 from neuromas.network import Network
+from neuromas.tasks.base import Task
 from neuromas.trace import write_traces
 
 
@@ -69,7 +70,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-def load_task(config: RunConfig):
+def load_task(config: RunConfig) -> Task:
     from neuromas import tasks
 
     return tasks.load(config.task.name, **config.task.params)
@@ -96,16 +97,18 @@ def _write_results(config: RunConfig, net: Network, run_dir: Path, results: dict
     atomic_write(run_dir / "results.md", results_markdown(config, results))
 
 
-def run_eval(config: RunConfig, run_dir: Path, progress: bool = True) -> EvalResult:
+def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task | None = None) -> EvalResult:
     """Evaluate the configured network on the configured task and write the run directory."""
-    task = load_task(config)  # before the model: a bad task fails in a second, not after loading
+    task = task or load_task(config)  # before the model: a bad task fails in a second, not after loading
     net = Network.from_config(config)
     result = _evaluate(net, task, config, run_dir, "traces", progress)
     _write_results(config, net, run_dir, {"eval": result}, {})
     return result
 
 
-def run_train(config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> dict[str, EvalResult]:
+def run_train(
+    config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True, task: Task | None = None
+) -> dict[str, EvalResult]:
     """The main job with training: evaluate, train, evaluate, save the trained network.
 
     On `resume` the newest complete checkpoint is loaded and the evaluation before training is
@@ -113,7 +116,7 @@ def run_train(config: RunConfig, run_dir: Path, resume: bool = False, progress: 
     """
     from neuromas.rl.trainer import Trainer
 
-    task = load_task(config)
+    task = task or load_task(config)
     net = Network.from_config(config)
     trainer = Trainer(net, task, config.train, run_dir, eval_limit=config.eval.limit, progress=progress)
     resumed = resume and trainer.resume()

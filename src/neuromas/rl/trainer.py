@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from neuromas.adapters import adapter_parameters
 from neuromas.backends.hf import token_logprobs
 from neuromas.config import TrainConfig
 from neuromas.errors import NeuromasError
@@ -73,15 +74,15 @@ class Trainer:
         if unknown:
             raise NeuromasError(f"train.freeze: {unknown[0]} is not a node of this network ({', '.join(net.adapters)})")
         frozen = {net.adapters[n] for n in self.config.freeze}
-        shared = [a for a in frozen if [n for n, b in net.adapters.items() if b == a and n not in self.config.freeze]]
+        shared = [a for n, a in net.adapters.items() if a in frozen and n not in self.config.freeze]
         if shared:
             raise NeuromasError(f"train.freeze: adapter {shared[0]} is shared with unfrozen nodes; use sharing: node")
         self.trainable = {a for a in net.adapters.values() if a not in frozen}
-        params = [p for n, p in net.named_parameters() if any(f".{a}." in n for a in self.trainable)]
-        for n, p in net.named_parameters():
-            p.requires_grad_(any(f".{a}." in n for a in self.trainable))
-        self.params = params
-        self.optimizer = torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        for name in set(net.adapters.values()):
+            for param in adapter_parameters(net.backend.model, name):
+                param.requires_grad_(name in self.trainable)
+        self.params = [p for name in sorted(self.trainable) for p in adapter_parameters(net.backend.model, name)]
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
         self.bad_steps = 0
@@ -100,12 +101,14 @@ class Trainer:
     def batch_examples(self, step: int) -> list[Example]:
         """Inputs of a step: epochs over a seeded shuffle of the train split (resumable by step)."""
         size, n = self.config.batch_size, len(self.examples)
+        orders: dict[int, list[int]] = {}  # epoch -> its shuffle (a batch spans at most a few)
         picked = []
         for position in range(step * size, (step + 1) * size):
             epoch, index = divmod(position, n)
-            order = list(range(n))
-            random.Random(self.net.seed * 7919 + epoch).shuffle(order)
-            picked.append(self.examples[order[index]])
+            if epoch not in orders:
+                orders[epoch] = list(range(n))
+                random.Random(self.net.seed * 7919 + epoch).shuffle(orders[epoch])
+            picked.append(self.examples[orders[epoch][index]])
         return picked
 
     def train_step(self) -> dict[str, float]:
