@@ -54,3 +54,15 @@ def test_k3_kl_by_hand():
     ref = torch.tensor([[-1.0, -1.0]])
     # delta = ref - logp = [0, 1]: exp(0) - 0 - 1 = 0; exp(1) - 1 - 1 = e - 2
     assert torch.allclose(kl_penalty(logprobs, ref), torch.tensor([[0.0, math.e - 2]]))
+
+
+def test_learning_rate_schedules():
+    from neuromas.config import TrainConfig
+    from neuromas.rl.trainer import learning_rate
+
+    warm = TrainConfig(steps=10, lr=1.0, warmup_steps=3, lr_schedule="linear")
+    assert [round(learning_rate(warm, s), 4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, round(1 - 1 / 7, 4)]
+    assert learning_rate(warm, 9) == pytest.approx(1 / 7)
+    cosine = TrainConfig(steps=4, lr=2.0, lr_schedule="cosine")
+    assert [learning_rate(cosine, s) for s in range(4)] == pytest.approx([2.0, 1 + 2 ** -0.5, 1.0, 1 - 2 ** -0.5])
+    assert learning_rate(TrainConfig(steps=4, lr=0.5), 3) == 0.5

@@ -7,7 +7,7 @@ crash are ignored and cleaned up.
 
     <dir>/network.yaml            network + model config (enough to rebuild the graph)
     <dir>/adapters/<name>/        one PEFT adapter per node (or per layer / one for all)
-    <dir>/trainer.pt              (checkpoints only) optimizer, scheduler, RNG states, step
+    <dir>/trainer.pt              (checkpoints only) optimizer, RNG states, step (the lr schedule is a function of the step)
 """
 
 from __future__ import annotations

@@ -83,20 +83,10 @@ class Trainer:
                 param.requires_grad_(name in self.trainable)
         self.params = [p for name in sorted(self.trainable) for p in adapter_parameters(net.backend.model, name)]
         self.optimizer = torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
         self.bad_steps = 0
         self.log = MetricsLog(self.run_dir) if self.run_dir is not None else None
         self.history: list[dict] = []
-
-    def _lr_factor(self, step: int) -> float:
-        c = self.config
-        if step < c.warmup_steps:
-            return (step + 1) / (c.warmup_steps + 1)
-        if c.lr_schedule == "constant" or c.steps <= c.warmup_steps:
-            return 1.0
-        progress = (step - c.warmup_steps) / (c.steps - c.warmup_steps)
-        return max(0.0, 1 - progress) if c.lr_schedule == "linear" else 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     def batch_examples(self, step: int) -> list[Example]:
         """Inputs of a step: epochs over a seeded shuffle of the train split (resumable by step)."""
@@ -140,7 +130,6 @@ class Trainer:
             metrics.update(self._update(rows))
         else:
             metrics["grad/norm"] = 0.0  # no signal: every group tied (or nothing trainable wrote)
-            self.scheduler.step()
 
         # 5. log
         self.step += 1
@@ -149,7 +138,7 @@ class Trainer:
                 "reward/mean": rewards.mean().item(),
                 "reward/std": rewards.std(unbiased=False).item(),
                 "reward/tied_fraction": tied,
-                "lr": self.scheduler.get_last_lr()[0],
+                "lr": learning_rate(self.config, self.step - 1),
                 "tokens/total": float(sum(t.tokens for t in traces)),
                 "time/rollout_s": rollout_s,
                 "time/step_s": time.perf_counter() - start,
@@ -190,6 +179,8 @@ class Trainer:
                 if c.kl_coef > 0:  # the base model is the same model with adapters bypassed
                     ref_logprobs[k] = token_logprobs(backend, part.prompts, part.completions, [None] * len(idx), part.temperatures)[0]
 
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, self.step)
         totals = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "grad/norm": 0.0, "update/skipped": 0.0}
         for _ in range(c.epochs):
             self.optimizer.zero_grad(set_to_none=True)
@@ -221,7 +212,6 @@ class Trainer:
             self.bad_steps = 0
             self.optimizer.step()
             totals["grad/norm"] = grad_norm.item()
-        self.scheduler.step()
         return totals
 
     def _bad_step(self) -> None:
@@ -264,7 +254,6 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "bad_steps": self.bad_steps,
             "config": self.config.model_dump(mode="json"),
         }
@@ -278,12 +267,23 @@ class Trainer:
             return False
         state = load_checkpoint(found[-1], self.net)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.bad_steps = state["bad_steps"]
         self.step = state["step"]
         if self.log is not None:
             self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
         return True
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of a (0-based) step: a pure function of the step, so resuming needs no
+    scheduler state and a step without an update still advances the schedule."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / (config.warmup_steps + 1)
+    if config.lr_schedule == "constant" or config.steps <= config.warmup_steps:
+        return config.lr
+    progress = min((step - config.warmup_steps) / (config.steps - config.warmup_steps), 1.0)
+    factor = 1 - progress if config.lr_schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * factor
 
 
 def node_statistics(traces: list[Trace]) -> dict[str, float]:
