@@ -33,8 +33,9 @@ def differing_lines(a: str, b: str) -> list[str]:
 
 def test_same_layer_nodes_differ_only_in_structural_lines():
     a, b = prompt("L1N1"), prompt("L1N3")
-    assert a[0] == b[0] == {"role": "system", "content": SYSTEM_PROMPT}
-    changed = differing_lines(a[1]["content"], b[1]["content"])
+    assert a[1] == b[1], "the user turn holds only the task and messages"
+    assert a[0]["content"].startswith(SYSTEM_PROMPT) and b[0]["content"].startswith(SYSTEM_PROMPT)
+    changed = differing_lines(a[0]["content"], b[0]["content"])
     assert changed, "two nodes must be told apart by their position"
     assert all(line.startswith(STRUCTURAL_PREFIXES) for line in changed), changed
 
@@ -42,19 +43,20 @@ def test_same_layer_nodes_differ_only_in_structural_lines():
 def test_nodes_reading_the_same_messages_differ_only_structurally():
     first = prompt("L2N1", {"L1N1": "x", "L1N2": "y", "L1N3": "z"})
     second = prompt("L2N2", {"L1N1": "x", "L1N2": "y", "L1N3": "z"})
-    changed = differing_lines(first[1]["content"], second[1]["content"])
+    assert first[1] == second[1]
+    changed = differing_lines(first[0]["content"], second[0]["content"])
     assert changed and all(line.startswith(STRUCTURAL_PREFIXES) for line in changed), changed
 
 
 def test_prompt_holds_input_messages_and_position():
-    text = prompt("L2N2")[1]["content"]
-    assert TASK in text
-    assert "layer 2 of 3, node 2 of 2 (L2N2)" in text
-    assert "[L1N1] message of L1N1" in text and "[L1N3] message of L1N3" in text
-    assert "Read by: L3N1." in text
-    assert FORMAT not in text  # only the readout sees the answer format
-    readout = prompt("L3N1")[1]["content"]
-    assert FORMAT in readout and "final answer" in readout
+    system, user = (m["content"] for m in prompt("L2N2"))
+    assert user.startswith(TASK)
+    assert "layer 2 of 3, node 2 of 2 (L2N2)" in system
+    assert "[L1N1] message of L1N1" in user and "[L1N3] message of L1N3" in user
+    assert "Read by: L3N1." in system
+    assert FORMAT not in user  # only the readout sees the answer format
+    system, user = (m["content"] for m in prompt("L3N1"))
+    assert user.endswith(FORMAT) and "final answer" in system
 
 
 def test_no_role_vocabulary_anywhere():

@@ -260,6 +260,15 @@ def test_arith_operand_range_is_a_curriculum():
     assert {len(e.meta["operands"]) for e in task.examples("test")} <= {2, 3, 4}
 
 
+def test_arith_train_operands_change_the_train_split_only():
+    plain = tasks.load("arith", operands=4, train_size=300)
+    curriculum = tasks.load("arith", operands=4, train_operands=[2, 4], train_size=300)
+    assert [e.input for e in curriculum.examples("test")] == [e.input for e in plain.examples("test")]
+    assert {len(e.meta["operands"]) for e in curriculum.examples("train")} == {2, 3, 4}
+    held_out = {e.input for e in curriculum.examples("test")}
+    assert not held_out & {e.input for e in curriculum.examples("train")}
+
+
 @pytest.mark.parametrize("params, message", [
     ({"operands": 1}, "operands=1 must be"),
     ({"operands": [4, 2]}, r"operands=\[4, 2\] must be"),
@@ -269,6 +278,7 @@ def test_arith_operand_range_is_a_curriculum():
     ({"depth": 0}, "depth=0 must be >= 1"),
     ({"operands": 2, "test_size": 101}, "only 100 distinct expressions"),
     ({"operands": 2, "test_size": 100, "train_size": 5}, "leaving none to train on"),
+    ({"train_operands": [3, 2]}, r"train_operands=\[3, 2\] must be"),
 ])
 def test_arith_rejects_impossible_knobs(params, message):
     with pytest.raises(NeuromasError, match=message):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from neuromas.config import ModelConfig, NetworkConfig, RunConfig, format_validation_error, load_config
 from neuromas.errors import NeuromasError
-from neuromas.prompts import node_prompt
+from neuromas.prompts import node_prompt, prompt_text
 from neuromas.tasks.base import Example, Task
 from neuromas.topology import Node, Topology
 from neuromas.trace import NodeMessage, Trace
@@ -166,7 +166,7 @@ class Network:
                             chat, self.adapters.get(node.id), node.generation.max_new_tokens, temperature, node.generation.top_p
                         )
                     )
-                    owners.append((p, node.id, chat[-1]["content"]))
+                    owners.append((p, node.id, prompt_text(chat)))
             generations = self.backend.generate(requests, seed=seed * 101 + l)
             for (p, id, prompt), gen in zip(owners, generations):
                 messages[p][id] = NodeMessage(id, prompt, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finished)

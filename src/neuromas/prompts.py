@@ -6,8 +6,18 @@ answer format. It is never told what to be ("critic", "planner"): what each node
 to training. Two nodes' prompts differ only in the lines built from `Node` fields
 (`STRUCTURAL_PREFIXES`), which the tests check.
 
-The system message is always sent: SmolLM2's chat template otherwise injects a persona
-("You are a helpful AI assistant named SmolLM ..."), which would make the nodes not role-free.
+Where the parts go was measured, not guessed (SmolLM2-135M, arith train split, 8 samples of 8
+two-number sums at temperature 0.7): with the structure in the user turn above the task, the
+small model answered the structure ("Nested: 2 layers of 2 ...", node ids echoed), and a single
+node's sampled reward was 14%, a [2, 1] network's 9%; with the structure in the system turn
+(then as one sentence) and a user turn holding only the task, the messages and the answer
+format, 33% and 19%. So the system turn says where the node sits and the user turn reads like
+an ordinary request. Greedy on four-number sums, the untrained [1, 1, 1] network scored 0% with
+the old layout (48-token messages, benchmarks/untrained.py) and 9% with this one (24 tokens,
+benchmarks/train_compare.py's `untrained-neuromas3`).
+
+The system turn is always ours: SmolLM2's chat template otherwise injects a persona ("You are a
+helpful AI assistant named SmolLM ..."), which would make the nodes not role-free.
 """
 
 from __future__ import annotations
@@ -16,12 +26,33 @@ from neuromas.topology import Node, Topology
 
 SYSTEM_PROMPT = "You are a node in a network of language models that solve a task together, layer by layer."
 
-# Lines of the user message that depend on the node's position; everything else is shared.
+# Lines of the system turn that depend on the node's position; everything else is shared.
 STRUCTURAL_PREFIXES = ("Position:", "Reads:", "Read by:", "Write your message", "Your message is")
 
 
 def _names(ids: tuple[str, ...]) -> str:
     return ", ".join(ids)
+
+
+def structure_lines(node: Node, topology: Topology) -> list[str]:
+    """Where the node sits: the network's shape, its position, its inputs and its readers."""
+    depth, width = len(topology.layers), len(topology.layers[node.layer])
+    widths = ", ".join(str(w) for w in topology.widths)
+    reads = _names(node.reads) if node.reads else "no other node"
+    if node.sees_input:
+        reads = f"the task and {reads}" if node.reads else "the task only"
+    lines = [
+        f"Network: {depth} layer{'s' if depth > 1 else ''} of widths {widths}.",
+        f"Position: layer {node.layer + 1} of {depth}, node {node.index + 1} of {width} ({node.id}).",
+        f"Reads: {reads}.",
+    ]
+    if node.is_readout:
+        lines += ["Read by: no node.", "Your message is the network's final answer."]
+    else:
+        # Naming the readers in this instruction made untrained nodes echo node ids
+        # ("L2N1.1.1.3..."); the "Read by:" line already says who they are.
+        lines += [f"Read by: {_names(node.readers)}.", "Write your message for the nodes that read it."]
+    return lines
 
 
 def node_prompt(
@@ -32,25 +63,16 @@ def node_prompt(
     answer_format: str,
 ) -> list[dict[str, str]]:
     """Chat messages for one node on one input, given the messages of the nodes it reads."""
-    depth, width = len(topology.layers), len(topology.layers[node.layer])
-    widths = ", ".join(str(w) for w in topology.widths)
-    reads = _names(node.reads) if node.reads else "no other node"
-    if node.sees_input:
-        reads = f"the task and {reads}" if node.reads else "the task only"
-    lines = [
-        f"Network: {depth} layer{'s' if depth > 1 else ''} of widths {widths}.",
-        f"Position: layer {node.layer + 1} of {depth}, node {node.index + 1} of {width} ({node.id}).",
-        f"Reads: {reads}.",
-        f"Read by: {_names(node.readers) if node.readers else 'no node; your message is the output'}.",
-    ]
-    if node.sees_input:
-        lines += ["", "Task:", task_input.strip()]
+    system = "\n".join([SYSTEM_PROMPT, *structure_lines(node, topology)])
+    user: list[str] = [task_input.strip()] if node.sees_input else []
     if node.reads:
-        lines += ["", "Messages:"]
-        lines += [f"[{source}] {incoming[source].strip() or '(empty)'}" for source in node.reads]
-    lines.append("")
+        user += ["", "Messages:"] if user else ["Messages:"]
+        user += [f"[{source}] {incoming[source].strip() or '(empty)'}" for source in node.reads]
     if node.is_readout:
-        lines.append(f"Your message is the network's final answer. {answer_format}")
-    else:
-        lines.append(f"Write your message for {_names(node.readers)}.")
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+        user += ["", answer_format]
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(user)}]
+
+
+def prompt_text(chat: list[dict[str, str]]) -> str:
+    """A chat as one readable string (what traces store and reports show)."""
+    return "\n\n".join(message["content"] for message in chat)

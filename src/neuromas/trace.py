@@ -16,7 +16,7 @@ from typing import Any, Iterable
 @dataclass
 class NodeMessage:
     node: str
-    prompt: str  # the user turn the node saw (the system turn is `prompts.SYSTEM_PROMPT`)
+    prompt: str  # the system and user turns the node saw (`prompts.prompt_text`)
     text: str
     token_ids: list[int]
     logprobs: list[float]

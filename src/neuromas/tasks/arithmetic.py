@@ -4,8 +4,9 @@
 alone; the theory behind NeuroMAS predicts that a network gains exactly on tasks shaped like
 this (DESIGN.md section 1). The knobs set the shape of the tree:
 
-- `operands`: numbers per expression; a pair [lo, hi] draws the count uniformly per example
-  (a curriculum: train on 2-4 numbers while the reward on 4 alone is too sparse).
+- `operands`: numbers per expression; a pair [lo, hi] draws the count uniformly per example.
+- `train_operands`: the same for the train split alone (default: as `operands`). A curriculum:
+  train on 2-4 numbers, where sampled rewards are not all zero, and test on exactly 4.
 - `digits`: digits per number (1 means 0-9, d > 1 means 10^(d-1) to 10^d - 1).
 - `operators`: which of "+-*" may appear, drawn uniformly per position.
 - `depth`: 1 gives a flat expression evaluated with the usual precedence ("3+5*2+7"); 2 or more
@@ -87,6 +88,14 @@ def subresults(tree: Tree) -> list[dict[str, Any]]:
     return inner + [{"expr": tree["expr"], "value": tree["value"]}]
 
 
+def _counts(field: str, value: int | list[int]) -> range:
+    counts = [value, value] if isinstance(value, int) else list(value)
+    if len(counts) != 2 or not 2 <= counts[0] <= counts[1]:
+        raise NeuromasError(f"arith: {field}={value!r} must be an integer >= 2 or a "
+                            "pair [lo, hi] with 2 <= lo <= hi")
+    return range(counts[0], counts[1] + 1)
+
+
 @register("arith")
 class Arithmetic(SplitTask):
     """Evaluate a generated integer expression; exact match on the integer."""
@@ -95,11 +104,10 @@ class Arithmetic(SplitTask):
     answer_format = "End your message with 'Answer: <integer>'."
 
     def __init__(self, operands: int | list[int] = 4, digits: int = 1, operators: str = "+",
-                 depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128):
-        counts = [operands, operands] if isinstance(operands, int) else list(operands)
-        if len(counts) != 2 or not 2 <= counts[0] <= counts[1]:
-            raise NeuromasError(f"arith: operands={operands!r} must be an integer >= 2 or a "
-                                "pair [lo, hi] with 2 <= lo <= hi")
+                 depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128,
+                 train_operands: int | list[int] | None = None):
+        counts = _counts("operands", operands)
+        train_counts = counts if train_operands is None else _counts("train_operands", train_operands)
         if not 1 <= digits <= 18:
             raise NeuromasError(f"arith: digits={digits} must be between 1 and 18")
         if not operators or set(operators) - set(OPERATORS):
@@ -108,13 +116,15 @@ class Arithmetic(SplitTask):
             raise NeuromasError(f"arith: depth={depth} must be >= 1 (1 is a flat expression)")
         if train_size < 0 or test_size < 0:
             raise NeuromasError("arith: train_size and test_size must be >= 0")
-        self.counts = range(counts[0], counts[1] + 1)
+        self.counts = counts
         self.low, self.high = (0 if digits == 1 else 10 ** (digits - 1)), 10 ** digits - 1
         self.operators = "".join(sorted(set(operators), key=OPERATORS.index))
         self.depth = depth
         test = self._draw_test(random.Random(f"arith-test:{seed}"), test_size)
-        held_out = {ex.input for ex in test}
+        held_out = {ex.input for ex in test if len(ex.meta["operands"]) in train_counts}
+        self.counts = train_counts
         train = self._draw_train(random.Random(f"arith-train:{seed}"), train_size, held_out)
+        self.counts = counts
         super().__init__(train, test)
 
     def space_size(self) -> int:
