@@ -85,6 +85,34 @@ def test_gradient_reaches_only_the_rows_own_adapter(backend32):
 
 
 @pytest.mark.slow
+def test_shared_prompt_logprobs_equal_full_rows_values_and_gradients(backend32):
+    """Running a shared prompt once and its completions on its cache is exact, gradients too."""
+    net = tiny_net(backend32).attach_adapters()
+    with torch.no_grad():  # non-zero adapters, so that each row's own adapter matters
+        for name, param in net.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    net.train()
+    traces = net(["Hello there.", "Count to three."], num_samples=3)
+    rows = [t.messages[n] for t in traces for n in ("L1N1", "L1N2", "L2N1")]
+    args = ([m.prompt_ids for m in rows], [m.token_ids for m in rows], [m.node for m in rows], [0.7] * len(rows))
+    assert len({(m.node, tuple(m.prompt_ids)) for m in rows}) < len(rows)  # some prompts do repeat
+    results = []
+    for share in (True, False):
+        net.backend.model.zero_grad(set_to_none=True)
+        logprobs, mask = token_logprobs(net.backend, *args, share_prompts=share)
+        (logprobs * torch.linspace(0.5, 1.5, logprobs.shape[1])).sum().backward()
+        grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+        results.append((logprobs.detach(), mask, grads))
+    (shared, shared_mask, shared_grads), (full, full_mask, full_grads) = results
+    assert torch.equal(shared_mask, full_mask)
+    torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)
+    assert shared_grads.keys() == full_grads.keys() and len(full_grads) > 0
+    for name in full_grads:
+        torch.testing.assert_close(shared_grads[name], full_grads[name], atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.slow
 def test_rollouts_after_an_update_sample_from_the_updated_adapters(backend32):
     net = tiny_net(backend32, layers=(1,))
     trainer = Trainer(net, LetterTask(), TrainConfig(steps=2, batch_size=2, group_size=4, lr=5e-2), progress=False)

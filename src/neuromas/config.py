@@ -181,9 +181,10 @@ class TrainConfig(_Strict):
     """Skip the loss on groups whose G rewards all tie (they carry no signal anyway)."""
     freeze: list[str] = Field(default_factory=list)
     """Node ids whose adapters stay fixed."""
-    micro_batch_rows: int = Field(16, ge=1)
+    micro_batch_rows: int = Field(4, ge=1)
     """Messages per forward/backward; gradients accumulate over micro-batches into one update,
-    so memory is bounded whatever the batch size."""
+    so memory is bounded whatever the batch size. Measured on a [2, 1] step (8 x 8 samples,
+    24-token messages, bf16): 16 rows peaked at 7.0 GB RSS, 4 rows at 2.7 GB for 6% more time."""
     eval_every: int = Field(0, ge=0)
     """Greedy held-out evaluation every N steps (0: only before and after training)."""
     eval_limit: int | None = Field(None, ge=1)

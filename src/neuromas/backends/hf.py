@@ -177,37 +177,106 @@ def token_logprobs(
     completions: list[list[int]],
     adapters: list[str | None],
     temperatures: list[float],
+    share_prompts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of given completions under the current adapters, differentiably.
 
     Returns (logprobs, mask), both (n, T) with T the longest completion; mask is 1 on real
-    tokens. Prompts are left-padded and completions right-padded, so every completion starts
-    at the same column and only those T positions' logits are computed (an index tensor for
-    `logits_to_keep`, see `_generate_batch`), never the prompt's full-vocabulary logits.
-    Temperatures match sampling: the policy is softmax(logits / T) (T = 0 counts as 1).
+    tokens. Only the T completion positions' logits are computed, never the prompt's
+    full-vocabulary logits. Temperatures match sampling: the policy is softmax(logits / T)
+    (T = 0 counts as 1).
+
+    Rows that share a prompt and an adapter (a first-layer node's G samples of one input) run
+    that prompt once: its KV cache, still attached to the graph, is copied to each row and the
+    completions run on top of it, so the gradient of every row flows back through the one
+    prompt forward. The result equals running every row in full (a test checks values and
+    gradients); `share_prompts=False` does that.
     """
-    device, rows = backend.device, len(prompts)
-    width, length = max(len(p) for p in prompts), max(max(len(c) for c in completions), 1)
-    input_ids = torch.full((rows, width + length), backend.tokenizer.pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((rows, width + length), dtype=torch.long)
-    for row, (prompt, completion) in enumerate(zip(prompts, completions)):
-        input_ids[row, width - len(prompt) : width + len(completion)] = torch.tensor(prompt + completion)
-        attention_mask[row, width - len(prompt) : width + len(completion)] = 1
-    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    keep = torch.arange(width - 1, width + length - 1, device=device)
-    kwargs = {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if hasattr(backend.model, "peft_config") else {}
-    logits = backend.model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-        logits_to_keep=keep, use_cache=False, **kwargs,
-    ).logits.float()  # (n, T, V)
-    scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=device).view(rows, 1, 1)
-    logits = logits / scale
-    targets = input_ids[:, width:]  # (n, T)
+    keys = [(a, tuple(p)) for a, p in zip(adapters, prompts)]
+    slot: dict[tuple, int] = {}
+    for key in keys:
+        slot.setdefault(key, len(slot))
+    scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=backend.device).view(-1, 1, 1)
+    if share_prompts and len(slot) < len(keys):
+        unique = list(slot)
+        expand = torch.tensor([slot[key] for key in keys], device=backend.device)
+        logits, targets, mask = _shared_prompt_logits(backend, [list(p) for _, p in unique], [a for a, _ in unique],
+                                                      expand, completions, adapters)
+    else:
+        logits, targets, mask = _full_logits(backend, prompts, completions, adapters)
+    logits = logits.float() / scale
     # log_softmax at the targets without a second (n, T, V) tensor: gather - logsumexp
     logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)
-    mask = attention_mask[:, width:].to(logprobs.dtype)
     return logprobs * mask, mask
+
+
+def _left_padded(backend: HFBackend, prompts: list[list[int]], extra: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(ids, attention mask, width): prompts left-padded so they all end at column `width`."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width + extra), backend.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width + extra), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) : width] = torch.tensor(prompt)
+        mask[row, width - len(prompt) : width] = 1
+    return ids, mask, width
+
+
+def _right_padded(backend: HFBackend, completions: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(max(len(c) for c in completions), 1)
+    ids = torch.full((len(completions), length), backend.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(completions), length), dtype=torch.long)
+    for row, completion in enumerate(completions):
+        ids[row, : len(completion)] = torch.tensor(completion, dtype=torch.long)
+        mask[row, : len(completion)] = 1
+    return ids, mask
+
+
+def _adapter_names(backend: HFBackend, adapters: list[str | None]) -> dict:
+    return {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if hasattr(backend.model, "peft_config") else {}
+
+
+def _full_logits(backend, prompts, completions, adapters):
+    """Every row's prompt + completion in one forward; logits at the completion positions."""
+    device = backend.device
+    ids, mask, width = _left_padded(backend, prompts)
+    targets, target_mask = _right_padded(backend, completions)
+    input_ids = torch.cat([ids, targets], dim=1).to(device)
+    attention_mask = torch.cat([mask, target_mask], dim=1).to(device)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    # An index tensor, not an int: see `_generate_batch` on strided LM-head copies.
+    keep = torch.arange(width - 1, width + targets.shape[1] - 1, device=device)
+    logits = backend.model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        logits_to_keep=keep, use_cache=False, **_adapter_names(backend, adapters),
+    ).logits  # (n, T, V)
+    return logits, targets.to(device), target_mask.to(device).float()
+
+
+def _shared_prompt_logits(backend, unique_prompts, unique_adapters, expand, completions, adapters):
+    """Each distinct prompt once (with its cache kept in the graph), then every completion on it."""
+    device = backend.device
+    ids, mask, width = _left_padded(backend, unique_prompts)
+    ids, mask = ids.to(device), mask.to(device)
+    cache = DynamicCache(config=backend.model.config)
+    first = backend.model(
+        input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+        logits_to_keep=torch.tensor([width - 1], device=device), use_cache=True,
+        **{backend._cache_arg: cache}, **_adapter_names(backend, unique_adapters),
+    ).logits  # (U, 1, V): the distribution of every completion's first token
+    cache.batch_select_indices(expand)  # indexing: differentiable, the graph stays attached
+    targets, target_mask = _right_padded(backend, completions)
+    targets, target_mask = targets.to(device), target_mask.to(device)
+    logits = first[expand]
+    if targets.shape[1] > 1:  # feed tokens 1..T-1 to predict tokens 2..T
+        attention_mask = torch.cat([mask[expand], target_mask[:, :-1]], dim=1)
+        lengths = mask.sum(-1)[expand]
+        position_ids = lengths[:, None] + torch.arange(targets.shape[1] - 1, device=device)[None, :]
+        rest = backend.model(
+            input_ids=targets[:, :-1], attention_mask=attention_mask, position_ids=position_ids,
+            use_cache=True, **{backend._cache_arg: cache}, **_adapter_names(backend, adapters),
+        ).logits  # (n, T-1, V)
+        logits = torch.cat([logits, rest], dim=1)
+    return logits, targets, target_mask.float()
 
 
 def sample_tokens(

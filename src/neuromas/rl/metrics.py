@@ -2,7 +2,8 @@
 
 Keys: `reward/mean`, `reward/std`, `reward/tied_fraction` (groups whose G rewards all tie:
 no learning signal), `loss/policy`, `loss/kl`, `kl/mean`, `grad/norm`, `update/skipped`
-(non-finite loss or gradient), `lr`, `tokens/total` (generated in the step's rollouts),
+(non-finite loss or gradient), `update/rows` (messages the update ran: those with a non-zero
+advantage, or all with a KL term), `lr`, `tokens/total` (generated in the step's rollouts),
 `time/rollout_s`, `time/step_s`, `node/<id>/tokens` (mean message length),
 `node/<id>/entropy` (mean negative log-prob per sampled token), and on evaluation steps
 `eval/acc`, `eval/ci_low`, `eval/ci_high`.

@@ -165,10 +165,16 @@ class Trainer:
 
     def _update(self, rows: Rows) -> dict[str, float]:
         c, backend = self.config, self.net.backend
-        chunks = [list(range(i, min(i + c.micro_batch_rows, len(rows)))) for i in range(0, len(rows), c.micro_batch_rows)]
         lengths = torch.tensor([len(x) for x in rows.completions])
         mask_all = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).float()
         weights_all = loss_weights(mask_all, c.loss_aggregation)  # (R, T): sum(values * w) == the mean
+        # A row whose advantage is 0 (its group tied) adds exactly nothing to the policy
+        # gradient, clipped or not, so without a KL term it is not run at all. Its tokens still
+        # count in `weights_all`, so the loss keeps the scale of the mean over every token.
+        needed = [i for i in range(len(rows)) if c.kl_coef > 0 or rows.advantages[i] != 0]
+        # Same-prompt rows side by side: `token_logprobs` runs a shared prompt once per chunk.
+        needed.sort(key=lambda i: (len(rows.prompts[i]), rows.adapters[i], rows.prompts[i]))
+        chunks = [needed[i : i + c.micro_batch_rows] for i in range(0, len(needed), c.micro_batch_rows)]
 
         old_logprobs, ref_logprobs = [None] * len(chunks), [None] * len(chunks)
         with torch.no_grad():
@@ -181,7 +187,8 @@ class Trainer:
 
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.step)
-        totals = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "grad/norm": 0.0, "update/skipped": 0.0}
+        totals = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "grad/norm": 0.0, "update/skipped": 0.0,
+                  "update/rows": float(len(needed))}
         for _ in range(c.epochs):
             self.optimizer.zero_grad(set_to_none=True)
             finite = True
