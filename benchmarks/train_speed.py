@@ -1,0 +1,332 @@
+"""One joint-RL training step: our Trainer vs the straightforward implementation.
+
+Why: a straightforward implementation (one `generate` and one fp32 forward/backward with
+full-vocabulary logits per node, micro-batches of 16) took ~80 s a step and 9 GB here for a
+[2, 1] network at G=8, batch 8, 24/16-token messages. Target: our Trainer at least 4x faster
+and under 4 GB peak RSS.
+
+Both arms run the same step on the embedded SmolLM2-135M: a [2, 1] network (two first-layer
+nodes read the task, the readout reads both and the task), task `arith` (4 one-digit operands,
+trained on 2-4), 8 inputs x G=8 sampled passes, 24-token hidden messages and a 16-token
+readout at temperature 0.7, one LoRA adapter (rank 8, alpha 16, q/k/v/o) per node, AdamW
+lr 2e-4, gradient clipping at 1.0, advantage = (reward - group mean) / group std, token-mean
+loss. The same inputs in the same order (the Trainer's shuffle).
+
+- ours: `neuromas.Trainer(...).train_step()` (bf16, layer-batched sampling, mixed-adapter
+  micro-batches, log-probs of the completion positions only);
+- reference (`Reference` below): fp32, PEFT adapters switched with `set_adapter`, per node one
+  `model.generate` over all its rows, then per node micro-batches of 16 rows through a full
+  forward with full-vocabulary logits and `log_softmax`.
+
+Each arm runs in its own subprocess so peak RSS (`ru_maxrss`, model load included) is its own;
+each does `--warmup` untimed steps, then reports the mean of `--steps` timed steps.
+
+    python benchmarks/train_speed.py                  # both arms, writes benchmarks/results/train_speed.*
+    python benchmarks/train_speed.py --smoke          # tiny settings to check the script; writes nothing
+    python benchmarks/train_speed.py --arm ours       # one arm in this process; prints its JSON line
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch
+from common import peak_rss_gb, write_results
+
+from neuromas import tasks
+from neuromas.config import TrainConfig
+from neuromas.models import load_model
+from neuromas.network import Network
+from neuromas.prompts import node_prompt
+from neuromas.rl.trainer import Trainer
+from neuromas.tasks.base import Example, Task
+
+RESULT_PREFIX = "TRAIN_SPEED_RESULT "  # how a child's JSON line is found in its stdout
+TEMPERATURE = 0.7
+LORA = {"rank": 8, "alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+SEED = 0
+
+
+def network_config(args: argparse.Namespace) -> dict:
+    return {
+        "layers": [{"width": 2, "max_new_tokens": args.hidden_tokens}, {"width": 1, "max_new_tokens": args.readout_tokens}],
+        "generation": {"temperature": TEMPERATURE, "top_p": 1.0},
+        "adapters": {"sharing": "node", **LORA},
+    }
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        batch_size=args.inputs, group_size=args.samples, lr=2e-4, weight_decay=0.0, max_grad_norm=1.0,
+        std_normalize=True, loss_aggregation="token-mean",  # micro_batch_rows: the shipped default
+    )
+
+
+def load_task() -> Task:
+    return tasks.load("arith", operands=4, train_operands=[2, 4])
+
+
+class Ours:
+    """The Trainer's step, as shipped (bf16 by default)."""
+
+    def __init__(self, task: Task, args: argparse.Namespace):
+        net = Network(network_config(args), seed=SEED)
+        self.trainer = Trainer(net, task, train_config(args), progress=False)
+
+    def step(self) -> dict:
+        m = self.trainer.train_step()
+        updated = "update/skipped" in m and not m["update/skipped"]  # absent: every group tied, no update ran
+        return {"rollout_s": m["time/rollout_s"], "tokens": m["tokens/total"], "reward": m["reward/mean"], "updated": float(updated)}
+
+
+class Reference:
+    """The straightforward implementation: fp32, one generate and one full-logits loss per node."""
+
+    def __init__(self, task: Task, args: argparse.Namespace):
+        from peft import LoraConfig, get_peft_model
+
+        self.task, self.args = task, args
+        self.topology = Network(network_config(args)).topology  # the graph only; loads no model
+        model, self.tokenizer = load_model(None, dtype="float32")  # left padding, frozen base
+        lora = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], target_modules=LORA["target_modules"],
+                          lora_dropout=0.0, bias="none")
+        names = [node.id for node in self.topology.nodes]
+        self.model = get_peft_model(model, lora, adapter_name=names[0])
+        for name in names[1:]:
+            self.model.add_adapter(name, lora)
+        self.model.eval()
+        self.lora_params = [p for n, p in self.model.named_parameters() if "lora_" in n]
+        self.optimizer = torch.optim.AdamW(self.lora_params, lr=2e-4, weight_decay=0.0)
+        eos = self.model.generation_config.eos_token_id
+        self.stop_ids = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
+        self.examples, self.step_index = task.examples("train"), 0
+
+    def use_adapter(self, node_id: str) -> None:
+        self.model.set_adapter(node_id)
+        for p in self.lora_params:  # set_adapter freezes every other adapter; keep all trainable
+            p.requires_grad_(True)
+
+    def encode(self, chat: list[dict[str, str]]) -> list[int]:
+        return list(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
+
+    def step(self) -> dict:
+        args, topology = self.args, self.topology
+        start = time.perf_counter()
+        examples = same_batch(self.examples, self.step_index, args.inputs)
+        self.step_index += 1
+        passes = [example for example in examples for _ in range(args.samples)]  # grouped by input
+        texts: list[dict[str, str]] = [{} for _ in passes]  # per pass: node id -> message
+        rows = []  # (node, pass, prompt ids, completion ids)
+
+        # 1. rollouts: layer by layer, one generate per node over all its rows
+        for layer in topology.layers:
+            for node in layer:
+                self.use_adapter(node.id)
+                prompts = [
+                    self.encode(node_prompt(node, topology, ex.input, {s: texts[p][s] for s in node.reads}, self.task.answer_format))
+                    for p, ex in enumerate(passes)
+                ]
+                batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+                out = self.model.generate(
+                    **batch, do_sample=True, temperature=node.generation.temperature, top_p=1.0, top_k=0,
+                    max_new_tokens=node.generation.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                )
+                for p, new in enumerate(out[:, batch["input_ids"].shape[1] :].tolist()):
+                    completion = []
+                    for token in new:
+                        if token in self.stop_ids:
+                            break
+                        completion.append(token)
+                    texts[p][node.id] = self.tokenizer.decode(completion, skip_special_tokens=True)
+                    rows.append((node, p, prompts[p], completion))
+        rollout_s = time.perf_counter() - start
+
+        # 2. rewards and 3. advantages: (r - group mean) / (group std + eps)
+        rewards = torch.tensor(self.task.reward([t[topology.readout] for t in texts], passes)).view(args.inputs, args.samples)
+        advantages = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True, unbiased=False) + 1e-6)
+        advantages = advantages.flatten()
+
+        # 4. loss per node (its adapter active), micro-batches of 16, token-mean over the step
+        total_tokens = sum(len(r[3]) for r in rows)
+        self.optimizer.zero_grad(set_to_none=True)
+        for node in topology.nodes:
+            self.use_adapter(node.id)
+            mine = [r for r in rows if r[0] is node and r[3]]
+            for i in range(0, len(mine), 16):
+                loss = self.loss(mine[i : i + 16], advantages, total_tokens, node.generation.temperature)
+                loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.lora_params, 1.0)
+        self.optimizer.step()
+        return {"rollout_s": rollout_s, "tokens": float(total_tokens), "reward": rewards.mean().item(), "updated": 1.0}
+
+    def loss(self, rows: list, advantages: torch.Tensor, total_tokens: int, temperature: float) -> torch.Tensor:
+        """Full fp32 forward over prompt + completion (right padded), full-vocabulary log_softmax."""
+        width = max(len(prompt) + len(completion) for _, _, prompt, completion in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        completion_mask = torch.zeros((len(rows), width - 1))  # over predicted positions 1..width-1
+        for i, (_, _, prompt, completion) in enumerate(rows):
+            n = len(prompt) + len(completion)
+            ids[i, :n] = torch.tensor(prompt + completion)
+            attention[i, :n] = 1
+            completion_mask[i, len(prompt) - 1 : n - 1] = 1
+        logits = self.model(input_ids=ids, attention_mask=attention).logits  # (rows, width, vocab)
+        logprobs = torch.log_softmax(logits[:, :-1] / temperature, dim=-1)
+        token_logprobs = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        row_advantages = advantages[[p for _, p, _, _ in rows]]
+        return -(row_advantages[:, None] * token_logprobs * completion_mask).sum() / total_tokens
+
+
+def same_batch(examples: list[Example], step: int, size: int) -> list[Example]:
+    """The inputs `Trainer.batch_examples` picks for a step (epochs over a seeded shuffle)."""
+    picked, orders = [], {}
+    for position in range(step * size, (step + 1) * size):
+        epoch, index = divmod(position, len(examples))
+        if epoch not in orders:
+            orders[epoch] = list(range(len(examples)))
+            random.Random(SEED * 7919 + epoch).shuffle(orders[epoch])
+        picked.append(examples[orders[epoch][index]])
+    return picked
+
+
+def run_arm(arm: str, args: argparse.Namespace) -> dict:
+    """Load, warm up, time `args.steps` steps; everything this process measured."""
+    torch.manual_seed(SEED)
+    start = time.perf_counter()
+    runner = (Ours if arm == "ours" else Reference)(load_task(), args)
+    load_s, load_rss = time.perf_counter() - start, peak_rss_gb()
+    for _ in range(args.warmup):
+        runner.step()
+    steps = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        m = runner.step()
+        steps.append({**m, "step_s": time.perf_counter() - start})
+    mean = {key: statistics.mean(s[key] for s in steps) for key in steps[0]}
+    return {
+        "step_s": mean["step_s"],
+        "rollout_s": mean["rollout_s"],
+        "update_s": mean["step_s"] - mean["rollout_s"],
+        "tokens_per_step": mean["tokens"],
+        "reward_mean": mean["reward"],
+        "updated_steps": int(sum(s["updated"] for s in steps)),  # timed steps that ran backward + AdamW
+        "steps_s": [s["step_s"] for s in steps],
+        "load_s": load_s,
+        "load_peak_rss_gb": load_rss,
+        "peak_rss_gb": peak_rss_gb(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def child_args(args: argparse.Namespace) -> list[str]:
+    names = ("steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens")
+    return [item for name in names for item in (f"--{name.replace('_', '-')}", str(getattr(args, name)))]
+
+
+def launch(arm: str, args: argparse.Namespace) -> dict:
+    """Run one arm in a fresh interpreter (its own peak RSS) and read its result line."""
+    print(f"running {arm} ...", flush=True)
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--arm", arm, *child_args(args)],
+        stdout=subprocess.PIPE, text=True, check=True,
+    ).stdout
+    lines = [line for line in out.splitlines() if line.startswith(RESULT_PREFIX)]
+    if not lines:
+        raise SystemExit(f"{arm}: no result line in its output:\n{out}")
+    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    print(f"{arm}: {result['step_s']:.1f} s/step, peak RSS {result['peak_rss_gb']:.2f} GB", flush=True)
+    return result
+
+
+def report(args: argparse.Namespace, ours: dict, ref: dict) -> tuple[dict, str]:
+    metrics = {
+        "step_s": round(ours["step_s"], 2),
+        "reference_step_s": round(ref["step_s"], 2),
+        "speedup": round(ref["step_s"] / ours["step_s"], 2),
+        "peak_rss_gb": round(ours["peak_rss_gb"], 3),
+        "reference_peak_rss_gb": round(ref["peak_rss_gb"], 3),
+    }
+    for prefix, arm in (("", ours), ("reference_", ref)):
+        metrics.update({
+            f"{prefix}rollout_s": round(arm["rollout_s"], 2),
+            f"{prefix}update_s": round(arm["update_s"], 2),
+            f"{prefix}tokens_per_step": round(arm["tokens_per_step"], 1),
+            f"{prefix}reward_mean": round(arm["reward_mean"], 4),
+            f"{prefix}updated_steps": arm["updated_steps"],
+            f"{prefix}steps_s": [round(s, 2) for s in arm["steps_s"]],
+            f"{prefix}load_s": round(arm["load_s"], 1),
+            f"{prefix}load_peak_rss_gb": round(arm["load_peak_rss_gb"], 3),
+        })
+    rows = [("ours (Trainer, bf16)", ours), ("reference (fp32, generate + full logits per node)", ref)]
+    markdown = (
+        f"One joint-RL step of a [2, 1] network on arith (4 one-digit operands, trained on 2-4): "
+        f"{args.inputs} inputs x G={args.samples}, {args.hidden_tokens}/{args.readout_tokens}-token messages, "
+        f"temperature {TEMPERATURE}, LoRA r{LORA['rank']} per node; mean of {args.steps} steps after "
+        f"{args.warmup} warm-up, each arm in its own process.\n\n"
+        "| arm | s/step | rollout s | update s | tokens/step | peak RSS GB |\n|---|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {name} | {a['step_s']:.1f} | {a['rollout_s']:.1f} | {a['update_s']:.1f} | {a['tokens_per_step']:.0f} "
+            f"| {a['peak_rss_gb']:.2f} |"
+            for name, a in rows
+        )
+        + f"\n\nSpeed-up: **{metrics['speedup']}x**; peak RSS {metrics['peak_rss_gb']} GB vs "
+        f"{metrics['reference_peak_rss_gb']} GB (target: at least 4x, under 4 GB)."
+    )
+    return metrics, markdown
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    """The settings both arms ran with, for the results file."""
+    train = train_config(args).model_dump(
+        include={"batch_size", "group_size", "lr", "max_grad_norm", "std_normalize", "loss_aggregation", "micro_batch_rows"}
+    )
+    return {
+        "model": "embedded SmolLM2-135M-Instruct", "dtype": {"ours": "bfloat16", "reference": "float32"},
+        "network": network_config(args), "task": {"name": "arith", "operands": 4, "train_operands": [2, 4]},
+        "train": train, "steps": args.steps, "warmup": args.warmup,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per arm")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per arm first")
+    parser.add_argument("--inputs", type=int, default=8, help="task inputs per step")
+    parser.add_argument("--samples", type=int, default=8, help="G: sampled passes per input")
+    parser.add_argument("--hidden-tokens", type=int, default=24, help="max new tokens of first-layer nodes")
+    parser.add_argument("--readout-tokens", type=int, default=16, help="max new tokens of the readout")
+    parser.add_argument("--arm", choices=["ours", "reference"], help="run one arm here and print its JSON line")
+    parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results")
+    parser.add_argument("--smoke", action="store_true",
+                        help="2 inputs x G=2, 4 tokens, 1 step, no warm-up; writes nothing")
+    args = parser.parse_args()
+    if args.smoke:
+        args.inputs = args.samples = 2
+        args.hidden_tokens = args.readout_tokens = 4
+        args.steps, args.warmup, args.no_write = 1, 0, True
+
+    if args.arm:
+        print(RESULT_PREFIX + json.dumps(run_arm(args.arm, args)), flush=True)
+        return
+
+    ours, ref = launch("ours", args), launch("reference", args)
+    metrics, markdown = report(args, ours, ref)
+    print("\n" + markdown)
+    if args.no_write:
+        print(json.dumps(metrics, indent=2))
+        return
+    write_results("train_speed", run_config(args), metrics, markdown)
+
+
+if __name__ == "__main__":
+    main()
