@@ -182,7 +182,8 @@ def main() -> None:
                     "acc is the mean over seeds; the CI pools all seeds' answers.\n\n"
                     "| task | arm | acc % | 95% CI | calls/q | tokens/q | steps | seeds | s/step | peak RSS GB |\n"
                     "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-                    + "\n\nLearning curves: `train_compare.png`.\n"
+                    + "\n\nLearning curves: `train_compare.png` (the evaluations during training use "
+                    "`train.eval_limit` examples, those before and after the whole test split).\n"
                 )
                 write_results("train_compare", config, metrics, markdown)
                 plot(metrics, RESULTS / "train_compare.png")
