@@ -210,11 +210,11 @@ def token_logprobs(
     return logprobs * mask, mask
 
 
-def _left_padded(backend: HFBackend, prompts: list[list[int]], extra: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _left_padded(backend: HFBackend, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(ids, attention mask, width): prompts left-padded so they all end at column `width`."""
     width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width + extra), backend.tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width + extra), dtype=torch.long)
+    ids = torch.full((len(prompts), width), backend.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, prompt in enumerate(prompts):
         ids[row, width - len(prompt) : width] = torch.tensor(prompt)
         mask[row, width - len(prompt) : width] = 1
