@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,8 +57,6 @@ def run_arm(task: str, arm: str, seed: int, runs: Path, fresh: bool, overrides: 
     for override in overrides:
         command += ["--set", override]
     if fresh and run_dir.exists():
-        import shutil
-
         shutil.rmtree(run_dir)
     print(f"{task} {arm} seed {seed}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, check=True)
@@ -140,11 +139,12 @@ def plot(metrics: dict, path: Path) -> None:
         for arm in ARMS:
             if arm not in metrics[task]:
                 continue
-            for seed, curve in metrics[task][arm]["curves"].items():
+            trained, seeds = metrics[task][arm], metrics[task][arm]["seeds"]
+            for seed, curve in trained["curves"].items():
                 label = f"{arm} (seed {seed})"
                 axes[0][column].plot(range(1, len(curve["reward"]) + 1), curve["reward"], label=label, alpha=0.8)
                 points = [[0, metrics[task][f"untrained-{arm}"]["acc_per_seed"][0]], *curve["eval"]]
-                points.append([metrics[task][arm]["steps"], metrics[task][arm]["acc_per_seed"][int(seed) - metrics[task][arm]["seeds"][0]]])
+                points.append([trained["steps"], trained["acc_per_seed"][seeds.index(int(seed))]])
                 axes[1][column].plot(*zip(*points), marker="o", label=label)
         axes[0][column].set(title=f"{task}: training reward (mean of the group)", xlabel="step", ylabel="reward")
         axes[1][column].set(title=f"{task}: held-out accuracy (greedy)", xlabel="step", ylabel="accuracy")

@@ -88,7 +88,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -101,17 +100,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never try t
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import peak_rss_gb as peak_gb  # noqa: E402 - peak RSS since start or `reset_peak`
+
 RESULT_PREFIX = "VS_TRL_RESULT "
 CONTENDED = 0.10  # above this share of time with a task waiting for a CPU, timings are noise
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 # memory -------------------------------------------------------------------------------------
-def peak_gb() -> float:
-    """Peak RSS of this process since start or the last `reset_peak` (Linux: KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
 def rss_gb() -> float:
     """Current RSS of this process."""
     for line in Path("/proc/self/status").read_text().splitlines():
