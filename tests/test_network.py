@@ -3,6 +3,7 @@
 import pytest
 
 from neuromas.backends.base import GenerationRequest
+from neuromas.errors import NeuromasError
 from neuromas.network import Network
 from neuromas.prompts import node_prompt
 from neuromas.tasks.base import Example, Task
@@ -66,3 +67,27 @@ def test_samples_are_grouped_seeded_and_scored(backend32):
     net.eval()
     greedy = net(examples, num_samples=2, task=SumTask())
     assert greedy[0].answer == greedy[1].answer and greedy[0].sample == 0 and greedy[1].sample == 1
+
+
+class EchoBackend:
+    """Answers every request with the last line of its user turn: shows what each node was shown."""
+
+    def generate(self, requests, seed):
+        from neuromas.backends.base import Generation
+
+        return [Generation(r.messages[1]["content"].splitlines()[-1], [], []) for r in requests]
+
+
+def test_input_slices_show_each_first_layer_node_its_part():
+    import neuromas.tasks as tasks
+
+    task = tasks.load("arith", operands=4)
+    net = Network({"layers": [2, 1], "input_slices": True}, backend=EchoBackend()).eval()
+    example = task.examples("test")[0]
+    a, b, c, d = example.meta["operands"]
+    (trace,) = net([example], task=task)
+    assert trace.messages["L1N1"].text == f"What is {a}+{b}?"
+    assert trace.messages["L1N2"].text == f"What is {c}+{d}?"
+    assert f"{example.input}\n\nMessages:" in trace.messages["L2N1"].prompt, "the readout sees the whole task"
+    with pytest.raises(NeuromasError, match="input_slices needs the task"):
+        net([example])

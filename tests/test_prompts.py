@@ -70,3 +70,13 @@ def test_node_without_input_does_not_see_it():
     topo = Topology.from_config(NetworkConfig(layers=[1, 1], input_to_all=False))
     text = node_prompt(topo.node("L2N1"), topo, TASK, {"L1N1": "hello"}, FORMAT)[1]["content"]
     assert TASK not in text and "[L1N1] hello" in text
+
+
+def test_sliced_first_layer_is_told_which_part_it_sees():
+    topo = Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True))
+    first = node_prompt(topo.node("L1N2"), topo, "What is 2+7?", {}, FORMAT)
+    assert "Reads: part 2 of 2 of the task only." in first[0]["content"]
+    assert first[1]["content"] == "What is 2+7?"
+    readout = node_prompt(topo.node("L2N1"), topo, TASK, {"L1N1": "8", "L1N2": "9"}, FORMAT)
+    assert "Reads: the task and L1N1, L1N2." in readout[0]["content"], "only the first layer is sliced"
+    assert topo.node("L2N1").input_part is None and topo.node("L1N1").input_part == 0

@@ -297,3 +297,30 @@ def test_example_is_a_frozen_record():
     ex = Example(id="x", input="q", target=1)
     with pytest.raises(AttributeError):
         ex.target = 2  # type: ignore[misc]
+
+
+def test_arith_split_input_cuts_the_sum_into_consecutive_parts_that_add_up():
+    task = tasks.load("arith", operands=5, digits=2)
+    for example in task.examples("test")[:20]:
+        parts = task.split_input(example, 2)
+        numbers = [[int(n) for n in p.removeprefix("What is ").removesuffix("?").split("+")] for p in parts]
+        assert [n for run in numbers for n in run] == example.meta["operands"]
+        assert [len(run) for run in numbers] == [3, 2]
+        assert sum(sum(run) for run in numbers) == example.target
+
+
+def test_arith_split_input_says_when_a_part_has_no_numbers():
+    task = tasks.load("arith", operands=2, test_size=10)
+    example = task.examples("test")[0]
+    a, b = example.meta["operands"]
+    assert task.split_input(example, 3) == [
+        f"What is {a}?", f"What is {b}?", "(no numbers in this part)"]
+
+
+def test_split_input_is_refused_where_parts_do_not_add_up_or_the_task_cannot_cut():
+    minus = tasks.load("arith", operators="-")
+    with pytest.raises(NeuromasError, match="input_slices needs operators='\\+'"):
+        minus.split_input(minus.examples("test")[0], 2)
+    other = tasks.load("bbh", subset="navigate", test_size=4, data_dir=str(FIXTURE_DATA))
+    with pytest.raises(NeuromasError, match="set network.input_slices: false"):
+        other.split_input(other.examples("test")[0], 2)

@@ -1,6 +1,6 @@
 """neuromas: multi-agent LLM systems built like neural networks and trained like them."""
 
-from neuromas import tasks
+from neuromas import grow, tasks
 from neuromas.config import RunConfig, TrainConfig, load_config
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
@@ -18,6 +18,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "evaluate",
+    "grow",
     "load_config",
     "tasks",
 ]

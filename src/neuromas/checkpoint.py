@@ -5,7 +5,8 @@ a crash (even `kill -9`) leaves either the previous complete checkpoint or the n
 never a half-written directory that a resume would trust. Temporary directories left by a
 crash are ignored and cleaned up.
 
-    <dir>/network.yaml            network + model config (enough to rebuild the graph)
+    <dir>/network.yaml            network + model config (enough to rebuild the graph), and a
+                                  grown network's fade-in state (grow.py) while it lasts
     <dir>/adapters/<name>/        one PEFT adapter per node (or per layer / one for all)
     <dir>/trainer.pt              (checkpoints only) optimizer, RNG states, step (the lr schedule is a function of the step)
 """
@@ -55,6 +56,8 @@ def atomic_directory(final: Path) -> Iterator[Path]:
 
 def _write_network_files(net: Network, directory: Path) -> None:
     spec = {"network": net.config.model_dump(mode="json"), "model": net.model_config.model_dump(mode="json")}
+    if net.growth is not None:  # a grown network whose new nodes are still fading in (grow.py)
+        spec["growth"] = net.growth.to_dict()
     (directory / "network.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     if net.adapters:
         names = sorted(set(net.adapters.values()))
@@ -81,6 +84,14 @@ def load_adapter_weights(net: Network, directory: Path) -> None:
             raise NeuromasError(f"{file}: does not match this network's adapters ({unexpected[0]} ...)")
 
 
+def saved_network_config(path: Path) -> NetworkConfig:
+    """The network config a saved network (or checkpoint) was written with."""
+    spec_file = path / "network.yaml"
+    if not spec_file.is_file():
+        raise NeuromasError(f"{path}: no saved network here (network.yaml not found)")
+    return NetworkConfig.model_validate(yaml.safe_load(spec_file.read_text())["network"])
+
+
 def load_network(cls, path: Path, backend=None) -> Network:
     if (path / "final" / "network.yaml").is_file():
         path = path / "final"
@@ -92,7 +103,32 @@ def load_network(cls, path: Path, backend=None) -> Network:
     if (path / "adapters").is_dir():
         net.attach_adapters()
         load_adapter_weights(net, path)
+    _load_growth(net, spec)
     return net
+
+
+def _load_growth(net: Network, spec: dict) -> None:
+    from neuromas.grow import Growth
+
+    net.growth = Growth.from_dict(spec["growth"]) if spec.get("growth") else None
+
+
+def init_from(net: Network, path: Path) -> None:
+    """Give `net` the adapters (and fade-in state) of a saved network of the same shape."""
+    if (path / "final" / "network.yaml").is_file():
+        path = path / "final"
+    from neuromas.topology import Topology
+
+    saved = saved_network_config(path)
+    shape = Topology.from_config(saved)  # sampling settings may differ; the graph and adapters may not
+    if (shape.widths, shape.edges, saved.adapters) != (net.topology.widths, net.topology.edges, net.config.adapters):
+        raise NeuromasError(f"init_from: {path} holds a different network (widths {shape.widths}, its edges and "
+                            f"adapters); set network to the one in {path / 'network.yaml'}")
+    if not (path / "adapters").is_dir():
+        raise NeuromasError(f"init_from: {path} has no adapters to start from (an untrained network)")
+    net.attach_adapters()
+    load_adapter_weights(net, path)
+    _load_growth(net, yaml.safe_load((path / "network.yaml").read_text()))
 
 
 # training checkpoints ---------------------------------------------------------------------
@@ -126,6 +162,7 @@ def checkpoints(run_dir: Path) -> list[Path]:
 def load_checkpoint(directory: Path, net: Network) -> dict:
     """Restore adapters, RNG states and the network's sampling counter; return the trainer state."""
     load_adapter_weights(net, directory)
+    _load_growth(net, yaml.safe_load((directory / "network.yaml").read_text()))
     state = torch.load(directory / "trainer.pt", weights_only=False)
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])

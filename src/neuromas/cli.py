@@ -144,6 +144,36 @@ def eval_(
     typer.echo(json.dumps(result.summary(), indent=2))
 
 
+GrowOpt = Annotated[Optional[list[str]], typer.Option(help="LAYER:WIDTH, 0-based layer; repeat for several.")]
+
+
+@app.command()
+@user_errors
+def grow(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run (its final/ network is grown).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New run directory to write.", show_default=False)],
+    widen: GrowOpt = None,
+    deepen: GrowOpt = None,
+    init: Annotated[str, typer.Option(help="New nodes' adapters: clone (a trained node's) or fresh.")] = "clone",
+    ramp_steps: Annotated[int, typer.Option(help="Training steps over which the grown network fades in.")] = 10,
+) -> None:
+    """Grow a trained network wider (--widen) or deeper (--deepen) into a new run to train."""
+    from neuromas.runner import run_grow
+
+    stage = {"at_step": 1, "widen": [_layer_width(w, "widen", "layer") for w in widen or []],
+             "deepen": [_layer_width(d, "deepen", "after_layer") for d in deepen or []],
+             "init": init, "ramp_steps": ramp_steps}
+    config_path = run_grow(run_dir, out, stage)
+    console.print(f"grown network in [bold]{out}[/]; train it with: neuromas run {config_path}")
+
+
+def _layer_width(text: str, option: str, key: str) -> dict[str, int]:
+    layer, sep, width = text.partition(":")
+    if not sep or not layer.strip().isdigit() or not width.strip().isdigit():
+        raise NeuromasError(f"--{option} {text!r}: write LAYER:WIDTH with a 0-based layer, e.g. --{option} 0:2")
+    return {key: int(layer), "width": int(width)}
+
+
 @app.command()
 @user_errors
 def show(config_path: ConfigArg, set: SetOpt = None) -> None:

@@ -86,6 +86,10 @@ class NetworkConfig(_Strict):
     """Extra edges from any earlier layer ("L1N1->L3N1"), or "all" to read every earlier node."""
     input_to_all: bool = True
     """Whether nodes past the first layer also see the raw task input (the paper: yes)."""
+    input_slices: bool = False
+    """Receptive fields: node i of the first layer (width w) sees only part i of w of the task
+    input, as the task splits it (arith: consecutive runs of its numbers), not the whole input.
+    Off in the paper; an axis of our own for tasks that decompose (DESIGN.md section 3)."""
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     """Default sampling settings for every layer."""
     adapters: AdapterConfig = Field(default_factory=AdapterConfig)
@@ -148,6 +152,43 @@ class EvalConfig(_Strict):
     """Questions per batched forward pass."""
 
 
+class WidenOp(_Strict):
+    """Widen layer `layer` (0-based) to `width` nodes."""
+
+    layer: int = Field(ge=0)
+    width: int = Field(ge=2)
+
+
+class DeepenOp(_Strict):
+    """Insert a dense layer of `width` nodes after layer `after_layer` (0-based)."""
+
+    after_layer: int = Field(ge=0)
+    width: int = Field(1, ge=1)
+
+
+class GrowthStage(_Strict):
+    """One growth of a run's schedule: after `at_step` training steps, grow, then keep training.
+
+    The widenings apply first, then the deepenings, each to the shape the previous one left
+    (grow.py documents how new nodes start and fade in).
+    """
+
+    at_step: int = Field(ge=1)
+    """Grow once this many training steps are done (before train.steps)."""
+    widen: list[WidenOp] = Field(default_factory=list)
+    deepen: list[DeepenOp] = Field(default_factory=list)
+    init: Literal["clone", "fresh"] = "clone"
+    """A new node's adapter: a copy of a trained node's (clone) or the base model (fresh)."""
+    ramp_steps: int = Field(10, ge=0)
+    """Training steps over which the share of passes that run the grown network rises to 1."""
+
+    @model_validator(mode="after")
+    def _has_an_op(self) -> GrowthStage:
+        if not self.widen and not self.deepen:
+            raise ValueError("a growth stage needs widen or deepen, e.g. widen: [{layer: 0, width: 2}]")
+        return self
+
+
 class TrainConfig(_Strict):
     """Joint RL of all nodes from one terminal reward (REINFORCE with a group baseline)."""
 
@@ -195,6 +236,22 @@ class TrainConfig(_Strict):
     """How many recent checkpoints to keep."""
     max_bad_steps: int = Field(3, ge=1)
     """Stop with an error after this many consecutive steps with a non-finite loss or gradient."""
+    growth: list[GrowthStage] = Field(default_factory=list)
+    """Growth schedule: train, grow, train, grow ... in one run (the paper's 3 -> 5 -> 7)."""
+
+    @model_validator(mode="after")
+    def _growth_fits_the_steps(self) -> TrainConfig:
+        steps = [stage.at_step for stage in self.growth]
+        if steps != sorted(set(steps)):
+            raise ValueError(f"growth: at_step values {steps} must increase")
+        for k, (stage, following) in enumerate(zip(self.growth, self.growth[1:])):
+            if following.at_step - stage.at_step < stage.ramp_steps:
+                raise ValueError(f"growth[{k}]: its fade-in (ramp_steps {stage.ramp_steps}) must end before "
+                                 f"growth[{k + 1}] at step {following.at_step}")
+        if steps and steps[-1] >= self.steps:
+            raise ValueError(f"growth: at_step {steps[-1]} must be below train.steps ({self.steps}), "
+                             "or the grown network never trains")
+        return self
 
     @model_validator(mode="after")
     def _default_clip(self) -> TrainConfig:
@@ -213,6 +270,9 @@ class RunConfig(_Strict):
     task: TaskConfig
     eval: EvalConfig = Field(default_factory=EvalConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    init_from: str | None = None
+    """Start from a saved network (a run directory, its final/, or what `neuromas grow` wrote):
+    its adapters and any fade-in state; its shape must be `network`'s."""
     out_dir: str | None = None
     """Run directory; default runs/<config name>-<timestamp>."""
 
@@ -240,6 +300,13 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
     except ValidationError as error:
         raise NeuromasError(format_validation_error(error, source)) from None
     Topology.from_config(config.network)  # raises NeuromasError for impossible graphs
+    if config.train.growth:
+        from neuromas.grow import plan_schedule
+
+        try:  # every growth must fit the shape the ones before it leave
+            plan_schedule(config.network, config.train.growth)
+        except NeuromasError as error:
+            raise NeuromasError(f"{source}: train.{error}") from None
     return config
 
 

@@ -28,6 +28,8 @@ from neuromas.trace import NodeMessage, Trace
 if TYPE_CHECKING:
     import torch
 
+    from neuromas.grow import Growth
+
 DEFAULT_ANSWER_FORMAT = "End your message with 'Answer: <answer>'."
 
 
@@ -56,6 +58,8 @@ class Network:
         self.training = True
         self._calls = 0  # forward passes so far: each gets its own seed, reproducibly
         self.adapters: dict[str, str] = {}  # node id -> adapter name, once adapters are attached
+        self.base_backend: Backend | None = backend  # the backend without adapters (growth builds on it)
+        self.growth: Growth | None = None  # set by grow.widen/deepen while new nodes fade in
 
     @classmethod
     def from_config(cls, config: str | Path | RunConfig, backend: Backend | None = None) -> Network:
@@ -83,6 +87,7 @@ class Network:
         backend = self.backend
         if not isinstance(backend, HFBackend):
             raise NeuromasError("training needs the hf backend (transformers + PEFT)")
+        self.base_backend = backend
         model = attach_adapters(backend.model, self.topology, self.config.adapters)
         self._backend = HFBackend(model, backend.tokenizer, backend.max_batch_rows, backend.chat_template_kwargs)
         sharing = self.config.adapters.sharing
@@ -153,20 +158,25 @@ class Network:
         draws = 1 if not self.training else num_samples
         passes = [(example, s) for example in examples for s in range(draws)]
         messages: list[dict[str, NodeMessage]] = [{} for _ in passes]
+        grown_form = self.growth.draw(len(passes), seed, self.training) if self.growth else [True] * len(passes)
 
         for l, layer in enumerate(self.topology.layers):
             requests, owners = [], []
             for node in layer:
-                temperature = node.generation.temperature if self.training else 0.0
                 for p, (example, _) in enumerate(passes):
-                    incoming = {source: messages[p][source].text for source in node.reads}
-                    chat = node_prompt(node, self.topology, example.input, incoming, answer_format)
-                    requests.append(
-                        GenerationRequest(
-                            chat, self.adapters.get(node.id), node.generation.max_new_tokens, temperature, node.generation.top_p
-                        )
-                    )
+                    form = self._form(node, grown_form[p])
+                    if form is None:  # a new node, in a pass that runs the parent
+                        continue
+                    view, topology, grown_id = form
+                    incoming = {source: messages[p][grown_id(source)].text for source in view.reads}
+                    chat = node_prompt(view, topology, self._seen(example, view, topology, task), incoming, answer_format)
+                    gen = view.generation
+                    requests.append(GenerationRequest(
+                        chat, self.adapters.get(node.id), gen.max_new_tokens, gen.temperature if self.training else 0.0, gen.top_p
+                    ))
                     owners.append((p, node.id, prompt_text(chat)))
+            if not requests:
+                continue
             generations = self.backend.generate(requests, seed=seed * 101 + l)
             for (p, id, prompt), gen in zip(owners, generations):
                 messages[p][id] = NodeMessage(id, prompt, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finished)
@@ -181,6 +191,28 @@ class Network:
             traces = [_resample(t, s) for t in traces for s in range(num_samples)]
         return traces
 
+    def _form(self, node: Node, grown: bool):
+        """How `node` runs in one pass: (node as its prompt sees it, its topology, id mapping).
+
+        A pass of a grown network that runs the parent shows each old node the parent's
+        structure under the parent's names (grow.py's fade-in); new nodes do not run (None).
+        """
+        if self.growth is None or grown:
+            return node, self.topology, _same
+        old_id = self.growth.old_ids.get(node.id)
+        if old_id is None:
+            return None
+        return self.growth.parent_topology.node(old_id), self.growth.parent_topology, self.growth.new_ids.__getitem__
+
+    @staticmethod
+    def _seen(example: Example, node: Node, topology: Topology, task: Task | None) -> str:
+        """What a node sees of the task: the whole input, or its part with `input_slices`."""
+        if node.input_part is None:
+            return example.input
+        if task is None:
+            raise NeuromasError("network.input_slices needs the task to split inputs: pass task= to the network")
+        return task.split_input(example, topology.widths[0])[node.input_part]
+
     def __repr__(self) -> str:
         name = self.model_config.name or "SmolLM2-135M-Instruct (embedded)"
         lines = [f"Network(widths={self.topology.widths}, model={name}, calls={self.calls_per_pass})"]
@@ -191,7 +223,8 @@ class Network:
                 f"max_new_tokens={gen.max_new_tokens}, temperature={gen.temperature}, top_p={gen.top_p}"
             )
             for node in layer:
-                sources = list(node.reads) + (["input"] if node.sees_input else [])
+                seen = "input" if node.input_part is None else f"input part {node.input_part + 1} of {len(layer)}"
+                sources = list(node.reads) + ([seen] if node.sees_input else [])
                 tag = "  [readout]" if node.is_readout else ""
                 lines.append(f"    ({node.id}) <- {', '.join(sources)}{tag}")
         return "\n".join(lines)
@@ -206,6 +239,10 @@ def score(task: Task, traces: list[Trace], examples: list[Example]) -> None:
     for (trace, example), reward in zip(scored, rewards):
         trace.prediction = task.extract(trace.answer, example)
         trace.reward = float(reward)
+
+
+def _same(id: str) -> str:
+    return id
 
 
 def _resample(trace: Trace, sample: int) -> Trace:

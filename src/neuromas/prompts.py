@@ -40,7 +40,8 @@ def structure_lines(node: Node, topology: Topology) -> list[str]:
     widths = ", ".join(str(w) for w in topology.widths)
     reads = _names(node.reads) if node.reads else "no other node"
     if node.sees_input:
-        reads = f"the task and {reads}" if node.reads else "the task only"
+        task = "the task" if node.input_part is None else f"part {node.input_part + 1} of {width} of the task"
+        reads = f"{task} and {reads}" if node.reads else f"{task} only"
     lines = [
         f"Network: {depth} layer{'s' if depth > 1 else ''} of widths {widths}.",
         f"Position: layer {node.layer + 1} of {depth}, node {node.index + 1} of {width} ({node.id}).",
@@ -62,7 +63,11 @@ def node_prompt(
     incoming: dict[str, str],
     answer_format: str,
 ) -> list[dict[str, str]]:
-    """Chat messages for one node on one input, given the messages of the nodes it reads."""
+    """Chat messages for one node on one input, given the messages of the nodes it reads.
+
+    `task_input` is what this node sees of the task: the whole input, or its part of it when
+    the network has `input_slices` (the caller splits it, since only the task knows how).
+    """
     system = "\n".join([SYSTEM_PROMPT, *structure_lines(node, topology)])
     user: list[str] = [task_input.strip()] if node.sees_input else []
     if node.reads:

@@ -76,6 +76,16 @@ def load_task(config: RunConfig) -> Task:
     return tasks.load(config.task.name, **config.task.params)
 
 
+def build_network(config: RunConfig) -> Network:
+    """The configured network, starting from `init_from`'s saved adapters when it is set."""
+    net = Network.from_config(config)
+    if config.init_from is not None:
+        from neuromas.checkpoint import init_from
+
+        init_from(net, Path(config.init_from))
+    return net
+
+
 def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, progress: bool) -> EvalResult:
     result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
     tmp = run_dir / f"{name}.jsonl.tmp"
@@ -84,7 +94,8 @@ def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, p
     return result
 
 
-def _write_results(config: RunConfig, net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict) -> None:
+def _write_results(config: RunConfig, net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict,
+                   widths: dict[str, list[int]] | None = None) -> None:
     summary = {
         "network": {"widths": net.topology.widths, "calls_per_pass": net.calls_per_pass},
         **{name: result.summary() for name, result in results.items()},
@@ -94,13 +105,14 @@ def _write_results(config: RunConfig, net: Network, run_dir: Path, results: dict
         "finished": datetime.now().isoformat(timespec="seconds"),
     }
     atomic_write(run_dir / "results.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write(run_dir / "results.md", results_markdown(config, results))
+    widths = widths or {name: net.topology.widths for name in results}
+    atomic_write(run_dir / "results.md", results_markdown(results, widths))
 
 
 def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task | None = None) -> EvalResult:
     """Evaluate the configured network on the configured task and write the run directory."""
     task = task or load_task(config)  # before the model: a bad task fails in a second, not after loading
-    net = Network.from_config(config)
+    net = build_network(config)
     result = _evaluate(net, task, config, run_dir, "traces", progress)
     _write_results(config, net, run_dir, {"eval": result}, {})
     return result
@@ -117,7 +129,7 @@ def run_train(
     from neuromas.rl.trainer import Trainer
 
     task = task or load_task(config)
-    net = Network.from_config(config)
+    net = build_network(config)
     trainer = Trainer(net, task, config.train, run_dir, eval_limit=config.eval.limit, progress=progress)
     resumed = resume and trainer.resume()
     before_file = run_dir / "results_before.json"
@@ -127,6 +139,7 @@ def run_train(
         before = _evaluate(net, task, config, run_dir, "traces_before", progress)
         atomic_write(before_file, json.dumps(before.summary(), indent=2) + "\n")
     trainer.train()
+    net = trainer.net  # the grown network, when the run has a growth schedule
     net.save(run_dir / "final")
     after = _evaluate(net, task, config, run_dir, "traces_after", progress)
     steps = trainer.history
@@ -138,8 +151,42 @@ def run_train(
             "trainable_parameters": sum(p.numel() for p in net.parameters()),
         }
     }
-    _write_results(config, net, run_dir, {"before": before, "after": after}, extra)
+    widths = {"before": [layer.width for layer in config.network.layers], "after": net.topology.widths}
+    _write_results(config, net, run_dir, {"before": before, "after": after}, extra, widths)
     return {"before": before, "after": after}
+
+
+def run_grow(run_dir: Path, out: Path, stage: dict) -> Path:
+    """Grow a finished run's network into a new run directory; return the new run's config.
+
+    The new run keeps the old run's config (task, training recipe, seed) with the grown network,
+    `init_from` pointing at the grown network saved in `<out>/grown`, and no growth schedule.
+    """
+    from pydantic import ValidationError
+
+    from neuromas.checkpoint import saved_network_config
+    from neuromas.config import GrowthStage, format_validation_error, load_config
+    from neuromas.grow import apply, plan_stage
+
+    if not (run_dir / "config.yaml").is_file():
+        raise NeuromasError(f"{run_dir}: not a run directory (config.yaml not found)")
+    if out.exists() and any(out.iterdir()):
+        raise NeuromasError(f"--out {out} already holds files; give a new directory")
+    try:
+        growth = GrowthStage.model_validate(stage)
+    except ValidationError as error:
+        raise NeuromasError(format_validation_error(error, "grow")) from None
+    config = load_config(run_dir / "config.yaml")
+    final = run_dir / "final"
+    plan = plan_stage(saved_network_config(final), growth)  # a bad request fails before the model loads
+    grown = apply(Network.load(final), plan, growth.init, growth.ramp_steps)
+    grown.save(out / "grown")
+    new = config.model_copy(update={
+        "network": grown.config, "init_from": str(out / "grown"), "out_dir": str(out),
+        "train": config.train.model_copy(update={"growth": []}),
+    })
+    save_config(new, out)
+    return out / "config.yaml"
 
 
 def save_config(config: RunConfig, run_dir: Path) -> str:
@@ -148,8 +195,8 @@ def save_config(config: RunConfig, run_dir: Path) -> str:
     return text
 
 
-def results_markdown(config: RunConfig, results: dict[str, EvalResult]) -> str:
-    widths = [layer.width for layer in config.network.layers]
+def results_markdown(results: dict[str, EvalResult], widths: dict[str, list[int]]) -> str:
+    """One row per evaluation, each with the shape evaluated (a growth schedule changes it)."""
     first = next(iter(results.values()))
     lines = [
         f"# {first.task} ({first.split}, n={first.n})\n",
@@ -158,7 +205,7 @@ def results_markdown(config: RunConfig, results: dict[str, EvalResult]) -> str:
     ]
     for name, r in results.items():
         lines.append(
-            f"| {widths} | {name} | {100 * r.acc:.1f} | [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] "
+            f"| {widths[name]} | {name} | {100 * r.acc:.1f} | [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] "
             f"| {r.calls_per_q:g} | {r.tokens_per_q:.1f} | {r.prompt_tokens_per_q:.1f} | {r.seconds:.1f} |"
         )
     return "\n".join(lines) + "\n"

@@ -35,6 +35,7 @@ class Node:
     sees_input: bool
     is_readout: bool
     generation: GenerationConfig  # this layer's sampling settings, overrides applied
+    input_part: int | None = None  # with input_slices: which part of the input it sees (0-based)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class Topology:
                         f"node {id} reads no node and does not see the input: give it an incoming edge "
                         f"or set sees_input: true on layer {l + 1}"
                     )
-                nodes.append(Node(id, l, i, node_reads, node_readers, sees_input, id == readout, generation))
+                part = i if config.input_slices and l == 0 else None
+                nodes.append(Node(id, l, i, node_reads, node_readers, sees_input, id == readout, generation, part))
             layers.append(tuple(nodes))
         return cls(tuple(layers), readout)
 
@@ -127,7 +129,8 @@ class Topology:
             lines.append(f"  layer {l + 1}:")
             for node in layer:
                 source = ", ".join(node.reads) if node.reads else "-"
-                extra = " +input" if node.sees_input else ""
+                extra = f" +input part {node.input_part + 1}" if node.input_part is not None else (
+                    " +input" if node.sees_input else "")
                 lines.append(f"    {node.id} <- {source}{extra}")
         return "\n".join(lines)
 

@@ -5,7 +5,10 @@ no learning signal), `loss/policy`, `loss/kl`, `kl/mean`, `grad/norm`, `update/s
 (non-finite loss or gradient), `update/rows` (messages the update ran: those with a non-zero
 advantage, or all with a KL term), `lr`, `tokens/total` (generated in the step's rollouts),
 `time/rollout_s`, `time/step_s`, `node/<id>/tokens` (mean message length),
-`node/<id>/entropy` (mean negative log-prob per sampled token), and on evaluation steps
+`node/<id>/entropy` (mean negative log-prob per sampled token; a grown network's new nodes
+average over the passes they ran in), `growth/alpha` (while a grown network fades in: the
+share of passes that run the grown form, grow.py), `growth/calls_per_pass` (on the step a
+scheduled growth happened: the grown network's size), and on evaluation steps
 `eval/acc`, `eval/ci_low`, `eval/ci_high`.
 """
 

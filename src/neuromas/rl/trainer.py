@@ -63,30 +63,53 @@ class Trainer:
         eval_limit: int | None = None,
         progress: bool = True,
     ):
-        self.net, self.task, self.config = net.attach_adapters(), task, config or TrainConfig()
+        self.task, self.config = task, config or TrainConfig()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.eval_limit = self.config.eval_limit or eval_limit
         self.progress = progress
         self.examples = task.examples("train")
         if not self.examples:
             raise NeuromasError(f"task {task.name} has no training examples; raise its train_size")
+        net.attach_adapters()
         unknown = [n for n in self.config.freeze if n not in net.adapters]
         if unknown:
             raise NeuromasError(f"train.freeze: {unknown[0]} is not a node of this network ({', '.join(net.adapters)})")
-        frozen = {net.adapters[n] for n in self.config.freeze}
+        self._bind(net)
+        self.step = 0
+        self.bad_steps = 0
+        self.stages_done = 0  # growth stages of the schedule applied so far
+        self.log = MetricsLog(self.run_dir) if self.run_dir is not None else None
+        self.history: list[dict] = []
+
+    def _bind(self, net: Network) -> None:
+        """Train `net`: its unfrozen adapters, with a fresh optimizer (also after a growth)."""
+        frozen = {net.adapters[n] for n in self.config.freeze if n in net.adapters}
         shared = [a for n, a in net.adapters.items() if a in frozen and n not in self.config.freeze]
         if shared:
             raise NeuromasError(f"train.freeze: adapter {shared[0]} is shared with unfrozen nodes; use sharing: node")
+        self.net = net
         self.trainable = {a for a in net.adapters.values() if a not in frozen}
         for name in set(net.adapters.values()):
             for param in adapter_parameters(net.backend.model, name):
                 param.requires_grad_(name in self.trainable)
         self.params = [p for name in sorted(self.trainable) for p in adapter_parameters(net.backend.model, name)]
         self.optimizer = torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
-        self.step = 0
-        self.bad_steps = 0
-        self.log = MetricsLog(self.run_dir) if self.run_dir is not None else None
-        self.history: list[dict] = []
+
+    def grow_if_due(self) -> bool:
+        """Apply the schedule's next growth when its step has come (`train.growth`, grow.py).
+
+        The grown network gets a fresh optimizer: Adam's moments belong to the parent's
+        parameters, and a renamed or cloned adapter is a new parameter to the optimizer.
+        """
+        from neuromas.grow import apply, plan_stage
+
+        stages = self.config.growth
+        if self.stages_done >= len(stages) or stages[self.stages_done].at_step != self.step:
+            return False
+        stage = stages[self.stages_done]
+        self._bind(apply(self.net, plan_stage(self.net.config, stage), stage.init, stage.ramp_steps))
+        self.stages_done += 1
+        return True
 
     def batch_examples(self, step: int) -> list[Example]:
         """Inputs of a step: epochs over a seeded shuffle of the train split (resumable by step)."""
@@ -131,8 +154,13 @@ class Trainer:
         else:
             metrics["grad/norm"] = 0.0  # no signal: every group tied (or nothing trainable wrote)
 
-        # 5. log
+        # 5. log (and move a grown network's fade-in along: grow.py)
         self.step += 1
+        if net.growth is not None:
+            metrics["growth/alpha"] = net.growth.alpha
+            net.growth.done_steps += 1
+            if net.growth.alpha >= 1.0:  # faded in: the parent form is no longer needed
+                net.growth = None
         metrics.update(
             {
                 "reward/mean": rewards.mean().item(),
@@ -242,7 +270,10 @@ class Trainer:
         with Progress(*columns, disable=not self.progress) as bar:
             job = bar.add_task("train", total=c.steps, completed=self.step, status="")
             while self.step < c.steps:
+                grew = self.grow_if_due()
                 metrics = self.train_step()
+                if grew:
+                    metrics["growth/calls_per_pass"] = float(self.net.calls_per_pass)
                 if c.eval_every and self.step % c.eval_every == 0 and self.step < c.steps:
                     result = self.evaluate()
                     metrics.update({"eval/acc": result.acc, "eval/ci_low": result.ci_low, "eval/ci_high": result.ci_high})
@@ -262,19 +293,25 @@ class Trainer:
         return {
             "optimizer": self.optimizer.state_dict(),
             "bad_steps": self.bad_steps,
+            "stages_done": self.stages_done,
             "config": self.config.model_dump(mode="json"),
         }
 
     def resume(self) -> bool:
         """Continue from the newest complete checkpoint in the run directory, if there is one."""
-        from neuromas.checkpoint import checkpoints, load_checkpoint
+        from neuromas.checkpoint import checkpoints, load_checkpoint, saved_network_config
 
         found = checkpoints(self.run_dir) if self.run_dir is not None else []
         if not found:
             return False
+        saved = saved_network_config(found[-1])
+        if saved != self.net.config:  # the run grew before this checkpoint: rebuild that shape
+            net = Network(saved, model=self.net.model_config, backend=self.net.base_backend, seed=self.net.seed)
+            self._bind(net.attach_adapters())
         state = load_checkpoint(found[-1], self.net)
         self.optimizer.load_state_dict(state["optimizer"])
         self.bad_steps = state["bad_steps"]
+        self.stages_done = state.get("stages_done", 0)
         self.step = state["step"]
         if self.log is not None:
             self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
@@ -296,8 +333,9 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 def node_statistics(traces: list[Trace]) -> dict[str, float]:
     """Per node: mean message length and mean negative log-prob per token (an entropy estimate)."""
     stats: dict[str, float] = {}
-    for node_id in traces[0].messages:
-        messages = [t.messages[node_id] for t in traces]
+    ids = dict.fromkeys(node_id for t in traces for node_id in t.messages)  # a grown net's new nodes may sit out
+    for node_id in ids:
+        messages = [t.messages[node_id] for t in traces if node_id in t.messages]
         tokens = sum(len(m.token_ids) for m in messages)
         stats[f"node/{node_id}/tokens"] = tokens / len(messages)
         stats[f"node/{node_id}/entropy"] = -sum(sum(m.logprobs) for m in messages) / max(tokens, 1)

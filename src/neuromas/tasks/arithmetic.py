@@ -176,6 +176,25 @@ class Arithmetic(SplitTask):
                                 "lower test_size or widen the knobs")
         return train
 
+    def split_input(self, example: Example, parts: int) -> list[str]:
+        """Consecutive runs of the numbers as smaller sums, "What is 3+5+2+7?" -> "What is 3+5?",
+        "What is 2+7?": the first level of the sum's tree. The parts of a sum add up to it, which
+        holds for "+" only, so other operators are refused. A part with no number left (more
+        parts than numbers) says so rather than inventing one.
+        """
+        if set(example.meta["operators"]) - {"+"}:
+            raise NeuromasError("arith: input_slices needs operators='+' (parts of a sum add up to "
+                                "it; with - or * they do not): set operators: '+' or input_slices: false")
+        numbers = example.meta["operands"]
+        size, extra = divmod(len(numbers), parts)
+        pieces, start = [], 0
+        for part in range(parts):
+            end = start + size + (part < extra)
+            run = numbers[start:end]
+            pieces.append(f"What is {'+'.join(map(str, run))}?" if run else "(no numbers in this part)")
+            start = end
+        return pieces
+
     def extract(self, completion: str, example: Example | None = None) -> str | None:
         return rewards.extract_number(completion)
 

@@ -53,6 +53,17 @@ class Task:
     def normalize(self, target: Any) -> str:
         return str(target).strip()
 
+    def split_input(self, example: Example, parts: int) -> list[str]:
+        """The input cut into `parts` self-contained sub-inputs, for `network.input_slices`.
+
+        Only tasks that decompose into independent pieces can say how to cut them; the others
+        refuse, naming the setting to turn off.
+        """
+        raise NeuromasError(
+            f"task {self.name!r} cannot split its input into parts: set network.input_slices: false "
+            "(tasks that can: arith)"
+        )
+
     def reward(self, completions: list[str], examples: list[Example]) -> list[float]:
         rewards = []
         for completion, example in zip(completions, examples, strict=True):

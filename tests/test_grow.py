@@ -1,0 +1,279 @@
+"""Growth keeps what was trained, makes a valid bigger network, and starts out equal to the parent."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import neuromas as nm
+from neuromas.config import TrainConfig
+from neuromas.errors import NeuromasError
+from neuromas.grow import Growth
+from neuromas.network import Network
+from neuromas.rl.trainer import Trainer
+from neuromas.tasks.base import Example, Task
+
+INPUTS = ["What is 3+5+2+7?", "What is 9+1+4+4?", "What is 6+6+0+8?"]
+
+
+class LetterTask(Task):
+    """Reward: how often the readout writes the letter e (dense and varied, so groups rarely tie)."""
+
+    name = "letters"
+    answer_format = "Write one sentence."
+
+    def examples(self, split):
+        return [Example(f"{split}{i}", f"Say something about the number {i}.", "e") for i in range(6)]
+
+    def extract(self, completion, example=None):
+        return completion
+
+    def reward(self, completions, examples):
+        return [min(c.count("e") / 10, 1.0) for c in completions]
+
+
+def trained_net(backend, layers=(1, 1, 1), tokens=10, seed=0):
+    """A network whose adapters are non-zero and differ per node, as training would leave them."""
+    config = {"layers": list(layers), "generation": {"max_new_tokens": tokens, "temperature": 1.0},
+              "adapters": {"rank": 2}}
+    net = Network(config, backend=backend, seed=3).attach_adapters()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * (0.02 if "lora_B" in name else 0.2))
+    return net
+
+
+def adapter_state(net, node):
+    key = f".{net.adapters[node]}."
+    return {n.replace(key, "."): p.detach().clone() for n, p in net.named_parameters() if key in n}
+
+
+def assert_same_adapter(a, a_node, b, b_node):
+    left, right = adapter_state(a, a_node), adapter_state(b, b_node)
+    assert left.keys() == right.keys() and left
+    assert all(torch.equal(left[k], right[k]) for k in left), (a_node, b_node)
+
+
+def tokens(traces):
+    return [{k: m.token_ids for k, m in t.messages.items()} for t in traces]
+
+
+# ---- operators: bad requests (no model needed) ------------------------------------------------
+@pytest.mark.parametrize("call, message", [
+    (lambda net: nm.grow.widen(net, 2, 2), "cannot widen the last layer"),
+    (lambda net: nm.grow.widen(net, 0, 1), "already has 1 nodes; give width > 1"),
+    (lambda net: nm.grow.widen(net, 5, 2), "layer 5 does not exist; layers are 0 to 2"),
+    (lambda net: nm.grow.deepen(net, 2, 2), "cannot add a layer after the readout's"),
+    (lambda net: nm.grow.deepen(net, 0, 0), "width must be >= 1"),
+    (lambda net: nm.grow.widen(net, 0, 2), "grow a trained network"),
+])
+def test_bad_growth_requests_name_the_problem(call, message):
+    with pytest.raises(NeuromasError, match=message):
+        call(Network([1, 1, 1]))
+
+
+def test_explicit_edges_cannot_grow():
+    net = Network({"layers": [2, 1], "edges": ["L1N1->L2N1", "L1N2->L2N1"]})
+    with pytest.raises(NeuromasError, match="explicit network.edges"):
+        nm.grow.widen(net, 0, 3)
+
+
+def test_fade_in_draws_the_grown_form_with_probability_alpha():
+    growth = Growth(nm.config.NetworkConfig(layers=[1, 1]), {"L1N1": "L1N1", "L2N1": "L2N1"}, ramp_steps=4)
+    assert growth.alpha == 0 and not any(growth.draw(100, seed=1, training=True))
+    growth.done_steps = 2
+    draws = growth.draw(2000, seed=1, training=True)
+    assert 0.45 < sum(draws) / len(draws) < 0.55 and draws == growth.draw(2000, seed=1, training=True)
+    assert growth.draw(3, seed=1, training=False) == [True] * 3  # greedy runs the form most passes use
+    growth.done_steps = 9
+    assert growth.alpha == 1.0 and all(growth.draw(50, seed=2, training=True))
+    assert Growth.from_dict(growth.to_dict()).to_dict() == growth.to_dict()
+
+
+# ---- operators on the real model --------------------------------------------------------------
+@pytest.mark.slow
+def test_widen_keeps_trained_adapters_and_clones_a_sibling(backend32):
+    net = trained_net(backend32)
+    grown = nm.grow.widen(net, layer=1, width=3)
+    assert grown.topology.widths == [1, 3, 1]
+    assert grown.topology.node("L3N1").reads == ("L2N1", "L2N2", "L2N3")
+    for node in ("L1N1", "L2N1", "L3N1"):
+        assert_same_adapter(net, node, grown, node)
+    assert_same_adapter(net, "L2N1", grown, "L2N2")
+    assert_same_adapter(net, "L2N1", grown, "L2N3")
+    fresh = nm.grow.widen(net, layer=0, width=2, init="fresh")
+    assert all(not p.any() for n, p in adapter_state(fresh, "L1N2").items() if "lora_B" in n)
+    assert_same_adapter(net, "L1N1", fresh, "L1N1")
+    assert net(INPUTS[:1])[0].messages.keys() == {"L1N1", "L2N1", "L3N1"}, "the parent is left usable"
+
+
+@pytest.mark.slow
+def test_deepen_renames_the_layers_after_the_insert(backend32):
+    net = trained_net(backend32, layers=(2, 2, 1))
+    grown = nm.grow.deepen(net, after_layer=1, width=2)
+    assert grown.topology.widths == [2, 2, 2, 1] and grown.topology.readout == "L4N1"
+    assert grown.topology.node("L3N2").reads == ("L2N1", "L2N2")
+    assert grown.topology.node("L4N1").reads == ("L3N1", "L3N2")
+    for old, new in {"L1N1": "L1N1", "L2N2": "L2N2", "L3N1": "L4N1"}.items():
+        assert_same_adapter(net, old, grown, new)
+    assert_same_adapter(net, "L2N1", grown, "L3N1")
+    assert_same_adapter(net, "L2N2", grown, "L3N2")
+    assert grown.growth.old_ids["L4N1"] == "L3N1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grow, same_layers", [
+    (lambda net: nm.grow.widen(net, layer=0, width=2), True),
+    (lambda net: nm.grow.deepen(net, after_layer=0, width=2), False),
+], ids=["widen", "deepen"])
+def test_grown_network_starts_equal_to_its_parent(backend32, grow, same_layers):
+    net = trained_net(backend32)
+    grown = grow(net)
+    parent, child = net.eval()(INPUTS), grown.eval()(INPUTS)
+    assert [t.answer for t in child] == [t.answer for t in parent]
+    for p, c in zip(parent, child):
+        renamed = {grown.growth.new_ids[k]: v for k, v in tokens([p])[0].items()}
+        assert tokens([c])[0] == renamed, "old nodes write exactly what they wrote before growth"
+    # sampled passes too: at alpha = 0 every pass is the parent's, token for token (when no layer
+    # was inserted: a layer's sampling seed follows its index)
+    if same_layers:
+        sampled_parent = net.train()(INPUTS, num_samples=2, seed=7)
+        sampled_child = grown.train()(INPUTS, num_samples=2, seed=7)
+        assert tokens(sampled_child) == tokens(sampled_parent)
+    # switched on, the grown form runs every node, new ones included
+    grown.growth.done_steps = grown.growth.ramp_steps
+    assert grown.eval()(INPUTS[:1])[0].messages.keys() == {n.id for n in grown.topology.nodes}
+
+
+@pytest.mark.slow
+def test_training_moves_the_fade_in_and_saves_it(backend32, tmp_path):
+    grown = nm.grow.widen(trained_net(backend32, tokens=6), layer=0, width=2, ramp_steps=2)
+    grown.growth.done_steps = 1  # half faded in: both forms appear among the passes
+    trainer = Trainer(grown, LetterTask(), TrainConfig(steps=1, batch_size=2, group_size=4, lr=1e-2), progress=False)
+    grown.save(tmp_path / "mid")
+    saved = grown.growth.to_dict()
+    metrics = trainer.train_step()
+    assert metrics["growth/alpha"] == 0.5 and grown.growth is None, "faded in after ramp_steps steps"
+    assert "node/L1N2/tokens" in metrics
+    loaded = Network.load(tmp_path / "mid", backend=backend32)
+    assert loaded.growth.to_dict() == saved and loaded.growth.alpha == 0.5
+    assert_same_adapter(loaded, "L1N2", trained_net(backend32, tokens=6), "L1N1"), "saved before the step"
+
+
+# ---- plans and schedules (no model) -----------------------------------------------------------
+def test_a_stage_is_planned_as_one_growth_from_the_original():
+    from neuromas.config import GrowthStage, NetworkConfig
+    from neuromas.grow import plan_stage
+
+    stage = GrowthStage(at_step=1, widen=[{"layer": 0, "width": 2}], deepen=[{"after_layer": 0, "width": 2}])
+    plan = plan_stage(NetworkConfig(layers=[1, 1]), stage)
+    assert [layer.width for layer in plan.config.layers] == [2, 2, 1]
+    assert plan.old_ids == {"L1N1": "L1N1", "L3N1": "L2N1"}, "old ids point at the network before the stage"
+    assert plan.sources == {"L1N2": "L1N1", "L2N1": "L1N1", "L2N2": "L1N1"}, "clones come from trained nodes"
+
+
+@pytest.mark.parametrize("growth, message", [
+    ([{"at_step": 4, "widen": [{"layer": 0, "width": 2}]}, {"at_step": 2, "deepen": [{"after_layer": 0}]}],
+     "at_step values \\[4, 2\\] must increase"),
+    ([{"at_step": 2, "widen": [{"layer": 0, "width": 2}], "ramp_steps": 5}, {"at_step": 4, "deepen": [{"after_layer": 0}]}],
+     "growth\\[0\\]: its fade-in \\(ramp_steps 5\\) must end before growth\\[1\\] at step 4"),
+    ([{"at_step": 2, "widen": [{"layer": 0, "width": 2}], "ramp_steps": 1},
+      {"at_step": 4, "widen": [{"layer": 2, "width": 2}]}], "growth\\[1\\].widen\\[0\\]: cannot widen the last layer"),
+    ([{"at_step": 9, "widen": [{"layer": 0, "width": 2}]}], "at_step 9 must be below train.steps \\(8\\)"),
+])
+def test_a_bad_growth_schedule_fails_when_the_config_loads(growth, message):
+    from neuromas.config import parse_config
+
+    data = {"network": {"layers": [1, 1, 1]}, "task": {"name": "arith"}, "train": {"steps": 8, "growth": growth}}
+    with pytest.raises(NeuromasError, match=message):
+        parse_config(data)
+
+
+# ---- the schedule and `neuromas grow` in real runs ----------------------------------------
+FIXTURES = Path(__file__).parent / "fixtures"
+RUN = {
+    "seed": 3,
+    "network": {"layers": [1, 1], "generation": {"max_new_tokens": 4}, "adapters": {"rank": 2}},
+    "task": {"name": "jsonl", "path": str(FIXTURES / "custom.jsonl"), "reward": "custom_rewards:length_score",
+             "train_size": 6, "test_size": 4},
+    "eval": {"limit": 2},
+    "train": {"steps": 5, "batch_size": 2, "group_size": 2, "lr": 1e-2, "checkpoint_every": 1, "keep_checkpoints": 10,
+              "growth": [{"at_step": 2, "widen": [{"layer": 0, "width": 2}], "ramp_steps": 2}]},
+}
+
+
+def run_config(tmp_path, name, data=RUN):
+    from neuromas.config import parse_config
+
+    return parse_config({**data, "out_dir": str(tmp_path / name)})
+
+
+def lora_weights(path):
+    from safetensors.torch import load_file
+
+    return {f"{a.name}/{k}": v for a in sorted((path / "adapters").iterdir()) if a.is_dir() for k, v in
+            load_file(str(a / "adapter_model.safetensors")).items()}
+
+
+@pytest.mark.slow
+def test_growth_schedule_grows_in_one_run_and_resumes_across_the_growth(tmp_path, monkeypatch):
+    from neuromas.runner import make_run_dir, run_train
+
+    monkeypatch.syspath_prepend(str(FIXTURES))  # the custom reward module
+    config = run_config(tmp_path, "whole")
+    run_train(config, make_run_dir(config, None), progress=False)
+    whole = tmp_path / "whole"
+    steps = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert [m.get("growth/alpha") for m in steps] == [None, None, 0.0, 0.5, None]
+    assert steps[2]["growth/calls_per_pass"] == 3.0 and "node/L1N2/tokens" not in steps[1]
+    assert Network.load(whole).topology.widths == [2, 1]
+    table = (whole / "results.md").read_text()
+    assert "| [1, 1] | before |" in table and "| [2, 1] | after |" in table
+
+    # a copy of the run that stopped after step 3 (grown, half faded in) continues to the same end
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut, ignore=shutil.ignore_patterns("final", "step-000004", "step-000005"))
+    config = run_config(tmp_path, "cut")
+    run_train(config, cut, resume=True, progress=False)
+    assert [json.loads(line)["step"] for line in (cut / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
+    expected, got = lora_weights(whole / "final"), lora_weights(cut / "final")
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+@pytest.mark.slow
+def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path):
+    from typer.testing import CliRunner
+
+    from neuromas.cli import app
+
+    env = {"PYTHONPATH": str(FIXTURES)}
+    data = {**RUN, "train": {**RUN["train"], "steps": 2, "growth": []}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    cli = CliRunner()
+    with_fixture = [sys.executable, "-m", "neuromas.cli"]
+    first = subprocess.run([*with_fixture, "run", "c.yaml", "--out", "small", "-q"], cwd=tmp_path, capture_output=True,
+                           text=True, env={**os.environ, **env}, timeout=600)
+    assert first.returncode == 0, first.stderr
+    bad = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "one:2"])
+    assert bad.exit_code == 2 and "write LAYER:WIDTH" in bad.output
+    grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "0:2"])
+    assert grown.exit_code == 0, grown.output
+    config = yaml.safe_load((tmp_path / "g" / "config.yaml").read_text())
+    assert [layer["width"] for layer in config["network"]["layers"]] == [1, 2, 1]
+    assert config["init_from"] == str(tmp_path / "g" / "grown") and config["train"]["growth"] == []
+    second = subprocess.run([*with_fixture, "run", "g/config.yaml", "-q"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=600)
+    assert second.returncode == 0, second.stderr
+    old, new = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("small", "g"))
+    assert new["before"]["acc"] == old["after"]["acc"], "right after growth the network is its parent"
+    old_answers = [json.loads(line)["answer"] for line in (tmp_path / "small" / "traces_after.jsonl").open()]
+    new_answers = [json.loads(line)["answer"] for line in (tmp_path / "g" / "traces_before.jsonl").open()]
+    assert new_answers == old_answers
+    assert Network.load(tmp_path / "g").topology.widths == [1, 2, 1]
