@@ -84,3 +84,16 @@ def test_sampling_follows_the_temperature_and_top_p_distribution():
     # temperature 0.5 squares the probabilities: 1, 4, 9, 16 over 30
     tokens, _ = sample_tokens(logits, torch.full((20000,), 0.5), torch.ones(20000), generator)
     assert torch.allclose(torch.bincount(tokens, minlength=4) / 20000, torch.tensor([1, 4, 9, 16]) / 30, atol=0.015)
+
+
+def test_auto_dtype_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    import torch
+
+    from neuromas import models
+
+    cpu = torch.device("cpu")
+    assert models.resolve_dtype("float16", cpu) == torch.float16
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
+    assert models.resolve_dtype("auto", cpu) == torch.float32
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    assert models.resolve_dtype("auto", cpu) == torch.bfloat16

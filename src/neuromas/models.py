@@ -45,6 +45,30 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`auto` picks bf16 only where it is native: emulated bf16 matmuls on a CPU without AVX-512
+    BF16 ran at 47 GFLOP/s against 230 for fp32 (a 1024 x 576 x 1536 matmul, 2 cores)."""
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX on x86, the BF16 extension on Arm (flags from /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def _source(name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
     """(what to pass to from_pretrained, gguf file name or None)."""
     if name in EMBEDDED_NAMES:
@@ -59,7 +83,7 @@ def _source(name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
 
 
 @functools.cache
-def load_model(name: str | None = None, gguf_file: str | None = None, dtype: str = "bfloat16", device: str = "auto"):
+def load_model(name: str | None = None, gguf_file: str | None = None, dtype: str = "auto", device: str = "auto"):
     """Load (once per process) the base model and its tokenizer, ready for left-padded batches."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -71,7 +95,8 @@ def load_model(name: str | None = None, gguf_file: str | None = None, dtype: str
     hf_logging.set_verbosity_error()  # transformers warns about bf16 GGUF loads; measured faster here
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), **kwargs)
+        torch_dtype = resolve_dtype(dtype, resolve_device(device))
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
     except OSError as error:
         raise NeuromasError(f"model.name: cannot load {name!r}: {str(error).splitlines()[0]}") from None
     finally:
@@ -83,5 +108,5 @@ def load_model(name: str | None = None, gguf_file: str | None = None, dtype: str
     model.to(resolve_device(device))
     model.eval()
     model.requires_grad_(False)  # the base is frozen; adapters (when added) own the trainable weights
-    logging.getLogger(__name__).info("loaded %s (%s, %s)", name or EMBEDDED_FILE, dtype, model.device)
+    logging.getLogger(__name__).info("loaded %s (%s, %s)", name or EMBEDDED_FILE, torch_dtype, model.device)
     return model, tokenizer

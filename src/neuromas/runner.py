@@ -98,6 +98,7 @@ def _write_results(config: RunConfig, net: Network, run_dir: Path, results: dict
                    widths: dict[str, list[int]] | None = None) -> None:
     summary = {
         "network": {"widths": net.topology.widths, "calls_per_pass": net.calls_per_pass},
+        "model_dtype": str(next(net.backend.model.parameters()).dtype).removeprefix("torch."),  # what auto chose
         **{name: result.summary() for name, result in results.items()},
         **extra,
         "peak_rss_gb": round(peak_rss_gb(), 3),
