@@ -277,3 +277,15 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path)
     new_answers = [json.loads(line)["answer"] for line in (tmp_path / "g" / "traces_before.jsonl").open()]
     assert new_answers == old_answers
     assert Network.load(tmp_path / "g").topology.widths == [1, 2, 1]
+
+
+def test_show_prints_the_shapes_a_schedule_grows_to():
+    from typer.testing import CliRunner
+
+    from neuromas.cli import app
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "paper" / "navigate-grown-3-5-7.yaml"
+    result = CliRunner().invoke(app, ["show", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "grows after step 100 to widths [2, 2, 1]" in result.output
+    assert "grows after step 200 to widths [2, 2, 2, 1]" in result.output

@@ -184,6 +184,12 @@ def show(config_path: ConfigArg, set: SetOpt = None) -> None:
     config = _resolve(config_path, set, None)
     load_task(config)
     typer.echo(repr(Network.from_config(config)))
+    if config.train.growth:
+        from neuromas.grow import plan_schedule
+
+        for stage, plan in zip(config.train.growth, plan_schedule(config.network, config.train.growth)):
+            widths = [layer.width for layer in plan.config.layers]
+            typer.echo(f"grows after step {stage.at_step} to widths {widths} (fade-in {stage.ramp_steps} steps)")
 
 
 @app.command()

@@ -1,0 +1,178 @@
+"""Path dependence (issue 4, the paper's Table 3): networks grown from a trained smaller one vs the
+same shapes trained from scratch, at the same total number of training steps.
+
+Per task, with S training steps per stage (`--stage-steps`):
+
+    grown      one run: [1, 1, 1] trained S steps (`base-3`), widened to [2, 2, 1] and trained S
+               more (`grown-5`, 2S in all), deepened to [2, 2, 2, 1] and trained S more (`grown-7`,
+               3S in all), through the run's `train.growth` schedule (new nodes cloned from trained
+               ones, fading in over `--ramp-steps`)
+    scratch-5  [2, 2, 1] trained 2S steps from the base model
+    scratch-7  [2, 2, 2, 1] trained 3S steps
+
+Every run evaluates greedily on the whole test split every S steps, so `base-3` and `grown-5` are
+the grown run's evaluations at steps S and 2S. Rollout tokens are every token generated in
+training up to that point. Right after each growth the grown network is compared with its parent
+on the test split: accuracy with the new nodes switched fully on at once (no fade-in), and how
+often its final answer equals the parent's (with the fade-in at its start, the grown network *is*
+the parent: 100% by construction, which tests/test_grow.py checks).
+
+Tasks: `navigate` (configs/navigate-neuromas3.yaml: BBH Navigate, 150 train / 100 test) and
+`arith8` (configs/arith-neuromas3.yaml with 8 one-digit numbers, training on 2-8).
+Runs live under `runs/growth/` and are reused; results go to `benchmarks/results/growth.{json,md,png}`.
+
+    python benchmarks/growth.py --tasks navigate --stage-steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import RESULTS, write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = {
+    "navigate": ("navigate-neuromas3.yaml", [], 100),
+    "arith8": ("arith-neuromas3.yaml", ["task.operands=8", "task.train_operands=[2, 8]"], 128),
+}
+SHAPES = {"base-3": [1, 1, 1], "grown-5": [2, 2, 1], "grown-7": [2, 2, 2, 1],
+          "scratch-5": [2, 2, 1], "scratch-7": [2, 2, 2, 1]}
+WIDEN = {"widen": [{"layer": 0, "width": 2}, {"layer": 1, "width": 2}]}  # [1, 1, 1] -> [2, 2, 1]
+DEEPEN = {"deepen": [{"after_layer": 1, "width": 2}]}  # [2, 2, 1] -> [2, 2, 2, 1]
+
+
+def run(task: str, arm: str, stages: int, stage_steps: int, ramp: int, runs: Path) -> Path:
+    """One `neuromas run` (a process of its own); finished runs are reused."""
+    config, overrides, test_size = TASKS[task]
+    run_dir = runs / f"{task}-{arm}"
+    if (run_dir / "results.json").is_file():
+        print(f"{task} {arm}: reusing {run_dir}", flush=True)
+        return run_dir
+    sets = [*overrides, f"network.layers={SHAPES[arm]}", f"train.steps={stages * stage_steps}",
+            f"train.eval_every={stage_steps}", f"train.eval_limit={test_size}", f"eval.limit={test_size}",
+            f"train.checkpoint_every={stage_steps}", "train.keep_checkpoints=3"]
+    if arm == "grown-7":
+        sets[1] = f"network.layers={SHAPES['base-3']}"
+        schedule = [{**WIDEN, "at_step": stage_steps, "ramp_steps": ramp},
+                    {**DEEPEN, "at_step": 2 * stage_steps, "ramp_steps": ramp}]
+        sets.append(f"train.growth={json.dumps(schedule)}")  # JSON is YAML
+    command = [str(Path(sys.executable).with_name("neuromas")), "run", str(ROOT / "configs" / config),
+               "--out", str(run_dir), "--quiet"]
+    for value in sets:
+        command += ["--set", value]
+    print(f"{task} {arm}: {' '.join(command[1:])}", flush=True)
+    subprocess.run(command, check=True)
+    return run_dir
+
+
+def curve(run_dir: Path) -> list[dict]:
+    """Per evaluation: step, accuracy, CI and rollout tokens so far (step 0 = untrained)."""
+    before = json.loads((run_dir / "results_before.json").read_text())
+    points = [{"step": 0, "acc": before["acc"], "ci_low": before["ci_low"], "ci_high": before["ci_high"],
+               "rollout_tokens": 0}]
+    tokens = 0.0
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    for m in steps:
+        tokens += m["tokens/total"]
+        if "eval/acc" in m:
+            points.append({"step": m["step"], "acc": m["eval/acc"], "ci_low": m["eval/ci_low"],
+                           "ci_high": m["eval/ci_high"], "rollout_tokens": int(tokens)})
+    after = json.loads((run_dir / "results.json").read_text())["after"]
+    points.append({"step": steps[-1]["step"], "acc": after["acc"], "ci_low": after["ci_low"],
+                   "ci_high": after["ci_high"], "rollout_tokens": int(tokens), "calls_per_q": after["calls_per_q"],
+                   "tokens_per_q": after["tokens_per_q"]})
+    return points
+
+
+def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
+    """The parent at a growth step vs the grown network switched fully on at once."""
+    import neuromas as nm
+    from neuromas.config import GrowthStage, load_config
+    from neuromas.runner import load_task
+
+    task = load_task(load_config(run_dir / "config.yaml"))
+    parent = nm.Network.load(run_dir / "checkpoints" / f"step-{step:06d}")
+    stage = GrowthStage(at_step=1, **(WIDEN if widen else DEEPEN))
+    grown = nm.grow.apply(parent, nm.grow.plan_stage(parent.config, stage), ramp_steps=0)
+    grown.growth = None  # fully on at once, no parent form
+    before = nm.evaluate(parent, task, limit=test_size, progress=False)
+    after = nm.evaluate(grown, task, limit=test_size, progress=False)
+    same = sum(a.prediction == b.prediction for a, b in zip(before.traces, after.traces))
+    return {"parent_acc": before.acc, "grown_acc": after.acc, "answer_agreement": same / len(before.traces)}
+
+
+def plot(metrics: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    for axis, (task, arms) in zip(axes[0], metrics.items()):
+        for name in ("grown", "scratch-5", "scratch-7"):
+            if name in arms.get("curves", {}):
+                points = arms["curves"][name]
+                axis.plot([p["step"] for p in points], [p["acc"] for p in points], marker="o", label=name)
+        axis.set(title=f"{task}: held-out accuracy (greedy)", xlabel="training steps", ylabel="accuracy")
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--stage-steps", type=int, default=10, help="training steps per stage (S)")
+    parser.add_argument("--ramp-steps", type=int, default=5, help="fade-in steps after each growth")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "growth")
+    args = parser.parse_args()
+    s = args.stage_steps
+
+    metrics: dict = {}
+    rows = []
+    for task in args.tasks:
+        test_size = TASKS[task][2]
+        grown = curve(run(task, "grown-7", 3, s, args.ramp_steps, args.runs))
+        by_step = {p["step"]: p for p in grown}
+        arms = {"base-3": by_step[s], "grown-5": by_step[2 * s], "grown-7": grown[-1]}
+        curves = {"grown": grown}
+        for arm, stages in (("scratch-5", 2), ("scratch-7", 3)):
+            curves[arm] = curve(run(task, arm, stages, s, args.ramp_steps, args.runs))
+            arms[arm] = curves[arm][-1]
+        growth_dir = args.runs / f"{task}-grown-7"
+        right_after = {"3->5": at_growth(growth_dir, s, True, test_size), "5->7": at_growth(growth_dir, 2 * s, False, test_size)}
+        metrics[task] = {
+            **{arm: {"acc": p["acc"], "ci_low": p["ci_low"], "ci_high": p["ci_high"], "steps": p["step"],
+                     "rollout_tokens": p["rollout_tokens"], "shape": SHAPES[arm]} for arm, p in arms.items()},
+            "right_after_growth": right_after, "curves": curves,
+        }
+        for arm, m in metrics[task].items():
+            if arm in SHAPES:
+                rows.append(f"| {task} | {arm} | {m['shape']} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, "
+                            f"{100 * m['ci_high']:.1f}] | {m['steps']} | {m['rollout_tokens']} |")
+        markdown = (
+            f"Grown vs from scratch at equal training steps ({s} per stage, fade-in {args.ramp_steps} steps), "
+            "greedy accuracy on the whole test split, embedded SmolLM2-135M-Instruct.\n\n"
+            "| task | arm | shape | acc % | 95% CI | steps | rollout tokens |\n|---|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n\nRight after growth, new nodes fully on at once (no fade-in):\n\n"
+            "| task | growth | parent acc % | grown acc % | same final answer % |\n|---|---|---|---|---|\n"
+            + "\n".join(f"| {t} | {g} | {100 * r['parent_acc']:.1f} | {100 * r['grown_acc']:.1f} | "
+                        f"{100 * r['answer_agreement']:.1f} |"
+                        for t in metrics for g, r in metrics[t]["right_after_growth"].items()) + "\n"
+        )
+        config = {"tasks": {t: TASKS[t][:2] for t in args.tasks}, "stage_steps": s, "ramp_steps": args.ramp_steps}
+        write_results("growth", config, metrics, markdown)
+        plot(metrics, RESULTS / "growth.png")
+
+
+if __name__ == "__main__":
+    main()
