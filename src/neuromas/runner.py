@@ -94,7 +94,7 @@ def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, p
     return result
 
 
-def _write_results(config: RunConfig, net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict,
+def _write_results(net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict,
                    widths: dict[str, list[int]] | None = None) -> None:
     summary = {
         "network": {"widths": net.topology.widths, "calls_per_pass": net.calls_per_pass},
@@ -115,7 +115,7 @@ def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task
     task = task or load_task(config)  # before the model: a bad task fails in a second, not after loading
     net = build_network(config)
     result = _evaluate(net, task, config, run_dir, "traces", progress)
-    _write_results(config, net, run_dir, {"eval": result}, {})
+    _write_results(net, run_dir, {"eval": result}, {})
     return result
 
 
@@ -153,7 +153,7 @@ def run_train(
         }
     }
     widths = {"before": [layer.width for layer in config.network.layers], "after": net.topology.widths}
-    _write_results(config, net, run_dir, {"before": before, "after": after}, extra, widths)
+    _write_results(net, run_dir, {"before": before, "after": after}, extra, widths)
     return {"before": before, "after": after}
 
 
