@@ -101,8 +101,7 @@ def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
     task = load_task(load_config(run_dir / "config.yaml"))
     parent = nm.Network.load(run_dir / "checkpoints" / f"step-{step:06d}")
     stage = GrowthStage(at_step=1, **(WIDEN if widen else DEEPEN))
-    grown = nm.grow.apply(parent, nm.grow.plan_stage(parent.config, stage), ramp_steps=0)
-    grown.growth = None  # fully on at once, no parent form
+    grown = nm.grow.apply(parent, nm.grow.plan_stage(parent.config, stage), ramp_steps=0)  # fully on at once
     before = nm.evaluate(parent, task, limit=test_size, progress=False)
     after = nm.evaluate(grown, task, limit=test_size, progress=False)
     same = sum(a.prediction == b.prediction for a, b in zip(before.traces, after.traces))

@@ -84,21 +84,26 @@ def load_adapter_weights(net: Network, directory: Path) -> None:
             raise NeuromasError(f"{file}: does not match this network's adapters ({unexpected[0]} ...)")
 
 
-def saved_network_config(path: Path) -> NetworkConfig:
-    """The network config a saved network (or checkpoint) was written with."""
+def _saved_dir(path: Path) -> Path:
+    """A saved network's directory: `path` itself, or a run directory's `final/`."""
+    return path / "final" if (path / "final" / "network.yaml").is_file() else path
+
+
+def _read_spec(path: Path) -> dict:
     spec_file = path / "network.yaml"
     if not spec_file.is_file():
         raise NeuromasError(f"{path}: no saved network here (network.yaml not found)")
-    return NetworkConfig.model_validate(yaml.safe_load(spec_file.read_text())["network"])
+    return yaml.safe_load(spec_file.read_text())
+
+
+def saved_network_config(path: Path) -> NetworkConfig:
+    """The network config a saved network (or checkpoint) was written with."""
+    return NetworkConfig.model_validate(_read_spec(path)["network"])
 
 
 def load_network(cls, path: Path, backend=None) -> Network:
-    if (path / "final" / "network.yaml").is_file():
-        path = path / "final"
-    spec_file = path / "network.yaml"
-    if not spec_file.is_file():
-        raise NeuromasError(f"{path}: no saved network here (network.yaml not found)")
-    spec = yaml.safe_load(spec_file.read_text())
+    path = _saved_dir(path)
+    spec = _read_spec(path)
     net = cls(NetworkConfig.model_validate(spec["network"]), ModelConfig.model_validate(spec["model"]), backend=backend)
     if (path / "adapters").is_dir():
         net.attach_adapters()
@@ -115,11 +120,11 @@ def _load_growth(net: Network, spec: dict) -> None:
 
 def init_from(net: Network, path: Path) -> None:
     """Give `net` the adapters (and fade-in state) of a saved network of the same shape."""
-    if (path / "final" / "network.yaml").is_file():
-        path = path / "final"
     from neuromas.topology import Topology
 
-    saved = saved_network_config(path)
+    path = _saved_dir(path)
+    spec = _read_spec(path)
+    saved = NetworkConfig.model_validate(spec["network"])
     shape = Topology.from_config(saved)  # sampling settings may differ; the graph and adapters may not
     if (shape.widths, shape.edges, saved.adapters) != (net.topology.widths, net.topology.edges, net.config.adapters):
         raise NeuromasError(f"init_from: {path} holds a different network (widths {shape.widths}, its edges and "
@@ -128,7 +133,7 @@ def init_from(net: Network, path: Path) -> None:
         raise NeuromasError(f"init_from: {path} has no adapters to start from (an untrained network)")
     net.attach_adapters()
     load_adapter_weights(net, path)
-    _load_growth(net, yaml.safe_load((path / "network.yaml").read_text()))
+    _load_growth(net, spec)
 
 
 # training checkpoints ---------------------------------------------------------------------
@@ -162,7 +167,7 @@ def checkpoints(run_dir: Path) -> list[Path]:
 def load_checkpoint(directory: Path, net: Network) -> dict:
     """Restore adapters, RNG states and the network's sampling counter; return the trainer state."""
     load_adapter_weights(net, directory)
-    _load_growth(net, yaml.safe_load((directory / "network.yaml").read_text()))
+    _load_growth(net, _read_spec(directory))
     state = torch.load(directory / "trainer.pt", weights_only=False)
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
