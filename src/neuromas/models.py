@@ -82,9 +82,17 @@ def _source(name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
     return name, gguf_file
 
 
-@functools.cache
 def load_model(name: str | None = None, gguf_file: str | None = None, dtype: str = "auto", device: str = "auto"):
-    """Load (once per process) the base model and its tokenizer, ready for left-padded batches."""
+    """Load (once per process) the base model and its tokenizer, ready for left-padded batches.
+
+    `auto` is resolved first, so asking for "auto" and for what it resolves to share one copy.
+    """
+    resolved = str(resolve_dtype(dtype, resolve_device(device))).removeprefix("torch.")
+    return _load_model(name, gguf_file, resolved, device)
+
+
+@functools.cache
+def _load_model(name: str | None, gguf_file: str | None, dtype: str, device: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
