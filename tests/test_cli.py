@@ -100,3 +100,15 @@ def test_train_without_steps_and_resume_without_a_run(tmp_path):
     assert result.returncode == 2 and "train.steps is 0" in result.stderr and not (tmp_path / "out").exists()
     result = neuromas("train", "--resume", "nowhere", cwd=tmp_path)
     assert result.returncode == 2 and "config file not found: nowhere/config.yaml" in result.stderr
+
+
+def test_serve_refuses_a_missing_key_variable_and_a_missing_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from neuromas.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "configs/quickstart.yaml", "--api-key-env", "NEUROMAS_NO_SUCH_VAR"])
+    assert result.exit_code == 2 and "NEUROMAS_NO_SUCH_VAR" in result.output
+    result = runner.invoke(app, ["serve", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "not a run directory, saved network or config file" in result.output

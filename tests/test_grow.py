@@ -1,10 +1,7 @@
 """Growth keeps what was trained, makes a valid bigger network, and starts out equal to the parent."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -248,19 +245,18 @@ def test_growth_schedule_grows_in_one_run_and_resumes_across_the_growth(tmp_path
 
 
 @pytest.mark.slow
-def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path):
+def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from neuromas.cli import app
 
-    env = {"PYTHONPATH": str(FIXTURES)}
+    monkeypatch.syspath_prepend(str(FIXTURES))  # the custom reward module
+    monkeypatch.chdir(tmp_path)
     data = {**RUN, "train": {**RUN["train"], "steps": 2, "growth": []}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
-    cli = CliRunner()
-    with_fixture = [sys.executable, "-m", "neuromas.cli"]
-    first = subprocess.run([*with_fixture, "run", "c.yaml", "--out", "small", "-q"], cwd=tmp_path, capture_output=True,
-                           text=True, env={**os.environ, **env}, timeout=600)
-    assert first.returncode == 0, first.stderr
+    cli = CliRunner()  # in this process: the model is loaded once for both runs
+    first = cli.invoke(app, ["run", "c.yaml", "--out", "small", "-q"])
+    assert first.exit_code == 0, first.output
     bad = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "one:2"])
     assert bad.exit_code == 2 and "write LAYER:WIDTH" in bad.output
     grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "0:2"])
@@ -268,9 +264,8 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path)
     config = yaml.safe_load((tmp_path / "g" / "config.yaml").read_text())
     assert [layer["width"] for layer in config["network"]["layers"]] == [1, 2, 1]
     assert config["init_from"] == str(tmp_path / "g" / "grown") and config["train"]["growth"] == []
-    second = subprocess.run([*with_fixture, "run", "g/config.yaml", "-q"], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, **env}, timeout=600)
-    assert second.returncode == 0, second.stderr
+    second = cli.invoke(app, ["run", "g/config.yaml", "-q"])
+    assert second.exit_code == 0, second.output
     old, new = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("small", "g"))
     assert new["before"]["acc"] == old["after"]["acc"], "right after growth the network is its parent"
     old_answers = [json.loads(line)["answer"] for line in (tmp_path / "small" / "traces_after.jsonl").open()]

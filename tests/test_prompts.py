@@ -3,6 +3,8 @@
 import difflib
 import re
 
+import pytest
+
 from neuromas.config import NetworkConfig
 from neuromas.prompts import STRUCTURAL_PREFIXES, SYSTEM_PROMPT, node_prompt
 from neuromas.topology import Topology
@@ -80,3 +82,22 @@ def test_sliced_first_layer_is_told_which_part_it_sees():
     readout = node_prompt(topo.node("L2N1"), topo, TASK, {"L1N1": "8", "L1N2": "9"}, FORMAT)
     assert "Reads: the task and L1N1, L1N2." in readout[0]["content"], "only the first layer is sliced"
     assert topo.node("L2N1").input_part is None and topo.node("L1N1").input_part == 0
+
+
+def test_roles_replace_the_structural_prompt_for_the_role_ablation():
+    from neuromas.config import NetworkConfig
+    from neuromas.errors import NeuromasError
+
+    malt = Topology.from_config(NetworkConfig(layers=[1, 1, 1], roles="malt"))
+    system, user = node_prompt(malt.node("L2N1"), malt, TASK, {"L1N1": "8"}, FORMAT)
+    assert system["content"].startswith("You are the verifier") and "Position:" not in system["content"]
+    free = Topology.from_config(NetworkConfig(layers=[1, 1, 1]))
+    assert user == node_prompt(free.node("L2N1"), free, TASK, {"L1N1": "8"}, FORMAT)[1]  # same user turn as role-free
+    flow = Topology.from_config(NetworkConfig(layers=[2, 1], roles="workflow"))
+    assert [n.role.split(".")[0] for n in flow.nodes] == ["You are a solver", "You are a solver", "You are the judge"]
+    custom = Topology.from_config(NetworkConfig(layers=[2, 1], roles={"L1N2": "You check."}))
+    assert custom.node("L1N2").role == "You check." and custom.node("L1N1").role is None
+    with pytest.raises(NeuromasError, match="malt is a generator"):
+        Topology.from_config(NetworkConfig(layers=[2, 1], roles="malt"))
+    with pytest.raises(NeuromasError, match="L3N1 is not a node"):
+        Topology.from_config(NetworkConfig(layers=[2, 1], roles={"L3N1": "x"}))

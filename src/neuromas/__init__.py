@@ -1,6 +1,6 @@
 """neuromas: multi-agent LLM systems built like neural networks and trained like them."""
 
-from neuromas import grow, tasks
+from neuromas import baselines, grow, tasks
 from neuromas.config import RunConfig, TrainConfig, load_config
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
@@ -17,6 +17,7 @@ __all__ = [
     "Trace",
     "TrainConfig",
     "Trainer",
+    "baselines",
     "evaluate",
     "grow",
     "load_config",

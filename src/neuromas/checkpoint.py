@@ -107,7 +107,8 @@ def load_network(cls, path: Path, backend=None) -> Network:
     net = cls(NetworkConfig.model_validate(spec["network"]), ModelConfig.model_validate(spec["model"]), backend=backend)
     if (path / "adapters").is_dir():
         net.attach_adapters()
-        load_adapter_weights(net, path)
+        if not getattr(net.backend, "serves_adapters", False):  # else the server holds the weights
+            load_adapter_weights(net, path)
     _load_growth(net, spec)
     return net
 

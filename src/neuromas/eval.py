@@ -82,19 +82,23 @@ def evaluate(
                 bar.advance(job, len(batch))
     finally:
         net.train(was_training)
-    seconds = time.perf_counter() - start
+    return summarize(task.name, split, traces, net.calls_per_pass, time.perf_counter() - start)
+
+
+def summarize(task: str, split: str, traces: list[Trace], calls_per_q: float, seconds: float) -> EvalResult:
+    """Accuracy, interval and cost of scored greedy traces (one per question)."""
     n = len(traces)
     correct = sum(t.reward or 0.0 for t in traces)
     low, high = wilson_interval(round(correct), n)
     return EvalResult(
-        task=task.name,
+        task=task,
         split=split,
         n=n,
         correct=correct,
         acc=correct / n if n else 0.0,
         ci_low=low,
         ci_high=high,
-        calls_per_q=float(net.calls_per_pass),
+        calls_per_q=float(calls_per_q),
         tokens_per_q=sum(t.tokens for t in traces) / max(n, 1),
         prompt_tokens_per_q=sum(t.prompt_tokens for t in traces) / max(n, 1),
         seconds=seconds,

@@ -71,10 +71,14 @@ class Network:
     def backend(self) -> Backend:
         """Created on first use, so building and printing a network never loads a model."""
         if self._backend is None:
-            from neuromas.backends.hf import HFBackend
+            from neuromas.backends import from_config
 
-            self._backend = HFBackend.from_config(self.model_config)
+            self._backend = from_config(self.model_config)
         return self._backend
+
+    @property
+    def backend_loaded(self) -> bool:
+        return self._backend is not None
 
     # parameters ---------------------------------------------------------------------------
     def attach_adapters(self) -> Network:
@@ -85,13 +89,17 @@ class Network:
         from neuromas.backends.hf import HFBackend
 
         backend = self.backend
+        sharing = self.config.adapters.sharing
+        names = {node.id: adapter_name(node, sharing) for node in self.topology.nodes}
+        if getattr(backend, "serves_adapters", False):  # a server holds each adapter under its name
+            self.adapters = names
+            return self
         if not isinstance(backend, HFBackend):
-            raise NeuromasError("training needs the hf backend (transformers + PEFT)")
+            raise NeuromasError("training needs the hf backend (transformers + PEFT); set model.backend: hf")
         self.base_backend = backend
         model = attach_adapters(backend.model, self.topology, self.config.adapters)
         self._backend = HFBackend(model, backend.tokenizer, backend.max_batch_rows, backend.chat_template_kwargs)
-        sharing = self.config.adapters.sharing
-        self.adapters = {node.id: adapter_name(node, sharing) for node in self.topology.nodes}
+        self.adapters = names
         return self
 
     def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
@@ -142,6 +150,8 @@ class Network:
         num_samples: int = 1,
         task: Task | None = None,
         seed: int | None = None,
+        backend: Backend | None = None,
+        blank: frozenset[str] = frozenset(),
     ) -> list[Trace]:
         """Run every layer in order on every input, `num_samples` passes each.
 
@@ -149,6 +159,8 @@ class Network:
         traces[i*G:(i+1)*G]. With a task, the readout sees its answer format and, for inputs
         that are Examples with targets, each trace carries its prediction and reward. In eval
         mode decoding is greedy, so one pass per input is computed and copied G times.
+        `backend` generates instead of the network's own (the trainer's vLLM rollouts).
+        Nodes in `blank` still run, but their readers see an empty message (node ablation).
         """
         examples = [x if isinstance(x, Example) else Example(id=str(i), input=x, target=None) for i, x in enumerate(inputs)]
         answer_format = task.answer_format if task is not None else DEFAULT_ANSWER_FORMAT
@@ -168,7 +180,8 @@ class Network:
                     if form is None:  # a new node, in a pass that runs the parent
                         continue
                     view, topology, grown_id = form
-                    incoming = {source: messages[p][grown_id(source)].text for source in view.reads}
+                    incoming = {source: "" if grown_id(source) in blank else messages[p][grown_id(source)].text
+                                for source in view.reads}
                     chat = node_prompt(view, topology, self._seen(example, view, topology, task), incoming, answer_format)
                     gen = view.generation
                     requests.append(GenerationRequest(
@@ -177,9 +190,12 @@ class Network:
                     owners.append((p, node.id, prompt_text(chat)))
             if not requests:
                 continue
-            generations = self.backend.generate(requests, seed=seed * 101 + l)
+            generations = (backend or self.backend).generate(requests, seed=seed * 101 + l)
             for (p, id, prompt), gen in zip(owners, generations):
-                messages[p][id] = NodeMessage(id, prompt, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finished)
+                messages[p][id] = NodeMessage(
+                    id, prompt, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finished,
+                    gen.completion_tokens, gen.prompt_tokens,
+                )
 
         traces = [
             Trace(example.id, example.input, s, messages[p], messages[p][self.topology.readout].text, target=example.target)
@@ -226,6 +242,7 @@ class Network:
                 seen = "input" if node.input_part is None else f"input part {node.input_part + 1} of {len(layer)}"
                 sources = list(node.reads) + ([seen] if node.sees_input else [])
                 tag = "  [readout]" if node.is_readout else ""
+                tag += f"  (role: {node.role.split('.')[0]})" if node.role else ""
                 lines.append(f"    ({node.id}) <- {', '.join(sources)}{tag}")
         return "\n".join(lines)
 

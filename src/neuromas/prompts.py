@@ -68,7 +68,8 @@ def node_prompt(
     `task_input` is what this node sees of the task: the whole input, or its part of it when
     the network has `input_slices` (the caller splits it, since only the task knows how).
     """
-    system = "\n".join([SYSTEM_PROMPT, *structure_lines(node, topology)])
+    # A role (network.roles, the role ablation) replaces the structural description entirely.
+    system = node.role if node.role else "\n".join([SYSTEM_PROMPT, *structure_lines(node, topology)])
     user: list[str] = [task_input.strip()] if node.sees_input else []
     if node.reads:
         user += ["", "Messages:"] if user else ["Messages:"]

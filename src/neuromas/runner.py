@@ -10,6 +10,7 @@ Layout of a run directory (every file is written whole or not at all):
     metrics.jsonl, tensorboard/                  one line of scalars per training step
     checkpoints/step-NNNNNN/                     the last few atomic checkpoints
     final/           the trained network: `Network.load(run_dir)`
+    rollout-adapters/  (train.rollout_backend: vllm) the adapters vLLM samples the next rollouts with
 """
 
 from __future__ import annotations
@@ -88,17 +89,22 @@ def build_network(config: RunConfig) -> Network:
 
 def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, progress: bool) -> EvalResult:
     result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
+    _save_traces(result, run_dir, name)
+    return result
+
+
+def _save_traces(result: EvalResult, run_dir: Path, name: str) -> None:
     tmp = run_dir / f"{name}.jsonl.tmp"
     write_traces(result.traces, tmp)
     os.replace(tmp, run_dir / f"{name}.jsonl")
-    return result
 
 
 def _write_results(net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict,
                    widths: dict[str, list[int]] | None = None) -> None:
     summary = {
         "network": {"widths": net.topology.widths, "calls_per_pass": net.calls_per_pass},
-        "model_dtype": str(next(net.backend.model.parameters()).dtype).removeprefix("torch."),  # what auto chose
+        "backend": net.model_config.backend,
+        "model_dtype": model_dtype(net),
         **{name: result.summary() for name, result in results.items()},
         **extra,
         "peak_rss_gb": round(peak_rss_gb(), 3),
@@ -110,12 +116,34 @@ def _write_results(net: Network, run_dir: Path, results: dict[str, EvalResult], 
     atomic_write(run_dir / "results.md", results_markdown(results, widths))
 
 
-def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task | None = None) -> EvalResult:
-    """Evaluate the configured network on the configured task and write the run directory."""
+def model_dtype(net: Network) -> str | None:
+    """The dtype `model.dtype: auto` chose (None for a server backend, whose weights are its own)."""
+    if not net.backend_loaded:  # e.g. a Ray run: the workers hold the model (they report its dtype)
+        return None
+    model = getattr(net.backend, "model", None)
+    if not hasattr(model, "parameters"):
+        return None
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
+def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task | None = None,
+             ray: str | None = None, ray_workers: int = 2) -> EvalResult:
+    """Evaluate the configured network on the configured task and write the run directory;
+    with `ray` ('local' or a cluster address), sharded over `ray_workers` Ray workers."""
     task = task or load_task(config)  # before the model: a bad task fails in a second, not after loading
-    net = build_network(config)
-    result = _evaluate(net, task, config, run_dir, "traces", progress)
-    _write_results(net, run_dir, {"eval": result}, {})
+    if ray is not None:
+        from neuromas.distributed import evaluate_on_ray
+
+        results, info = evaluate_on_ray(config, ray, ray_workers)
+        result = results[None]
+        net = Network.from_config(config)  # the structure, for results.json; its model is never loaded here
+        extra = {"ray": {"address": ray, "workers": info["workers"]}, "model_dtype": info["model_dtype"]}
+    else:
+        net = build_network(config)
+        result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
+        extra = {}
+    _save_traces(result, run_dir, "traces")
+    _write_results(net, run_dir, {"eval": result}, extra)
     return result
 
 

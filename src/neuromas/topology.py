@@ -36,6 +36,7 @@ class Node:
     is_readout: bool
     generation: GenerationConfig  # this layer's sampling settings, overrides applied
     input_part: int | None = None  # with input_slices: which part of the input it sees (0-based)
+    role: str | None = None  # network.roles: the role sentence that replaces its structural prompt
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Topology:
             reads.setdefault(target, []).append(source)
             readers.setdefault(source, []).append(target)
         order = {node_id(l, i): (l, i) for l, w in enumerate(widths) for i in range(w)}
+        roles = resolve_roles(config.roles, widths)
         layers = []
         for l, layer_config in enumerate(config.layers):
             sees_input = l == 0 or (
@@ -119,7 +121,8 @@ class Topology:
                         f"or set sees_input: true on layer {l + 1}"
                     )
                 part = i if config.input_slices and l == 0 else None
-                nodes.append(Node(id, l, i, node_reads, node_readers, sees_input, id == readout, generation, part))
+                nodes.append(Node(id, l, i, node_reads, node_readers, sees_input, id == readout, generation, part,
+                                  roles.get(id)))
             layers.append(tuple(nodes))
         return cls(tuple(layers), readout)
 
@@ -133,6 +136,36 @@ class Topology:
                     " +input" if node.sees_input else "")
                 lines.append(f"    {node.id} <- {source}{extra}")
         return "\n".join(lines)
+
+
+MALT_ROLES = {
+    "L1N1": "You are the generator. Solve the problem step by step.",
+    "L2N1": "You are the verifier. Check the generator's solution step by step and point out any mistake.",
+    "L3N1": "You are the refiner. Using the solution and the verification, write the corrected solution.",
+}
+SOLVER = "You are a solver. Solve the problem step by step."
+CRITIC = "You are a critic. Check the solutions you are given, point out mistakes and write an improved solution."
+JUDGE = "You are the judge. Read the solutions you are given and decide the final answer."
+
+
+def resolve_roles(roles: str | dict[str, str] | None, widths: list[int]) -> dict[str, str]:
+    """Node id -> role sentence for `network.roles` (empty: role-free, the paper's method)."""
+    if roles is None:
+        return {}
+    ids = [node_id(l, i) for l, w in enumerate(widths) for i in range(w)]
+    if roles == "malt":
+        if widths != [1, 1, 1]:
+            raise NeuromasError(f"network.roles: malt is a generator -> verifier -> refiner chain: set layers: [1, 1, 1] "
+                                f"(not {widths})")
+        return dict(MALT_ROLES)
+    if roles == "workflow":
+        last = len(widths) - 1
+        return {id: JUDGE if l == last else SOLVER if l == 0 else CRITIC
+                for id, l in ((node_id(l, i), l) for l, w in enumerate(widths) for i in range(w))}
+    unknown = [k for k in roles if k not in ids]
+    if unknown:
+        raise NeuromasError(f"network.roles: {unknown[0]} is not a node of this network ({', '.join(ids)})")
+    return dict(roles)
 
 
 def _rule_edges(layers: list[LayerConfig]) -> list[tuple[str, str]]:

@@ -27,6 +27,9 @@ class Generation:
     logprobs: list[float]  # log-prob of each generated token under the sampling policy (see hf.py)
     prompt_ids: list[int] = field(default_factory=list)
     finished: bool = True  # False when the token budget ran out before the end-of-turn token
+    # Token counts from a server that returns text, not token ids (the `openai` backend's usage).
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
 
 
 class Backend(Protocol):

@@ -11,7 +11,9 @@ construction: `Network.forward` returns traces grouped by input.
 from __future__ import annotations
 
 import math
+import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,11 @@ class Trainer:
         self.examples = task.examples("train")
         if not self.examples:
             raise NeuromasError(f"task {task.name} has no training examples; raise its train_size")
+        self.rollout_backend = None  # None: the network samples with its own backend
+        if self.config.rollout_backend == "vllm":  # before the adapters: a missing GPU fails first
+            from neuromas.backends.vllm import VLLMBackend
+
+            self.rollout_backend = VLLMBackend.from_config(net.model_config, max_lora_rank=net.config.adapters.rank)
         net.attach_adapters()
         unknown = [n for n in self.config.freeze if n not in net.adapters]
         if unknown:
@@ -111,6 +118,17 @@ class Trainer:
         self.stages_done += 1
         return True
 
+    def _synced_rollout_backend(self):
+        """The vLLM rollout backend running the adapters as they are now (None: the network's own)."""
+        if self.rollout_backend is None:
+            return None
+        from neuromas.checkpoint import save_network
+
+        root = self.run_dir if self.run_dir is not None else Path(tempfile.gettempdir()) / f"neuromas-{os.getpid()}"
+        save_network(self.net, root / "rollout-adapters")
+        self.rollout_backend.load_adapters(root / "rollout-adapters" / "adapters")
+        return self.rollout_backend
+
     def batch_examples(self, step: int) -> list[Example]:
         """Inputs of a step: epochs over a seeded shuffle of the train split (resumable by step)."""
         size, n = self.config.batch_size, len(self.examples)
@@ -131,7 +149,7 @@ class Trainer:
         # 1. rollouts: G sampled passes of the whole network per input, grouped by input
         net.train()
         examples = self.batch_examples(self.step)
-        traces = net(examples, num_samples=c.group_size, task=self.task)
+        traces = net(examples, num_samples=c.group_size, task=self.task, backend=self._synced_rollout_backend())
         rollout_s = time.perf_counter() - start
 
         # 2. rewards: one terminal reward per pass, shared by every node of the pass

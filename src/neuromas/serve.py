@@ -1,0 +1,237 @@
+"""`neuromas serve RUN`: a network behind an OpenAI-compatible API (FastAPI + uvicorn).
+
+Any OpenAI client can use a trained network as if it were one model:
+
+    client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="...")
+    reply = client.chat.completions.create(model="neuromas", messages=[{"role": "user", "content": q}])
+    reply = client.chat.completions.create(..., extra_body={"trace": True})  # + every node's message
+
+The last user message is the task input; the network decodes greedily (as at evaluation) and
+the readout's message is the reply. Concurrent requests are batched: a collector takes what is
+waiting (up to `max_batch`, waiting at most `batch_wait_ms` after the first) and runs it as one
+batched forward pass in a worker thread, so N clients cost one pass per layer, not N. The queue
+is bounded (429 when full), inputs are bounded in length (413), every request has a deadline
+(504), a bad request gets its 4xx, and none of them takes the server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from neuromas.errors import NeuromasError
+from neuromas.network import Network
+from neuromas.tasks.base import Task
+from neuromas.trace import Trace
+
+
+@dataclass
+class ServeSettings:
+    model_id: str = "neuromas"  # the name clients put in `model`
+    api_key: str | None = None  # None: no authentication (localhost use)
+    max_batch: int = 32  # most questions in one forward pass
+    batch_wait_ms: float = 10.0  # how long the first waiting request waits for company
+    max_queue: int = 256  # waiting requests beyond this get 429
+    max_input_chars: int = 8000  # a longer user message gets 413
+    timeout_s: float = 300.0  # a request not answered by then gets 504
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | None = None
+
+
+class ChatRequest(BaseModel):
+    """The fields of OpenAI's chat request a network can honour; others are accepted and ignored
+    (clients send many defaults), except those that would change the answer's meaning."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    n: int = Field(1, ge=1, le=1)
+    stream: bool = False
+    trace: bool = False
+    """neuromas extension: also return every node's message (`extra_body={"trace": True}`)."""
+
+
+@dataclass
+class _Pending:
+    text: str
+    future: asyncio.Future
+
+
+class Batcher:
+    """Collects waiting requests into batches and runs each as one greedy forward pass."""
+
+    def __init__(self, net: Network, task: Task | None, settings: ServeSettings):
+        self.net, self.task, self.settings = net, task, settings
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=settings.max_queue)
+        self.batches = 0
+
+    async def submit(self, text: str) -> Trace:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(_Pending(text, future))  # raises QueueFull: the caller answers 429
+        return await asyncio.wait_for(future, self.settings.timeout_s)
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
+            while len(batch) < self.settings.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    batch.append(self.queue.get_nowait() if remaining <= 0 else
+                                 await asyncio.wait_for(self.queue.get(), remaining))
+                except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                    break
+            batch = [p for p in batch if not p.future.done()]  # drop requests that timed out waiting
+            if not batch:
+                continue
+            try:
+                traces = await asyncio.to_thread(self._forward, [p.text for p in batch])
+            except Exception as error:  # a failed pass fails its requests, not the server
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+                continue
+            self.batches += 1
+            for pending, trace in zip(batch, traces):
+                if not pending.future.done():
+                    pending.future.set_result(trace)
+
+    def _forward(self, texts: list[str]) -> list[Trace]:
+        self.net.eval()
+        return self.net(texts, task=self.task)
+
+
+def create_app(net: Network, task: Task | None = None, settings: ServeSettings | None = None):
+    """The FastAPI app serving `net`; `task` gives the readout its answer format."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    settings = settings or ServeSettings()
+    batcher = Batcher(net, task, settings)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        worker = asyncio.create_task(batcher.run())
+        yield
+        worker.cancel()
+
+    app = FastAPI(title="neuromas", lifespan=lifespan)
+    app.state.batcher = batcher
+
+    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return error(400, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next):
+        if settings.api_key and request.url.path.startswith("/v1/"):
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not secrets.compare_digest(given, settings.api_key):
+                return error(401, "invalid or missing API key (send Authorization: Bearer <key>)", "authentication_error")
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "waiting": batcher.queue.qsize(), "batches": batcher.batches}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(settings.model_id, net)]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: ChatRequest):
+        if request.model != settings.model_id:
+            return error(404, f"model {request.model!r} not found; this server serves {settings.model_id!r}",
+                         "model_not_found")
+        if request.stream:
+            return error(400, "stream: streaming is not supported; send stream=false")
+        users = [m.content for m in request.messages if m.role == "user" and m.content]
+        if not users:
+            return error(400, "messages: no user message with content (its text is the task input)")
+        text = users[-1]
+        if len(text) > settings.max_input_chars:
+            return error(413, f"the user message has {len(text)} characters; the limit is {settings.max_input_chars}")
+        try:
+            trace = await batcher.submit(text)
+        except asyncio.QueueFull:
+            return error(429, f"{settings.max_queue} requests are already waiting; retry later", "rate_limit_error")
+        except asyncio.TimeoutError:
+            return error(504, f"no answer within {settings.timeout_s:g} s", "timeout")
+        return _completion(request, trace, settings.model_id)
+
+    return app
+
+
+def _model_card(model_id: str, net: Network) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": int(time.time()), "owned_by": "neuromas",
+            "widths": net.topology.widths, "calls_per_question": net.calls_per_pass}
+
+
+def _completion(request: ChatRequest, trace: Trace, model_id: str) -> dict[str, Any]:
+    readout = trace.messages[next(reversed(trace.messages))]
+    body = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model_id,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": trace.answer},
+            "finish_reason": "stop" if readout.finished else "length",
+        }],
+        "usage": {"prompt_tokens": trace.prompt_tokens, "completion_tokens": trace.tokens,
+                  "total_tokens": trace.prompt_tokens + trace.tokens},
+    }
+    if request.trace:
+        body["trace"] = {node: message.text for node, message in trace.messages.items()}
+    return body
+
+
+def load_served_network(path) -> tuple[Network, Task | None, str]:
+    """(network, task for its answer format, model id) from a run directory, a saved network
+    or a config file (an untrained network)."""
+    from pathlib import Path
+
+    from neuromas.config import load_config
+    from neuromas.runner import load_task
+
+    path = Path(path)
+    if path.is_file():
+        config = load_config(path)
+        return Network.from_config(config), _task_or_none(config, load_task), path.stem
+    if not path.is_dir():
+        raise NeuromasError(f"{path}: not a run directory, saved network or config file")
+    saved = (path / "final" / "network.yaml").is_file() or (path / "network.yaml").is_file()
+    config = load_config(path / "config.yaml") if (path / "config.yaml").is_file() else None
+    if saved:
+        net = Network.load(path)
+    elif config is not None:
+        net = Network.from_config(config)
+    else:
+        raise NeuromasError(f"{path}: no trained network (final/) and no config.yaml to build one from")
+    task = _task_or_none(config, load_task) if config is not None else None
+    return net, task, path.resolve().name
+
+
+def _task_or_none(config, load_task) -> Task | None:
+    try:
+        return load_task(config)
+    except NeuromasError:  # the task's data is not here: serve with the default answer format
+        return None
