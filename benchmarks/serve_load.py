@@ -26,8 +26,11 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import httpx  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
 from common import write_results  # noqa: E402
+from openai import AsyncOpenAI, OpenAIError  # noqa: E402
 
 from neuromas.localserver import free_port, wait_for  # noqa: E402
 
@@ -58,25 +61,43 @@ def bad_requests(model: str, limit: int) -> list[tuple[str, bytes, dict]]:
 
 
 async def load(url: str, model: str, questions: list[str], concurrency: int) -> tuple[list[float], int]:
+    """Send every question through the real openai client, `concurrency` in flight; no retries,
+    so every failure counts."""
     latencies, failures = [], 0
     gate = asyncio.Semaphore(concurrency)
-    headers = {"Authorization": f"Bearer {KEY}"}
-    async with httpx.AsyncClient(timeout=600) as client:
+    async with AsyncOpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=600) as client:
         async def one(question: str) -> None:
             nonlocal failures
             async with gate:
                 start = time.perf_counter()
                 try:
-                    reply = await client.post(f"{url}/v1/chat/completions", headers=headers, json={
-                        "model": model, "messages": [{"role": "user", "content": question}]})
-                    ok = reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] is not None
-                except httpx.HTTPError:
+                    reply = await client.chat.completions.create(
+                        model=model, messages=[{"role": "user", "content": question}])
+                    ok = reply.choices[0].message.content is not None
+                except OpenAIError:
                     ok = False
                 latencies.append(time.perf_counter() - start)
                 failures += not ok
 
         await asyncio.gather(*(one(q) for q in questions))
     return latencies, failures
+
+
+def post(url: str, body: bytes, headers: dict) -> int:
+    request = urllib.request.Request(f"{url}/v1/chat/completions", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -113,14 +134,13 @@ def main() -> None:
 
         kinds = bad_requests(model, args.max_input_chars)
         statuses = []
-        with httpx.Client(timeout=60) as client:
-            for i in range(args.bad):
-                what, body, headers = kinds[i % len(kinds)]
-                statuses.append((what, client.post(f"{url}/v1/chat/completions", content=body, headers=headers).status_code))
-            healthy = client.get(f"{url}/health").status_code == 200
-            after = client.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
-                                json={"model": model, "messages": [{"role": "user", "content": questions[0]}]})
-        still_answers = healthy and after.status_code == 200 and server.poll() is None
+        for i in range(args.bad):
+            what, body, headers = kinds[i % len(kinds)]
+            statuses.append((what, post(url, body, headers)))
+        healthy = get(f"{url}/health") == 200
+        good = json.dumps({"model": model, "messages": [{"role": "user", "content": questions[0]}]}).encode()
+        after = post(url, good, {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        still_answers = healthy and after == 200 and server.poll() is None
     finally:
         server.terminate()
         try:
