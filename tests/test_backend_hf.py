@@ -97,3 +97,31 @@ def test_auto_dtype_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     assert models.resolve_dtype("auto", cpu) == torch.float32
     monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
     assert models.resolve_dtype("auto", cpu) == torch.bfloat16
+
+
+def test_the_dequantized_copy_is_keyed_by_the_gguf_file_and_can_be_turned_off(tmp_path, monkeypatch):
+    from neuromas.models import _dequantized_copy, embedded_model_path
+
+    gguf = embedded_model_path()
+    monkeypatch.setenv("NEUROMAS_CACHE", str(tmp_path))
+    where = _dequantized_copy(str(gguf.parent), gguf.name)
+    stat = gguf.stat()
+    assert where == tmp_path / f"{gguf.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+    assert _dequantized_copy(str(tmp_path), "missing.gguf") is None
+    monkeypatch.setenv("NEUROMAS_CACHE", "off")
+    assert _dequantized_copy(str(gguf.parent), gguf.name) is None
+
+
+@pytest.mark.slow
+def test_the_cached_copy_loads_the_same_weights_as_the_gguf(backend32, tmp_path):
+    """The session's model came from the copy or made it; a load from the copy equals it."""
+    from transformers import AutoModelForCausalLM
+
+    from neuromas.models import _dequantized_copy, embedded_model_path
+
+    gguf = embedded_model_path()
+    copy = _dequantized_copy(str(gguf.parent), gguf.name)
+    assert (copy / "model.safetensors").is_file()
+    again = AutoModelForCausalLM.from_pretrained(str(copy), dtype=torch.float32)
+    ours = backend32.model.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in again.state_dict().items())

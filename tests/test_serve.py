@@ -90,9 +90,15 @@ def post(server, body, key="sekret", raw=None):
     (None, b"{not json", 400, ""),
 ])
 def test_bad_requests_get_a_4xx_and_the_server_stays_up(served, body, raw, status, says):
-    server, _, expected = served
+    server, _, _ = served
     code, reply = post(server, body, raw=raw)
     assert code == status and says in reply["error"]["message"]
+    assert [m.id for m in client(server).models.list().data] == ["net21"]
+
+
+def test_after_bad_requests_the_network_still_answers(served):
+    server, _, expected = served
+    assert post(server, None, raw=b"{not json")[0] == 400
     assert ask(client(server), QUESTIONS[2]).choices[0].message.content == expected[QUESTIONS[2]]
 
 

@@ -12,9 +12,11 @@ every node is the same base model with different adapters.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -69,6 +71,37 @@ def cpu_has_native_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def _dequantized_copy(source: str, gguf: str) -> Path | None:
+    """Where the float32 copy of a local GGUF file is kept: dequantizing the embedded model took
+    44 s per process on a 2-core CPU, loading the copy a few seconds. Keyed by the file's name,
+    size and modification time, under $NEUROMAS_CACHE (default ~/.cache/neuromas); None for a
+    hub GGUF (transformers caches those downloads itself) or when caching is off (NEUROMAS_CACHE=off)."""
+    root = os.environ.get("NEUROMAS_CACHE", str(Path.home() / ".cache" / "neuromas"))
+    path = Path(source) / gguf
+    if root == "off" or not path.is_file():
+        return None
+    stat = path.stat()
+    return Path(root) / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def _save_dequantized(model, tokenizer, directory: Path) -> None:
+    """Write the float32 copy atomically; a failure (read-only disk, full disk) only costs speed."""
+    from safetensors.torch import save_model
+
+    from neuromas.checkpoint import atomic_directory
+
+    try:
+        with atomic_directory(directory) as tmp:
+            config = copy.deepcopy(model.config)
+            if hasattr(config, "quantization_config"):  # transformers refuses to save a "gguf-quantized" model
+                del config.quantization_config
+            config.save_pretrained(tmp)
+            save_model(model, str(tmp / "model.safetensors"))  # handles the tied embedding / LM head
+            tokenizer.save_pretrained(tmp)
+    except OSError as error:
+        logging.getLogger(__name__).warning("could not cache the dequantized model in %s: %s", directory, error)
+
+
 def _source(name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
     """(what to pass to from_pretrained, gguf file name or None)."""
     if name in EMBEDDED_NAMES:
@@ -98,13 +131,21 @@ def _load_model(name: str | None, gguf_file: str | None, dtype: str, device: str
 
     source, gguf = _source(name, gguf_file)
     kwargs = {"gguf_file": gguf} if gguf else {}
+    cached = _dequantized_copy(source, gguf) if gguf else None
+    if cached is not None and (cached / "model.safetensors").is_file():
+        source, kwargs = str(cached), {}
     hf_logging.disable_progress_bar()  # the GGUF dequantisation bar floods logs; rich shows ours
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # transformers warns about bf16 GGUF loads; measured faster here
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         torch_dtype = resolve_dtype(dtype, resolve_device(device))
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+        if kwargs and cached is not None:  # first load of this GGUF: dequantize in fp32, keep a copy
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+            _save_dequantized(model, tokenizer, cached)
+            model.to(torch_dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
     except OSError as error:
         raise NeuromasError(f"model.name: cannot load {name!r}: {str(error).splitlines()[0]}") from None
     finally:
