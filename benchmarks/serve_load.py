@@ -32,7 +32,7 @@ import urllib.request  # noqa: E402
 from common import write_results  # noqa: E402
 from openai import AsyncOpenAI, OpenAIError  # noqa: E402
 
-from neuromas.localserver import free_port, wait_for  # noqa: E402
+from neuromas.localserver import free_port, stop, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-test-key"
@@ -142,11 +142,7 @@ def main() -> None:
         after = post(url, good, {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
         still_answers = healthy and after == 200 and server.poll() is None
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, grace_s=30)
 
     metrics = {
         "requests": args.requests, "concurrency": args.concurrency, "failures": failures,

@@ -280,7 +280,8 @@ def test_show_prints_the_shapes_a_schedule_grows_to():
     from neuromas.cli import app
 
     config = Path(__file__).resolve().parents[1] / "configs" / "paper" / "navigate-grown-3-5-7.yaml"
-    result = CliRunner().invoke(app, ["show", str(config)])
+    fixture_data = ["--set", f"task.data_dir={FIXTURES / 'data'}", "--set", "task.test_size=4", "--set", "task.train_size=null"]
+    result = CliRunner().invoke(app, ["show", str(config), *fixture_data])  # the shape, not the data, is tested
     assert result.exit_code == 0, result.output
     assert "grows after step 100 to widths [2, 2, 1]" in result.output
     assert "grows after step 200 to widths [2, 2, 2, 1]" in result.output

@@ -58,11 +58,17 @@ def llama_cpp_server(
         wait_for(f"http://127.0.0.1:{port}/v1/models", 120, process)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen, grace_s: float = 20) -> None:
+    """End a server this process started: SIGTERM, then SIGKILL if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class ThreadedServer:
