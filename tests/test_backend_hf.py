@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from neuromas.backends.base import GenerationRequest
-from neuromas.backends.hf import _top_p_filter, sample_tokens
+from neuromas.backends.hf import _prefix_groups, _top_p_filter, sample_tokens
 
 CHATS = [
     [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q}]
@@ -32,8 +32,15 @@ def test_batched_equals_one_at_a_time_under_greedy(backend32):
     # Mixed budgets in one batch also exercise dropping finished rows from the KV cache.
     requests = [request(chat, max_new_tokens=8 + 6 * i) for i, chat in enumerate(CHATS)]
     requests.append(requests[1])  # a repeated prompt is prefilled once and copied
+    longer = [CHATS[0][0], {"role": "user", "content": "What is 3+5? Reply with the number only."}]
+    requests.append(request(longer, max_new_tokens=10))  # shares the prompt of CHATS[0] up to "3+5?"
+    prompts = [backend32.encode(r.messages) for r in requests]
+    group_of, _ = _prefix_groups(prompts, [r.adapter for r in requests])
+    assert group_of[1] == group_of[-2]  # equal prompts share their prefill
+    assert len({tuple(prompts[row]) for row in range(len(prompts)) if group_of[row] == group_of[0]}) > 1, \
+        "different prompts that share a prefix prefill it once, then each its own suffix"
     batched = backend32.generate(requests)
-    assert batched[1].token_ids == batched[-1].token_ids
+    assert batched[1].token_ids == batched[-2].token_ids
     for req, out in zip(requests, batched):
         (alone,) = backend32.generate([req])
         assert out.token_ids == alone.token_ids

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from neuromas.backends.hf import token_logprobs
+from neuromas.backends.hf import _prefix_groups, token_logprobs
 from neuromas.config import TrainConfig
 from neuromas.errors import NeuromasError
 from neuromas.network import Network
@@ -84,9 +84,21 @@ def test_gradient_reaches_only_the_rows_own_adapter(backend32):
     assert grads["L1N2"] > 0 and grads["L1N1"] == 0 and grads["L2N1"] == 0
 
 
+def test_prefix_groups_share_most_of_a_prompt_within_one_adapter():
+    header = list(range(100, 120))
+    prompts = [header + [1, 2], header + [1, 3, 4], header + [1, 2], [7, 8, 9], header + [1, 2]]
+    adapters = ["A", "A", "A", "A", "B"]
+    group_of, prefix_len = _prefix_groups(prompts, adapters)
+    assert group_of[0] == group_of[1] == group_of[2] and prefix_len[group_of[0]] == 21  # the header and the 1
+    assert len({group_of[0], group_of[3], group_of[4]}) == 3  # little in common; another adapter
+    assert prefix_len[group_of[3]] == 2 and prefix_len[group_of[4]] == 21  # alone: all but the last token
+    same, lengths = _prefix_groups([header, header], ["A", "A"])
+    assert same == [0, 0] and lengths == [19]  # equal prompts keep one token to predict the completion from
+
+
 @pytest.mark.slow
 def test_shared_prompt_logprobs_equal_full_rows_values_and_gradients(backend32):
-    """Running a shared prompt once and its completions on its cache is exact, gradients too."""
+    """Running a shared prompt prefix once and each row's suffix and completion on its cache is exact, gradients too."""
     net = tiny_net(backend32).attach_adapters()
     with torch.no_grad():  # non-zero adapters, so that each row's own adapter matters
         for name, param in net.named_parameters():
@@ -97,6 +109,11 @@ def test_shared_prompt_logprobs_equal_full_rows_values_and_gradients(backend32):
     rows = [t.messages[n] for t in traces for n in ("L1N1", "L1N2", "L2N1")]
     args = ([m.prompt_ids for m in rows], [m.token_ids for m in rows], [m.node for m in rows], [0.7] * len(rows))
     assert len({(m.node, tuple(m.prompt_ids)) for m in rows}) < len(rows)  # some prompts do repeat
+    group_of, _ = _prefix_groups(args[0], args[2])
+    prompts_of_group: dict[int, set] = {}
+    for group, prompt in zip(group_of, args[0]):
+        prompts_of_group.setdefault(group, set()).add(tuple(prompt))
+    assert any(len(p) > 1 for p in prompts_of_group.values()), "L2N1's prompts share the input but not the messages"
     results = []
     for share in (True, False):
         net.backend.model.zero_grad(set_to_none=True)

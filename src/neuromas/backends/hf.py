@@ -83,24 +83,6 @@ class HFBackend:
         self, prompts: list[list[int]], requests: list[GenerationRequest], generator: torch.Generator
     ) -> list[Generation]:
         device, rows = self.device, len(prompts)
-        # Identical prompts (a first-layer node's G samples of one input) are prefilled once and
-        # their KV cache copied to every row that shares them. Rows of different adapters
-        # never share: the adapter is part of the key.
-        keys = [(r.adapter, tuple(p)) for r, p in zip(requests, prompts)]
-        first_row: dict[tuple, int] = {}  # distinct prompt -> first row asking for it, in order
-        for row, key in enumerate(keys):
-            first_row.setdefault(key, row)
-        unique, prefill_rows = list(first_row), list(first_row.values())
-        slot = {key: i for i, key in enumerate(unique)}
-        expand = torch.tensor([slot[key] for key in keys], device=device) if len(unique) < rows else None
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(unique), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(unique), width), dtype=torch.long)
-        for i, (_, prompt) in enumerate(unique):  # left padding: every prompt ends at the same column
-            input_ids[i, width - len(prompt) :] = torch.tensor(prompt)
-            attention_mask[i, width - len(prompt) :] = 1
-        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         budget = torch.tensor([r.max_new_tokens for r in requests], device=device)
         temperature = torch.tensor([r.temperature for r in requests], device=device, dtype=torch.float32)
         top_p = torch.tensor([r.top_p for r in requests], device=device, dtype=torch.float32)
@@ -110,21 +92,44 @@ class HFBackend:
         logprobs_out: list[list[float]] = [[] for _ in range(rows)]
         finished_out = [False] * rows
         active = torch.arange(rows, device=device)  # original row of each row still in the batch
-        adapter_kwargs = self._adapter_kwargs([requests[i] for i in prefill_rows])
+        adapter_kwargs = self._adapter_kwargs(requests)
         cache = DynamicCache(config=self.model.config)
+        # Rows that share most of a prompt (a node's G samples of one input: the same prompt in
+        # the first layer, the same header and input before different messages later) prefill
+        # the shared prefix once; its KV cache is copied to every row, which then prefills only
+        # its own suffix. Rows of different adapters never share (`_prefix_groups`).
+        group_of, prefix_len = _prefix_groups(prompts, [r.adapter for r in requests])
+        if len(prefix_len) < rows and min(prefix_len) > 0:
+            heads: dict[int, int] = {}
+            for row, group in enumerate(group_of):
+                heads.setdefault(group, row)
+            ids, prefix_mask, prefix_width = _left_padded(self, [prompts[heads[g]][: prefix_len[g]] for g in range(len(heads))])
+            ids, prefix_mask = ids.to(device), prefix_mask.to(device)
+            self.model(
+                input_ids=ids, attention_mask=prefix_mask, position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0),
+                use_cache=True, logits_to_keep=torch.tensor([prefix_width - 1], device=device),
+                **{self._cache_arg: cache}, **self._adapter_kwargs([requests[heads[g]] for g in range(len(heads))]),
+            )
+            expand = torch.tensor(group_of, device=device)
+            cache.batch_select_indices(expand)
+            input_ids, suffix_mask, width = _left_padded(self, [p[prefix_len[g]:] for p, g in zip(prompts, group_of)])
+            input_ids = input_ids.to(device)
+            attention_mask = torch.cat([prefix_mask[expand], suffix_mask.to(device)], dim=1)
+            position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            new_positions = position_ids[:, prefix_width:]
+        else:
+            input_ids, attention_mask, width = _left_padded(self, prompts)
+            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+            position_ids = new_positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         # Only the last position's logits are needed. An index *tensor* makes transformers gather
         # that position into a contiguous tensor; `logits_to_keep=1` slices a strided view, which
         # torch's CPU bf16 linear turns into a batch x hidden x vocab copy of the LM head
         # (3.4 GB at 64 rows) -- measured, see the commit that introduced this line.
         last = torch.tensor([width - 1], device=device)
         logits = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=new_positions,
             use_cache=True, logits_to_keep=last, **{self._cache_arg: cache}, **adapter_kwargs,
         ).logits[:, -1].float()
-        if expand is not None:  # from one row per distinct prompt to one row per request
-            cache.batch_select_indices(expand)
-            logits, attention_mask, position_ids = logits[expand], attention_mask[expand], position_ids[expand]
-            adapter_kwargs = self._adapter_kwargs(requests)
         alive = torch.ones(rows, dtype=torch.bool, device=device)  # per batch row: still writing
         step = 0
         while True:
@@ -186,28 +191,57 @@ def token_logprobs(
     full-vocabulary logits. Temperatures match sampling: the policy is softmax(logits / T)
     (T = 0 counts as 1).
 
-    Rows that share a prompt and an adapter (a first-layer node's G samples of one input) run
-    that prompt once: its KV cache, still attached to the graph, is copied to each row and the
-    completions run on top of it, so the gradient of every row flows back through the one
-    prompt forward. The result equals running every row in full (a test checks values and
-    gradients); `share_prompts=False` does that.
+    Rows that share an adapter and most of their prompt run that common prefix once. A
+    first-layer node's G samples of one input have the same prompt; a later node's prompts for
+    one input differ only in the messages at their end, after the long network header and task
+    input. The prefix's KV cache, still attached to the graph, is copied to each row, and the
+    row's own suffix and completion run on top of it, so every row's gradient flows back
+    through the one prefix forward. The result equals running every row in full (a test checks
+    values and gradients); `share_prompts=False` does that.
     """
-    keys = [(a, tuple(p)) for a, p in zip(adapters, prompts)]
-    slot: dict[tuple, int] = {}
-    for key in keys:
-        slot.setdefault(key, len(slot))
     scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=backend.device).view(-1, 1, 1)
-    if share_prompts and len(slot) < len(keys):
-        unique = list(slot)
-        expand = torch.tensor([slot[key] for key in keys], device=backend.device)
-        logits, targets, mask = _shared_prompt_logits(backend, [list(p) for _, p in unique], [a for a, _ in unique],
-                                                      expand, completions, adapters)
+    group_of, prefix_len = _prefix_groups(prompts, adapters) if share_prompts else ([], [])
+    if share_prompts and len(prefix_len) < len(prompts) and min(prefix_len) > 0:
+        logits, targets, mask = _prefix_shared_logits(backend, prompts, completions, adapters, group_of, prefix_len)
     else:
         logits, targets, mask = _full_logits(backend, prompts, completions, adapters)
     logits = logits.float() / scale
     # log_softmax at the targets without a second (n, T, V) tensor: gather - logsumexp
     logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)
     return logprobs * mask, mask
+
+
+def _prefix_groups(prompts: list[list[int]], adapters: list[str | None]) -> tuple[list[int], list[int]]:
+    """(each row's group, each group's shared prefix length) for rows that can share a prefix.
+
+    Rows sorted by (adapter, prompt) join the group before them when they have its adapter and
+    share at least half their prompt with it. A group's prefix is its rows' longest common
+    prefix, less at least one token, so every row keeps a suffix whose last position predicts
+    its first completion token.
+    """
+    order = sorted(range(len(prompts)), key=lambda i: (adapters[i] or "", prompts[i]))
+    group_of, prefix_len = [0] * len(prompts), []
+    head = None
+    for i in order:
+        prompt = prompts[i]
+        if head is not None and adapters[i] == adapters[head]:
+            shared = _common_prefix(prompts[head], prompt, prefix_len[-1])
+            if 2 * shared >= len(prompt):
+                prefix_len[-1] = min(shared, len(prompt) - 1)
+                group_of[i] = len(prefix_len) - 1
+                continue
+        head = i
+        prefix_len.append(len(prompt) - 1)
+        group_of[i] = len(prefix_len) - 1
+    return group_of, prefix_len
+
+
+def _common_prefix(a: list[int], b: list[int], limit: int) -> int:
+    n = min(len(a), len(b), limit)
+    for k in range(n):
+        if a[k] != b[k]:
+            return k
+    return n
 
 
 def _left_padded(backend: HFBackend, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -252,30 +286,35 @@ def _full_logits(backend, prompts, completions, adapters):
     return logits, targets.to(device), target_mask.to(device).float()
 
 
-def _shared_prompt_logits(backend, unique_prompts, unique_adapters, expand, completions, adapters):
-    """Each distinct prompt once (with its cache kept in the graph), then every completion on it."""
+def _prefix_shared_logits(backend, prompts, completions, adapters, group_of, prefix_len):
+    """Each group's prefix once (its cache kept in the graph), then every row's suffix and completion on it."""
     device = backend.device
-    ids, mask, width = _left_padded(backend, unique_prompts)
-    ids, mask = ids.to(device), mask.to(device)
+    heads: dict[int, int] = {}
+    for row, group in enumerate(group_of):
+        heads.setdefault(group, row)
+    prefixes = [prompts[heads[g]][: prefix_len[g]] for g in range(len(prefix_len))]
+    ids, prefix_mask, width = _left_padded(backend, prefixes)
+    ids, prefix_mask = ids.to(device), prefix_mask.to(device)
     cache = DynamicCache(config=backend.model.config)
-    first = backend.model(
-        input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+    backend.model(
+        input_ids=ids, attention_mask=prefix_mask, position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0),
         logits_to_keep=torch.tensor([width - 1], device=device), use_cache=True,
-        **{backend._cache_arg: cache}, **_adapter_names(backend, unique_adapters),
-    ).logits  # (U, 1, V): the distribution of every completion's first token
+        **{backend._cache_arg: cache}, **_adapter_names(backend, [adapters[heads[g]] for g in range(len(prefix_len))]),
+    )
+    expand = torch.tensor(group_of, device=device)
     cache.batch_select_indices(expand)  # indexing: differentiable, the graph stays attached
+    suffix, suffix_mask, suffix_width = _left_padded(backend, [p[prefix_len[g]:] for p, g in zip(prompts, group_of)])
     targets, target_mask = _right_padded(backend, completions)
-    targets, target_mask = targets.to(device), target_mask.to(device)
-    logits = first[expand]
-    if targets.shape[1] > 1:  # feed tokens 1..T-1 to predict tokens 2..T
-        attention_mask = torch.cat([mask[expand], target_mask[:, :-1]], dim=1)
-        lengths = mask.sum(-1)[expand]
-        position_ids = lengths[:, None] + torch.arange(targets.shape[1] - 1, device=device)[None, :]
-        rest = backend.model(
-            input_ids=targets[:, :-1], attention_mask=attention_mask, position_ids=position_ids,
-            use_cache=True, **{backend._cache_arg: cache}, **_adapter_names(backend, adapters),
-        ).logits  # (n, T-1, V)
-        logits = torch.cat([logits, rest], dim=1)
+    suffix, suffix_mask, targets, target_mask = (t.to(device) for t in (suffix, suffix_mask, targets, target_mask))
+    # Each row reads: [prefix, left-padded][suffix, left-padded][completion but its last token]
+    new_mask = torch.cat([suffix_mask, target_mask[:, :-1]], dim=1)
+    attention_mask = torch.cat([prefix_mask[expand], new_mask], dim=1)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, width:]
+    keep = torch.arange(suffix_width - 1, suffix_width - 1 + targets.shape[1], device=device)
+    logits = backend.model(
+        input_ids=torch.cat([suffix, targets[:, :-1]], dim=1), attention_mask=attention_mask, position_ids=position_ids,
+        logits_to_keep=keep, use_cache=True, **{backend._cache_arg: cache}, **_adapter_names(backend, adapters),
+    ).logits  # (n, T, V)
     return logits, targets, target_mask.float()
 
 

@@ -1,0 +1,131 @@
+"""The update pass with shared prompt prefixes vs shared whole prompts only (the previous code).
+
+A node's prompt is the network header, the task input, then the messages it reads. The G
+samples of one input give a first-layer node G identical prompts, but a later node G prompts
+that differ only in their last few dozen tokens (the messages). The previous `token_logprobs`
+shared a prompt's forward pass only among identical prompts; it now shares the longest common
+prefix of a chunk's rows (`backends/hf._prefix_groups`). On a task with long inputs (BBH
+Navigate: ~170-token node prompts before the messages) most of a later node's update compute
+was that repeated prefix.
+
+One rollout batch of a [2, 2, 1] network on Navigate (4 inputs x G=8, 24-token messages), then
+`Trainer._update` on its rows with lr 0 (nothing changes between repeats), alternating:
+
+    reference   rows grouped only when their whole prompts are equal (the previous behaviour)
+    prefix      rows grouped by shared prefix (the current code)
+
+Both must give the same loss and gradient norm; the speed-up is the reference's time over ours.
+
+    python benchmarks/prefix_sharing.py --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import peak_rss_gb, write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def whole_prompt_groups(prompts: list[list[int]], adapters: list[str | None]) -> tuple[list[int], list[int]]:
+    """The previous grouping: rows share a forward pass only when adapter and whole prompt are equal."""
+    slot: dict[tuple, int] = {}
+    group_of = [slot.setdefault((adapters[i], tuple(p)), len(slot)) for i, p in enumerate(prompts)]
+    lengths = [0] * len(slot)
+    for (_, prompt), g in slot.items():
+        lengths[g] = len(prompt) - 1
+    return group_of, lengths
+
+
+def prefix_tokens(rows, chunk: int, grouping) -> int:
+    """Prompt tokens the update's forward passes process (each group's prefix once, every suffix)."""
+    total = 0
+    order = sorted(range(len(rows)), key=lambda i: (rows.adapters[i], rows.prompts[i]))
+    for start in range(0, len(order), chunk):
+        idx = order[start : start + chunk]
+        prompts, adapters = [rows.prompts[i] for i in idx], [rows.adapters[i] for i in idx]
+        group_of, lengths = grouping(prompts, adapters)
+        if len(lengths) == len(prompts):  # nothing shared: every prompt in full
+            total += sum(len(p) for p in prompts)
+            continue
+        total += sum(lengths) + sum(len(p) - lengths[g] for p, g in zip(prompts, group_of))
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--layers", default="[2, 2, 1]")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--group", type=int, default=8)
+    args = parser.parse_args()
+
+    import torch
+
+    import neuromas.backends.hf as hf
+    from neuromas.config import TrainConfig, load_config
+    from neuromas.rl.trainer import Trainer
+    from neuromas.runner import build_network, load_task, model_dtype
+
+    config = load_config(ROOT / "configs" / "navigate-neuromas3.yaml", [f"network.layers={args.layers}"])
+    task = load_task(config)
+    net = build_network(config)
+    train = TrainConfig(steps=1, batch_size=args.batch, group_size=args.group, lr=0.0)
+    trainer = Trainer(net, task, train, progress=False)
+    net.train()
+    examples = trainer.batch_examples(0)
+    start = time.perf_counter()
+    traces = net(examples, num_samples=args.group, task=task)
+    rollout_s = time.perf_counter() - start
+    rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(len(examples), args.group)
+    advantages = torch.linspace(-1, 1, rewards.numel())  # every row counts (no tied group is skipped)
+    rows = trainer._rows(traces, advantages, torch.ones_like(advantages, dtype=torch.bool))
+
+    ours = hf._prefix_groups
+    arms = {"reference": whole_prompt_groups, "prefix": ours}
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    results: dict[str, dict] = {}
+    for _ in range(args.repeats):
+        for name, grouping in arms.items():
+            hf._prefix_groups = grouping
+            start = time.perf_counter()
+            results[name] = trainer._update(rows)
+            times[name].append(time.perf_counter() - start)
+            print(f"{name}: {times[name][-1]:.1f} s, loss {results[name]['loss/policy']:.6f}, "
+                  f"grad norm {results[name]['grad/norm']:.6f}", flush=True)
+    hf._prefix_groups = ours
+
+    best = {name: min(t) for name, t in times.items()}
+    chunk = train.micro_batch_rows
+    metrics = {
+        "update_s": best["prefix"], "reference_update_s": best["reference"],
+        "speedup": round(best["reference"] / best["prefix"], 2),
+        "prompt_tokens": prefix_tokens(rows, chunk, ours),
+        "reference_prompt_tokens": prefix_tokens(rows, chunk, whole_prompt_groups),
+        "completion_tokens": sum(len(c) for c in rows.completions), "rows": len(rows),
+        "loss": results["prefix"]["loss/policy"], "reference_loss": results["reference"]["loss/policy"],
+        "grad_norm": results["prefix"]["grad/norm"], "reference_grad_norm": results["reference"]["grad/norm"],
+        "rollout_s": round(rollout_s, 1), "peak_rss_gb": round(peak_rss_gb(), 3), "all_times": times,
+    }
+    markdown = (
+        f"`Trainer._update` on one rollout batch of a {args.layers} network on BBH Navigate ({args.batch} inputs x "
+        f"G={args.group}, {len(rows)} rows, micro-batches of {chunk} rows, {model_dtype(net)}); best of {args.repeats}.\n\n"
+        "| grouping | update s | prompt tokens run | loss | grad norm |\n|---|---|---|---|---|\n"
+        f"| whole prompts only (previous) | {best['reference']:.1f} | {metrics['reference_prompt_tokens']} | "
+        f"{metrics['reference_loss']:.6f} | {metrics['reference_grad_norm']:.6f} |\n"
+        f"| shared prefixes (current) | {best['prefix']:.1f} | {metrics['prompt_tokens']} | {metrics['loss']:.6f} | "
+        f"{metrics['grad_norm']:.6f} |\n\nSpeed-up of the update: **{metrics['speedup']}x**.\n"
+    )
+    write_results("prefix_sharing", vars(args), metrics, markdown)
+
+
+if __name__ == "__main__":
+    main()
