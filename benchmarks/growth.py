@@ -17,6 +17,12 @@ on the test split: accuracy with the new nodes switched fully on at once (no fad
 often its final answer equals the parent's (with the fade-in at its start, the grown network *is*
 the parent: 100% by construction, which tests/test_grow.py checks).
 
+With `--sweep`, the scaling sweep adds more grown shapes: [1, 1, 1, 1] (the trained NeuroMAS-3
+at step S made deeper, trained S more) and [3, 3, 1] (the grown [2, 2, 1] at step 2S made wider,
+trained S more), each grown from the grown run's checkpoint with `neuromas grow`; the table and
+the plot's second row give every grown shape's accuracy against its inference cost.
+`--set key=value` overrides every run's config (e.g. `--set train.batch_size=4` to fit a CPU).
+
 Tasks: `navigate` (configs/navigate-neuromas3.yaml: BBH Navigate, 150 train / 100 test) and
 `arith8` (configs/arith-neuromas3.yaml with 8 one-digit numbers, training on 2-8).
 Runs live under `runs/growth/` and are reused; results go to `benchmarks/results/growth.{json,md,png}`.
@@ -47,53 +53,84 @@ SHAPES = {"base-3": [1, 1, 1], "grown-5": [2, 2, 1], "grown-7": [2, 2, 2, 1],
           "scratch-5": [2, 2, 1], "scratch-7": [2, 2, 2, 1]}
 WIDEN = {"widen": [{"layer": 0, "width": 2}, {"layer": 1, "width": 2}]}  # [1, 1, 1] -> [2, 2, 1]
 DEEPEN = {"deepen": [{"after_layer": 1, "width": 2}]}  # [2, 2, 1] -> [2, 2, 2, 1]
+# The scaling sweep's further grown shapes: (stage of the grown run whose checkpoint is grown,
+# the growth, the shape), each then trained S steps, so a shape grown from stage k has (k+1)S.
+SWEEP = {
+    "deep-4": (1, ["--deepen", "1:1"], [1, 1, 1, 1]),  # base-3 made deeper
+    "wide-7": (2, ["--widen", "0:3", "--widen", "1:3"], [3, 3, 1]),  # grown-5 made wider
+}
 
 
-def run(task: str, arm: str, stages: int, stage_steps: int, ramp: int, runs: Path) -> Path:
+def neuromas(*args: str) -> None:
+    command = [str(Path(sys.executable).with_name("neuromas")), *args]
+    print(" ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True)
+
+
+def run(task: str, arm: str, stages: int, stage_steps: int, ramp: int, runs: Path, extra: list[str]) -> Path:
     """One `neuromas run` (a process of its own); finished runs are reused."""
     config, overrides, test_size = TASKS[task]
     run_dir = runs / f"{task}-{arm}"
     if (run_dir / "results.json").is_file():
         print(f"{task} {arm}: reusing {run_dir}", flush=True)
         return run_dir
-    sets = [*overrides, f"network.layers={SHAPES[arm]}", f"train.steps={stages * stage_steps}",
+    start_shape = SHAPES["base-3"] if arm == "grown-7" else SHAPES[arm]  # the grown run starts as NeuroMAS-3
+    sets = [*overrides, *extra, f"network.layers={start_shape}", f"train.steps={stages * stage_steps}",
             f"train.eval_every={stage_steps}", f"train.eval_limit={test_size}", f"eval.limit={test_size}",
             f"train.checkpoint_every={stage_steps}", "train.keep_checkpoints=3"]
     if arm == "grown-7":
-        sets[1] = f"network.layers={SHAPES['base-3']}"
         schedule = [{**WIDEN, "at_step": stage_steps, "ramp_steps": ramp},
                     {**DEEPEN, "at_step": 2 * stage_steps, "ramp_steps": ramp}]
         sets.append(f"train.growth={json.dumps(schedule)}")  # JSON is YAML
-    command = [str(Path(sys.executable).with_name("neuromas")), "run", str(ROOT / "configs" / config),
-               "--out", str(run_dir), "--quiet"]
-    for value in sets:
-        command += ["--set", value]
-    print(f"{task} {arm}: {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, check=True)
+    neuromas("run", str(ROOT / "configs" / config), "--out", str(run_dir), "--quiet",
+             *(arg for value in sets for arg in ("--set", value)))
     return run_dir
 
 
-def curve(run_dir: Path) -> list[dict]:
-    """Per evaluation: step, accuracy, CI and rollout tokens so far (step 0 = untrained)."""
+def sweep_run(task: str, arm: str, stage_steps: int, ramp: int, runs: Path, extra: list[str]) -> Path:
+    """Grow a checkpoint of the grown run (`neuromas grow`) and train the new shape S steps."""
+    stage, growth, _ = SWEEP[arm]
+    run_dir = runs / f"{task}-{arm}"
+    if (run_dir / "results.json").is_file():
+        print(f"{task} {arm}: reusing {run_dir}", flush=True)
+        return run_dir
+    test_size = TASKS[task][2]
+    if not (run_dir / "grown").is_dir():
+        parent = runs / f"{task}-grown-7" / "checkpoints" / f"step-{stage * stage_steps:06d}"
+        neuromas("grow", str(parent), "--out", str(run_dir), *growth, "--ramp-steps", str(ramp))
+    sets = [*extra, f"train.steps={stage_steps}", f"train.eval_every={stage_steps}", f"train.eval_limit={test_size}",
+            f"eval.limit={test_size}", f"train.checkpoint_every={stage_steps}", "train.keep_checkpoints=1"]
+    neuromas("run", str(run_dir / "config.yaml"), "--quiet", *(arg for value in sets for arg in ("--set", value)))
+    return run_dir
+
+
+def curve(run_dir: Path, step_offset: int = 0, token_offset: int = 0) -> list[dict]:
+    """Per evaluation: step, accuracy, CI and rollout tokens so far (step 0 = untrained).
+
+    The offsets count the training a grown run's parent had before it (steps and tokens).
+    """
     before = json.loads((run_dir / "results_before.json").read_text())
-    points = [{"step": 0, "acc": before["acc"], "ci_low": before["ci_low"], "ci_high": before["ci_high"],
-               "rollout_tokens": 0}]
-    tokens = 0.0
+    points = [{"step": step_offset, "acc": before["acc"], "ci_low": before["ci_low"], "ci_high": before["ci_high"],
+               "rollout_tokens": token_offset}]
+    tokens = float(token_offset)
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     for m in steps:
         tokens += m["tokens/total"]
         if "eval/acc" in m:
-            points.append({"step": m["step"], "acc": m["eval/acc"], "ci_low": m["eval/ci_low"],
+            points.append({"step": step_offset + m["step"], "acc": m["eval/acc"], "ci_low": m["eval/ci_low"],
                            "ci_high": m["eval/ci_high"], "rollout_tokens": int(tokens)})
     after = json.loads((run_dir / "results.json").read_text())["after"]
-    points.append({"step": steps[-1]["step"], "acc": after["acc"], "ci_low": after["ci_low"],
+    points.append({"step": step_offset + steps[-1]["step"], "acc": after["acc"], "ci_low": after["ci_low"],
                    "ci_high": after["ci_high"], "rollout_tokens": int(tokens), "calls_per_q": after["calls_per_q"],
                    "tokens_per_q": after["tokens_per_q"]})
     return points
 
 
 def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
-    """The parent at a growth step vs the grown network switched fully on at once."""
+    """The parent at a growth step vs the grown network switched fully on at once (cached in the run)."""
+    cached = run_dir / f"at-growth-{step:06d}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
     import neuromas as nm
     from neuromas.config import GrowthStage, load_config
     from neuromas.runner import load_task
@@ -105,26 +142,85 @@ def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
     before = nm.evaluate(parent, task, limit=test_size, progress=False)
     after = nm.evaluate(grown, task, limit=test_size, progress=False)
     same = sum(a.prediction == b.prediction for a, b in zip(before.traces, after.traces))
-    return {"parent_acc": before.acc, "grown_acc": after.acc, "answer_agreement": same / len(before.traces)}
+    result = {"parent_acc": before.acc, "grown_acc": after.acc, "answer_agreement": same / len(before.traces),
+              "parent_calls_per_q": before.calls_per_q, "parent_tokens_per_q": before.tokens_per_q}
+    cached.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def sweep(task: str, grown: list[dict], right_after: dict, args: argparse.Namespace) -> list[dict]:
+    """Every grown shape with its accuracy and inference cost: the architecture-picking table."""
+    s = args.stage_steps
+    by_step = {p["step"]: p for p in grown}
+    cost = {1: right_after["3->5"], 2: right_after["5->7"]}  # the parents' own greedy evaluations
+    points = [
+        {"arm": "base-3", "shape": SHAPES["base-3"], **by_step[s], "calls_per_q": cost[1]["parent_calls_per_q"],
+         "tokens_per_q": cost[1]["parent_tokens_per_q"]},
+        {"arm": "grown-5", "shape": SHAPES["grown-5"], **by_step[2 * s], "calls_per_q": cost[2]["parent_calls_per_q"],
+         "tokens_per_q": cost[2]["parent_tokens_per_q"]},
+        {"arm": "grown-7", "shape": SHAPES["grown-7"], **grown[-1]},
+    ]
+    for arm, (stage, _, shape) in SWEEP.items():
+        run_dir = sweep_run(task, arm, s, args.ramp_steps, args.runs, args.sets)
+        points.append({"arm": arm, "shape": shape, **curve(run_dir, stage * s, by_step[stage * s]["rollout_tokens"])[-1]})
+    for point in points:
+        point["nodes"] = sum(point["shape"])
+    return sorted(points, key=lambda p: (p["nodes"], len(p["shape"])))
 
 
 def plot(metrics: dict, path: Path) -> None:
+    """Learning curves (grown vs scratch) and, per task, accuracy against inference tokens per shape."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
-    for axis, (task, arms) in zip(axes[0], metrics.items()):
+    fig, axes = plt.subplots(2, len(metrics), figsize=(6 * len(metrics), 8), squeeze=False)
+    for column, (task, arms) in enumerate(metrics.items()):
+        axis = axes[0][column]
         for name in ("grown", "scratch-5", "scratch-7"):
             if name in arms.get("curves", {}):
                 points = arms["curves"][name]
                 axis.plot([p["step"] for p in points], [p["acc"] for p in points], marker="o", label=name)
         axis.set(title=f"{task}: held-out accuracy (greedy)", xlabel="training steps", ylabel="accuracy")
         axis.legend()
+        axis = axes[1][column]
+        for point in arms.get("sweep", []):
+            axis.errorbar(point["tokens_per_q"], point["acc"], fmt="o",
+                          yerr=[[point["acc"] - point["ci_low"]], [point["ci_high"] - point["acc"]]])
+            axis.annotate(f"{point['shape']} ({point['step']} steps)", (point["tokens_per_q"], point["acc"]),
+                          textcoords="offset points", xytext=(5, 5), fontsize=8)
+        axis.set(title=f"{task}: grown shapes, accuracy vs cost", xlabel="generated tokens per question",
+                 ylabel="accuracy (95% CI)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def markdown(metrics: dict, args: argparse.Namespace) -> str:
+    rows = [f"| {task} | {arm} | {m['shape']} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] "
+            f"| {m['steps']} | {m['rollout_tokens']} |"
+            for task, arms in metrics.items() for arm, m in arms.items() if arm in SHAPES]
+    after = [f"| {task} | {growth} | {100 * r['parent_acc']:.1f} | {100 * r['grown_acc']:.1f} | "
+             f"{100 * r['answer_agreement']:.1f} |"
+             for task, arms in metrics.items() for growth, r in arms["right_after_growth"].items()]
+    text = (
+        f"Grown vs from scratch at equal training steps ({args.stage_steps} per stage, fade-in {args.ramp_steps} steps, "
+        f"overrides {args.sets or 'none'}), greedy accuracy on the whole test split, embedded SmolLM2-135M-Instruct.\n\n"
+        "| task | arm | shape | acc % | 95% CI | steps | rollout tokens |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows) + "\n\nRight after growth, new nodes fully on at once (no fade-in; with the fade-in the grown "
+        "network starts as its parent):\n\n| task | growth | parent acc % | grown acc % | same final answer % |\n"
+        "|---|---|---|---|---|\n" + "\n".join(after) + "\n"
+    )
+    for task, arms in metrics.items():
+        if arms.get("sweep"):
+            text += (f"\nScaling sweep on {task}, every shape grown from the trained NeuroMAS-3 ({args.stage_steps} "
+                     "steps per growth stage):\n\n| shape | nodes | acc % | 95% CI | calls/q | tokens/q | steps | rollout "
+                     "tokens |\n|---|---|---|---|---|---|---|---|\n")
+            text += "\n".join(f"| {p['shape']} | {p['nodes']} | {100 * p['acc']:.1f} | [{100 * p['ci_low']:.1f}, "
+                               f"{100 * p['ci_high']:.1f}] | {p['calls_per_q']:g} | {p['tokens_per_q']:.1f} | {p['step']} | "
+                               f"{p['rollout_tokens']} |" for p in arms["sweep"]) + "\n"
+    return text
 
 
 def main() -> None:
@@ -133,19 +229,21 @@ def main() -> None:
     parser.add_argument("--stage-steps", type=int, default=10, help="training steps per stage (S)")
     parser.add_argument("--ramp-steps", type=int, default=5, help="fade-in steps after each growth")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "growth")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run, e.g. train.batch_size=4 (repeatable)")
+    parser.add_argument("--sweep", action="store_true", help=f"also grow and train the sweep's shapes ({', '.join(SWEEP)})")
     args = parser.parse_args()
     s = args.stage_steps
 
     metrics: dict = {}
-    rows = []
     for task in args.tasks:
         test_size = TASKS[task][2]
-        grown = curve(run(task, "grown-7", 3, s, args.ramp_steps, args.runs))
+        grown = curve(run(task, "grown-7", 3, s, args.ramp_steps, args.runs, args.sets))
         by_step = {p["step"]: p for p in grown}
         arms = {"base-3": by_step[s], "grown-5": by_step[2 * s], "grown-7": grown[-1]}
         curves = {"grown": grown}
         for arm, stages in (("scratch-5", 2), ("scratch-7", 3)):
-            curves[arm] = curve(run(task, arm, stages, s, args.ramp_steps, args.runs))
+            curves[arm] = curve(run(task, arm, stages, s, args.ramp_steps, args.runs, args.sets))
             arms[arm] = curves[arm][-1]
         growth_dir = args.runs / f"{task}-grown-7"
         right_after = {"3->5": at_growth(growth_dir, s, True, test_size), "5->7": at_growth(growth_dir, 2 * s, False, test_size)}
@@ -154,22 +252,11 @@ def main() -> None:
                      "rollout_tokens": p["rollout_tokens"], "shape": SHAPES[arm]} for arm, p in arms.items()},
             "right_after_growth": right_after, "curves": curves,
         }
-        for arm, m in metrics[task].items():
-            if arm in SHAPES:
-                rows.append(f"| {task} | {arm} | {m['shape']} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, "
-                            f"{100 * m['ci_high']:.1f}] | {m['steps']} | {m['rollout_tokens']} |")
-        markdown = (
-            f"Grown vs from scratch at equal training steps ({s} per stage, fade-in {args.ramp_steps} steps), "
-            "greedy accuracy on the whole test split, embedded SmolLM2-135M-Instruct.\n\n"
-            "| task | arm | shape | acc % | 95% CI | steps | rollout tokens |\n|---|---|---|---|---|---|---|\n"
-            + "\n".join(rows) + "\n\nRight after growth, new nodes fully on at once (no fade-in):\n\n"
-            "| task | growth | parent acc % | grown acc % | same final answer % |\n|---|---|---|---|---|\n"
-            + "\n".join(f"| {t} | {g} | {100 * r['parent_acc']:.1f} | {100 * r['grown_acc']:.1f} | "
-                        f"{100 * r['answer_agreement']:.1f} |"
-                        for t in metrics for g, r in metrics[t]["right_after_growth"].items()) + "\n"
-        )
-        config = {"tasks": {t: TASKS[t][:2] for t in args.tasks}, "stage_steps": s, "ramp_steps": args.ramp_steps}
-        write_results("growth", config, metrics, markdown)
+        if args.sweep:
+            metrics[task]["sweep"] = sweep(task, grown, right_after, args)
+        config = {"tasks": {t: TASKS[t][:2] for t in args.tasks}, "stage_steps": s, "ramp_steps": args.ramp_steps,
+                  "overrides": args.sets, "sweep": {arm: SWEEP[arm] for arm in SWEEP} if args.sweep else None}
+        write_results("growth", config, metrics, markdown(metrics, args))
         plot(metrics, RESULTS / "growth.png")
 
 

@@ -273,6 +273,16 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path,
     assert new_answers == old_answers
     assert Network.load(tmp_path / "g").topology.widths == [1, 2, 1]
 
+    # a checkpoint grows too (the network as it was at that step), and a plain folder does not
+    checkpoint = tmp_path / "small" / "checkpoints" / "step-000001"
+    early = cli.invoke(app, ["grow", str(checkpoint), "--out", str(tmp_path / "early"), "--widen", "0:2"])
+    assert early.exit_code == 0, early.output
+    assert Network.load(tmp_path / "early" / "grown").topology.widths == [2, 1]
+    saved, grown_weights = lora_weights(checkpoint), lora_weights(tmp_path / "early" / "grown")
+    assert saved and all(torch.equal(saved[k], grown_weights[k]) for k in saved)  # the step-1 nodes, bit for bit
+    nowhere = cli.invoke(app, ["grow", str(tmp_path), "--out", str(tmp_path / "x"), "--widen", "0:2"])
+    assert nowhere.exit_code == 2 and "not a run directory or a run's checkpoint" in nowhere.output
+
 
 def test_show_prints_the_shapes_a_schedule_grows_to():
     from typer.testing import CliRunner

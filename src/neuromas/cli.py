@@ -199,7 +199,9 @@ GrowOpt = Annotated[Optional[list[str]], typer.Option(help="LAYER:WIDTH, 0-based
 @app.command()
 @user_errors
 def grow(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run (its final/ network is grown).", show_default=False)],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A finished run (its final/ network is grown) or one of its checkpoints (RUN/checkpoints/step-N).",
+        show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="New run directory to write.", show_default=False)],
     widen: GrowOpt = None,
     deepen: GrowOpt = None,

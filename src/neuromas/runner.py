@@ -186,8 +186,10 @@ def run_train(
 
 
 def run_grow(run_dir: Path, out: Path, stage: dict) -> Path:
-    """Grow a finished run's network into a new run directory; return the new run's config.
+    """Grow a run's network into a new run directory; return the new run's config.
 
+    `run_dir` is a finished run (its `final/` network grows) or one of its checkpoints
+    (`RUN/checkpoints/step-N`: the network as it was at step N, e.g. before a scheduled growth).
     The new run keeps the old run's config (task, training recipe, seed) with the grown network,
     `init_from` pointing at the grown network saved in `<out>/grown`, and no growth schedule.
     """
@@ -197,18 +199,21 @@ def run_grow(run_dir: Path, out: Path, stage: dict) -> Path:
     from neuromas.config import GrowthStage, format_validation_error, load_config
     from neuromas.grow import apply, plan_stage
 
-    if not (run_dir / "config.yaml").is_file():
-        raise NeuromasError(f"{run_dir}: not a run directory (config.yaml not found)")
+    if (run_dir / "config.yaml").is_file():
+        config_file, saved = run_dir / "config.yaml", run_dir / "final"
+    elif run_dir.parent.name == "checkpoints" and (run_dir.parent.parent / "config.yaml").is_file():
+        config_file, saved = run_dir.parent.parent / "config.yaml", run_dir
+    else:
+        raise NeuromasError(f"{run_dir}: not a run directory or a run's checkpoint (no config.yaml with it)")
     if out.exists() and any(out.iterdir()):
         raise NeuromasError(f"--out {out} already holds files; give a new directory")
     try:
         growth = GrowthStage.model_validate(stage)
     except ValidationError as error:
         raise NeuromasError(format_validation_error(error, "grow")) from None
-    config = load_config(run_dir / "config.yaml")
-    final = run_dir / "final"
-    plan = plan_stage(saved_network_config(final), growth)  # a bad request fails before the model loads
-    grown = apply(Network.load(final), plan, growth.init, growth.ramp_steps)
+    config = load_config(config_file)
+    plan = plan_stage(saved_network_config(saved), growth)  # a bad request fails before the model loads
+    grown = apply(Network.load(saved), plan, growth.init, growth.ramp_steps)
     grown.save(out / "grown")
     new = config.model_copy(update={
         "network": grown.config, "init_from": str(out / "grown"), "out_dir": str(out),

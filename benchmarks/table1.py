@@ -1,0 +1,139 @@
+"""The paper's Table 1 on the embedded model (issue 5): every baseline and the networks, per task.
+
+Per task, one `neuromas baselines` run (`compare.run_baselines`: one loaded model, every method
+on the same test inputs, the same scoring) of the frozen-backbone methods and the untrained
+NeuroMAS-3, plus any trained networks named with `--trained TASK:NAME=RUN`, each evaluated on
+the same inputs. Tasks and their fixed test inputs:
+
+    arith      configs/arith-neuromas3.yaml: four one-digit numbers, the fixed 128-question split
+    navigate   configs/navigate-neuromas3.yaml: BBH Navigate, the seeded held-out 100
+    humaneval  configs/paper/humaneval-neuromas3.yaml on the embedded model: the first
+               `--humaneval-limit` problems of the seeded 64-problem test split, 128-token
+               replies (frozen-backbone methods only: nothing trains on it here)
+
+The cost-matched rows are self-consistency with as many samples as the network makes calls
+(k=3 for NeuroMAS-3, k=5 for NeuroMAS-5). Per-task results are kept under `runs/table1/<task>`
+and reused, so an interrupted run resumes task by task. Results:
+`benchmarks/results/table1.{json,md}` (metrics keyed by task and method).
+
+    python benchmarks/table1.py --trained navigate:neuromas3=runs/growth/navigate-grown-7/checkpoints/step-000005
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FROZEN = ["direct", "cot", "self-consistency:k=3", "self-consistency:k=5", "self-refine", "self-check",
+          "moa:widths=[2,2,1]", "debate", "workflow", "gptswarm"]
+TASKS = {
+    "arith": ("configs/arith-neuromas3.yaml", [], FROZEN),
+    "navigate": ("configs/navigate-neuromas3.yaml", [], FROZEN),
+    "humaneval": ("configs/paper/humaneval-neuromas3.yaml",
+                  ["model.name=null", "model.dtype=auto", "model.chat_template_kwargs={}",
+                   "network.generation.max_new_tokens=128", "network.generation.temperature=0.7",
+                   "task.train_size=100", "task.test_size=64"],
+                  ["direct", "cot", "self-consistency:k=3", "self-refine", "workflow"]),
+}
+UNTRAINED = "untrained-neuromas3"
+
+
+def task_config(task: str, limit: int | None):
+    from neuromas.config import load_config
+
+    path, overrides, _ = TASKS[task]
+    sets = [*overrides] + ([f"eval.limit={limit}"] if limit else [])
+    return load_config(ROOT / path, sets)
+
+
+def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path) -> dict:
+    """Every method's summary on one task's test inputs (reusing what an earlier run finished)."""
+    import neuromas as nm
+    from neuromas.compare import NETWORK, run_baselines
+    from neuromas.runner import load_task
+    from neuromas.trace import write_traces
+
+    config = task_config(task, limit)
+    out = runs / task
+    done = out / "baselines.json"
+    if done.is_file():
+        print(f"{task}: reusing {done}", flush=True)
+        methods = json.loads(done.read_text())["methods"]
+    else:
+        print(f"{task}: {len(TASKS[task][2]) + 1} methods on {config.eval.limit or 'all'} inputs", flush=True)
+        results = run_baselines(config, out, [NETWORK, *TASKS[task][2]], progress=False)
+        methods = {spec: r.summary() for spec, r in results.items()}
+    summaries = {UNTRAINED if spec == NETWORK else spec: m for spec, m in methods.items()}
+    task_data = load_task(config)
+    for name, run_dir in trained.items():
+        cached = out / f"trained-{name}.json"
+        if cached.is_file():
+            summaries[name] = json.loads(cached.read_text())
+            continue
+        net = nm.Network.load(run_dir)
+        result = nm.evaluate(net, task_data, config.eval.split, config.eval.limit, config.eval.batch_size, progress=False)
+        write_traces(result.traces, out / "traces" / f"trained-{name}.jsonl")
+        summaries[name] = {**result.summary(), "run": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT)
+                           else run_dir.name, "widths": net.topology.widths}
+        cached.write_text(json.dumps(summaries[name], indent=2) + "\n")
+        print(f"{task} {name}: {result.line()}", flush=True)
+        del net
+    return summaries
+
+
+def markdown(metrics: dict) -> str:
+    lines = ["| task | method | acc % | 95% CI | calls/q | tokens/q | n | seconds |", "|---|---|---|---|---|---|---|---|"]
+    for task, methods in metrics.items():
+        for name, m in sorted(methods.items(), key=lambda item: -item[1]["acc"]):
+            lines.append(f"| {task} | {name} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] | "
+                         f"{m['calls_per_q']:g} | {m['tokens_per_q']:.1f} | {m['n']} | {m['seconds']:.0f} |")
+    return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
+            "SmolLM2-135M-Instruct. Sorted by accuracy within a task.\n\n" + "\n".join(lines) + "\n")
+
+
+def parse_trained(values: list[str]) -> dict[str, dict[str, Path]]:
+    trained: dict[str, dict[str, Path]] = {}
+    for value in values:
+        task, sep, rest = value.partition(":")
+        name, sep2, path = rest.partition("=")
+        if not (sep and sep2) or task not in TASKS:
+            raise SystemExit(f"--trained {value!r}: write it as TASK:NAME=RUN with TASK one of {', '.join(TASKS)}")
+        if not Path(path).exists():
+            raise SystemExit(f"--trained {value!r}: {path} does not exist")
+        trained.setdefault(task, {})[name] = Path(path).resolve()
+    return trained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--trained", action="append", default=[], metavar="TASK:NAME=RUN",
+                        help="a trained network (run directory or checkpoint) to add to a task's table (repeatable)")
+    parser.add_argument("--humaneval-limit", type=int, default=32, help="HumanEval problems (of the 64 in the test split)")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "table1")
+    args = parser.parse_args()
+    trained = parse_trained(args.trained)
+
+    metrics = {}
+    for task in args.tasks:
+        limit = args.humaneval_limit if task == "humaneval" else None
+        metrics[task] = run_task(task, limit, trained.get(task, {}), args.runs)
+        config = {"tasks": {t: {"config": TASKS[t][0], "overrides": TASKS[t][1], "methods": TASKS[t][2]}
+                            for t in args.tasks},
+                  "humaneval_limit": args.humaneval_limit,
+                  "trained": {t: {n: str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name for n, p in runs.items()}
+                              for t, runs in trained.items()}}
+        write_results("table1", config, metrics, markdown(metrics))
+
+
+if __name__ == "__main__":
+    main()
