@@ -9,7 +9,8 @@ Navigate: ~170-token node prompts before the messages) most of a later node's up
 was that repeated prefix.
 
 One rollout batch of a [2, 2, 1] network on Navigate (4 inputs x G=8, 24-token messages), then
-`Trainer._update` on its rows with lr 0 (nothing changes between repeats), alternating:
+`Trainer._update` on its rows, the adapters and optimizer restored after each (every repeat
+starts from the same weights), alternating:
 
     reference   rows grouped only when their whole prompts are equal (the previous behaviour)
     prefix      rows grouped by shared prefix (the current code)
@@ -78,7 +79,7 @@ def main() -> None:
     config = load_config(ROOT / "configs" / "navigate-neuromas3.yaml", [f"network.layers={args.layers}"])
     task = load_task(config)
     net = build_network(config)
-    train = TrainConfig(steps=1, batch_size=args.batch, group_size=args.group, lr=0.0)
+    train = TrainConfig(steps=1, batch_size=args.batch, group_size=args.group)
     trainer = Trainer(net, task, train, progress=False)
     net.train()
     examples = trainer.batch_examples(0)
@@ -89,6 +90,7 @@ def main() -> None:
     advantages = torch.linspace(-1, 1, rewards.numel())  # every row counts (no tied group is skipped)
     rows = trainer._rows(traces, advantages, torch.ones_like(advantages, dtype=torch.bool))
 
+    initial = [param.detach().clone() for param in trainer.params]
     ours = hf._prefix_groups
     arms = {"reference": whole_prompt_groups, "prefix": ours}
     times: dict[str, list[float]] = {name: [] for name in arms}
@@ -99,6 +101,10 @@ def main() -> None:
             start = time.perf_counter()
             results[name] = trainer._update(rows)
             times[name].append(time.perf_counter() - start)
+            with torch.no_grad():  # undo the update: every repeat starts from the same weights
+                for param, value in zip(trainer.params, initial):
+                    param.copy_(value)
+            trainer.optimizer.state.clear()
             print(f"{name}: {times[name][-1]:.1f} s, loss {results[name]['loss/policy']:.6f}, "
                   f"grad norm {results[name]['grad/norm']:.6f}", flush=True)
     hf._prefix_groups = ours
