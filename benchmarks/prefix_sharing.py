@@ -2,18 +2,19 @@
 
 A node's prompt is the network header, the task input, then the messages it reads. The G
 samples of one input give a first-layer node G identical prompts, but a later node G prompts
-that differ only in their last few dozen tokens (the messages). The previous `token_logprobs`
-shared a prompt's forward pass only among identical prompts; it now shares the longest common
-prefix of a chunk's rows (`backends/hf._prefix_groups`). On a task with long inputs (BBH
-Navigate: ~170-token node prompts before the messages) most of a later node's update compute
-was that repeated prefix.
+that differ only in their last few dozen tokens (the messages). `token_logprobs` shares a
+prompt's forward pass among identical prompts by default; with `share_prefixes=True` it shares
+the longest common prefix of a chunk's rows (`backends/hf._prefix_groups`). On a task with
+long inputs (BBH Navigate: ~170-token node prompts before the messages) most of a later node's
+update compute is that repeated prefix. (Rollouts always share prefixes; the update does not
+by default: see `token_logprobs` on resumed runs.)
 
 One rollout batch of a [2, 2, 1] network on Navigate (4 inputs x G=8, 24-token messages), then
 `Trainer._update` on its rows, the adapters and optimizer restored after each (every repeat
 starts from the same weights), alternating:
 
-    reference   rows grouped only when their whole prompts are equal (the previous behaviour)
-    prefix      rows grouped by shared prefix (the current code)
+    reference   rows grouped only when their whole prompts are equal (the default)
+    prefix      rows grouped by shared prefix (`share_prefixes=True`)
 
 Both must give the same loss and gradient norm; the speed-up is the reference's time over ours.
 
@@ -34,16 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import peak_rss_gb, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def whole_prompt_groups(prompts: list[list[int]], adapters: list[str | None]) -> tuple[list[int], list[int]]:
-    """The previous grouping: rows share a forward pass only when adapter and whole prompt are equal."""
-    slot: dict[tuple, int] = {}
-    group_of = [slot.setdefault((adapters[i], tuple(p)), len(slot)) for i, p in enumerate(prompts)]
-    lengths = [0] * len(slot)
-    for (_, prompt), g in slot.items():
-        lengths[g] = len(prompt) - 1
-    return group_of, lengths
 
 
 def prefix_tokens(rows, chunk: int, grouping) -> int:
@@ -91,13 +82,17 @@ def main() -> None:
     rows = trainer._rows(traces, advantages, torch.ones_like(advantages, dtype=torch.bool))
 
     initial = [param.detach().clone() for param in trainer.params]
-    ours = hf._prefix_groups
-    arms = {"reference": whole_prompt_groups, "prefix": ours}
+    import functools
+
+    import neuromas.rl.trainer as trainer_module
+
+    default = trainer_module.token_logprobs
+    arms = {"reference": default, "prefix": functools.partial(default, share_prefixes=True)}
     times: dict[str, list[float]] = {name: [] for name in arms}
     results: dict[str, dict] = {}
     for _ in range(args.repeats):
-        for name, grouping in arms.items():
-            hf._prefix_groups = grouping
+        for name, logprobs_fn in arms.items():
+            trainer_module.token_logprobs = logprobs_fn
             start = time.perf_counter()
             results[name] = trainer._update(rows)
             times[name].append(time.perf_counter() - start)
@@ -107,15 +102,15 @@ def main() -> None:
             trainer.optimizer.state.clear()
             print(f"{name}: {times[name][-1]:.1f} s, loss {results[name]['loss/policy']:.6f}, "
                   f"grad norm {results[name]['grad/norm']:.6f}", flush=True)
-    hf._prefix_groups = ours
+    trainer_module.token_logprobs = default
 
     best = {name: min(t) for name, t in times.items()}
     chunk = train.micro_batch_rows
     metrics = {
         "update_s": best["prefix"], "reference_update_s": best["reference"],
         "speedup": round(best["reference"] / best["prefix"], 2),
-        "prompt_tokens": prefix_tokens(rows, chunk, ours),
-        "reference_prompt_tokens": prefix_tokens(rows, chunk, whole_prompt_groups),
+        "prompt_tokens": prefix_tokens(rows, chunk, hf._prefix_groups),
+        "reference_prompt_tokens": prefix_tokens(rows, chunk, functools.partial(hf._prefix_groups, whole=True)),
         "completion_tokens": sum(len(c) for c in rows.completions), "rows": len(rows),
         "loss": results["prefix"]["loss/policy"], "reference_loss": results["reference"]["loss/policy"],
         "grad_norm": results["prefix"]["grad/norm"], "reference_grad_norm": results["reference"]["grad/norm"],
@@ -125,9 +120,9 @@ def main() -> None:
         f"`Trainer._update` on one rollout batch of a {args.layers} network on BBH Navigate ({args.batch} inputs x "
         f"G={args.group}, {len(rows)} rows, micro-batches of {chunk} rows, {model_dtype(net)}); best of {args.repeats}.\n\n"
         "| grouping | update s | prompt tokens run | loss | grad norm |\n|---|---|---|---|---|\n"
-        f"| whole prompts only (previous) | {best['reference']:.1f} | {metrics['reference_prompt_tokens']} | "
+        f"| whole prompts only (default) | {best['reference']:.1f} | {metrics['reference_prompt_tokens']} | "
         f"{metrics['reference_loss']:.6f} | {metrics['reference_grad_norm']:.6f} |\n"
-        f"| shared prefixes (current) | {best['prefix']:.1f} | {metrics['prompt_tokens']} | {metrics['loss']:.6f} | "
+        f"| shared prefixes (share_prefixes=True) | {best['prefix']:.1f} | {metrics['prompt_tokens']} | {metrics['loss']:.6f} | "
         f"{metrics['grad_norm']:.6f} |\n\nSpeed-up of the update: **{metrics['speedup']}x**.\n"
     )
     write_results("prefix_sharing", vars(args), metrics, markdown)

@@ -94,6 +94,8 @@ def test_prefix_groups_share_most_of_a_prompt_within_one_adapter():
     assert prefix_len[group_of[3]] == 2 and prefix_len[group_of[4]] == 21  # alone: all but the last token
     same, lengths = _prefix_groups([header, header], ["A", "A"])
     assert same == [0, 0] and lengths == [19]  # equal prompts keep one token to predict the completion from
+    whole, lengths = _prefix_groups(prompts, adapters, whole=True)  # only equal prompts share
+    assert whole[0] == whole[2] and len(set(whole)) == 4 and lengths[whole[0]] == 21 and lengths[whole[1]] == 22
 
 
 @pytest.mark.slow
@@ -115,18 +117,19 @@ def test_shared_prompt_logprobs_equal_full_rows_values_and_gradients(backend32):
         prompts_of_group.setdefault(group, set()).add(tuple(prompt))
     assert any(len(p) > 1 for p in prompts_of_group.values()), "L2N1's prompts share the input but not the messages"
     results = []
-    for share in (True, False):
+    for share, prefixes in ((False, False), (True, False), (True, True)):  # full rows first
         net.backend.model.zero_grad(set_to_none=True)
-        logprobs, mask = token_logprobs(net.backend, *args, share_prompts=share)
+        logprobs, mask = token_logprobs(net.backend, *args, share_prompts=share, share_prefixes=prefixes)
         (logprobs * torch.linspace(0.5, 1.5, logprobs.shape[1])).sum().backward()
         grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
         results.append((logprobs.detach(), mask, grads))
-    (shared, shared_mask, shared_grads), (full, full_mask, full_grads) = results
-    assert torch.equal(shared_mask, full_mask)
-    torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)
-    assert shared_grads.keys() == full_grads.keys() and len(full_grads) > 0
-    for name in full_grads:
-        torch.testing.assert_close(shared_grads[name], full_grads[name], atol=1e-4, rtol=1e-3)
+    (full, full_mask, full_grads), *shared_modes = results
+    for shared, shared_mask, shared_grads in shared_modes:
+        assert torch.equal(shared_mask, full_mask)
+        torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)
+        assert shared_grads.keys() == full_grads.keys() and len(full_grads) > 0
+        for name in full_grads:
+            torch.testing.assert_close(shared_grads[name], full_grads[name], atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.slow

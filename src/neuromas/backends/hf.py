@@ -183,6 +183,7 @@ def token_logprobs(
     adapters: list[str | None],
     temperatures: list[float],
     share_prompts: bool = True,
+    share_prefixes: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of given completions under the current adapters, differentiably.
 
@@ -191,16 +192,20 @@ def token_logprobs(
     full-vocabulary logits. Temperatures match sampling: the policy is softmax(logits / T)
     (T = 0 counts as 1).
 
-    Rows that share an adapter and most of their prompt run that common prefix once. A
-    first-layer node's G samples of one input have the same prompt; a later node's prompts for
-    one input differ only in the messages at their end, after the long network header and task
-    input. The prefix's KV cache, still attached to the graph, is copied to each row, and the
-    row's own suffix and completion run on top of it, so every row's gradient flows back
-    through the one prefix forward. The result equals running every row in full (a test checks
-    values and gradients); `share_prompts=False` does that.
+    Rows that share an adapter and their prompt (a first-layer node's G samples of one input)
+    run that prompt once. Its KV cache, still attached to the graph, is copied to each row,
+    and the row's completion runs on top of it, so every row's gradient flows back through the
+    one prompt forward. With `share_prefixes`, rows that share most of their prompt (a later
+    node's samples of one input: the same header and input, different messages) share that
+    prefix the same way: half the prompt tokens on BBH Navigate, 1.35x faster
+    (benchmarks/prefix_sharing.py). It is off by default: a run resumed from a checkpoint then
+    differs from the uninterrupted one in the last bits of its gradients (1e-7 of the grad
+    norm; tests/test_grow.py's resume test), and the cause is not found yet. Every mode equals
+    running every row in full (a test checks values and gradients); `share_prompts=False`
+    does that.
     """
     scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=backend.device).view(-1, 1, 1)
-    group_of, prefix_len = _prefix_groups(prompts, adapters) if share_prompts else ([], [])
+    group_of, prefix_len = _prefix_groups(prompts, adapters, whole=not share_prefixes) if share_prompts else ([], [])
     if share_prompts and len(prefix_len) < len(prompts) and min(prefix_len) > 0:
         logits, targets, mask = _prefix_shared_logits(backend, prompts, completions, adapters, group_of, prefix_len)
     else:
@@ -211,13 +216,13 @@ def token_logprobs(
     return logprobs * mask, mask
 
 
-def _prefix_groups(prompts: list[list[int]], adapters: list[str | None]) -> tuple[list[int], list[int]]:
+def _prefix_groups(prompts: list[list[int]], adapters: list[str | None], whole: bool = False) -> tuple[list[int], list[int]]:
     """(each row's group, each group's shared prefix length) for rows that can share a prefix.
 
     Rows sorted by (adapter, prompt) join the group before them when they have its adapter and
-    share at least half their prompt with it. A group's prefix is its rows' longest common
-    prefix, less at least one token, so every row keeps a suffix whose last position predicts
-    its first completion token.
+    share at least half their prompt with it (`whole`: all of it). A group's prefix is its
+    rows' longest common prefix, less at least one token, so every row keeps a suffix whose
+    last position predicts its first completion token.
     """
     order = sorted(range(len(prompts)), key=lambda i: (adapters[i] or "", prompts[i]))
     group_of, prefix_len = [0] * len(prompts), []
@@ -226,7 +231,7 @@ def _prefix_groups(prompts: list[list[int]], adapters: list[str | None]) -> tupl
         prompt = prompts[i]
         if head is not None and adapters[i] == adapters[head]:
             shared = _common_prefix(prompts[head], prompt, prefix_len[-1])
-            if 2 * shared >= len(prompt):
+            if prompt == prompts[head] if whole else 2 * shared >= len(prompt):
                 prefix_len[-1] = min(shared, len(prompt) - 1)
                 group_of[i] = len(prefix_len) - 1
                 continue

@@ -218,8 +218,8 @@ class Trainer:
         # gradient, clipped or not, so without a KL term it is not run at all. Its tokens still
         # count in `weights_all`, so the loss keeps the scale of the mean over every token.
         needed = [i for i in range(len(rows)) if c.kl_coef > 0 or rows.advantages[i] != 0]
-        # Rows of one node and one input side by side: `token_logprobs` runs what their prompts
-        # share (the header and the task input, or the whole prompt) once per chunk.
+        # Rows of one node and one input side by side: `token_logprobs` runs a prompt they
+        # share once per chunk.
         needed.sort(key=lambda i: (rows.adapters[i], rows.prompts[i]))
         chunks = [needed[i : i + c.micro_batch_rows] for i in range(0, len(needed), c.micro_batch_rows)]
 
