@@ -60,9 +60,12 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8)
     args = parser.parse_args()
 
+    import functools
+
     import torch
 
     import neuromas.backends.hf as hf
+    import neuromas.rl.trainer as trainer_module
     from neuromas.config import TrainConfig, load_config
     from neuromas.rl.trainer import Trainer
     from neuromas.runner import build_network, load_task, model_dtype
@@ -77,15 +80,10 @@ def main() -> None:
     start = time.perf_counter()
     traces = net(examples, num_samples=args.group, task=task)
     rollout_s = time.perf_counter() - start
-    rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(len(examples), args.group)
-    advantages = torch.linspace(-1, 1, rewards.numel())  # every row counts (no tied group is skipped)
+    advantages = torch.linspace(-1, 1, len(traces))  # every row counts (no tied group is skipped)
     rows = trainer._rows(traces, advantages, torch.ones_like(advantages, dtype=torch.bool))
 
     initial = [param.detach().clone() for param in trainer.params]
-    import functools
-
-    import neuromas.rl.trainer as trainer_module
-
     default = trainer_module.token_logprobs
     arms = {"reference": default, "prefix": functools.partial(default, share_prefixes=True)}
     times: dict[str, list[float]] = {name: [] for name in arms}
