@@ -100,18 +100,8 @@ class HFBackend:
         # its own suffix. Rows of different adapters never share (`_prefix_groups`).
         group_of, prefix_len = _prefix_groups(prompts, [r.adapter for r in requests])
         if len(prefix_len) < rows and min(prefix_len) > 0:
-            heads: dict[int, int] = {}
-            for row, group in enumerate(group_of):
-                heads.setdefault(group, row)
-            ids, prefix_mask, prefix_width = _left_padded(self, [prompts[heads[g]][: prefix_len[g]] for g in range(len(heads))])
-            ids, prefix_mask = ids.to(device), prefix_mask.to(device)
-            self.model(
-                input_ids=ids, attention_mask=prefix_mask, position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0),
-                use_cache=True, logits_to_keep=torch.tensor([prefix_width - 1], device=device),
-                **{self._cache_arg: cache}, **self._adapter_kwargs([requests[heads[g]] for g in range(len(heads))]),
-            )
-            expand = torch.tensor(group_of, device=device)
-            cache.batch_select_indices(expand)
+            prefix_mask, prefix_width, expand = _prefill_prefixes(self, prompts, [r.adapter for r in requests], group_of,
+                                                                  prefix_len, cache)
             input_ids, suffix_mask, width = _left_padded(self, [p[prefix_len[g]:] for p, g in zip(prompts, group_of)])
             input_ids = input_ids.to(device)
             attention_mask = torch.cat([prefix_mask[expand], suffix_mask.to(device)], dim=1)
@@ -291,23 +281,33 @@ def _full_logits(backend, prompts, completions, adapters):
     return logits, targets.to(device), target_mask.to(device).float()
 
 
-def _prefix_shared_logits(backend, prompts, completions, adapters, group_of, prefix_len):
-    """Each group's prefix once (its cache kept in the graph), then every row's suffix and completion on it."""
+def _prefill_prefixes(backend, prompts, adapters, group_of, prefix_len, cache):
+    """Run each group's prefix once into `cache`, then copy it to every row of the group.
+
+    Returns (prefix attention mask, prefix width, row -> group index). The copy is indexing, so
+    under autograd every row's gradient flows back into its group's one prefix forward.
+    """
     device = backend.device
     heads: dict[int, int] = {}
     for row, group in enumerate(group_of):
         heads.setdefault(group, row)
-    prefixes = [prompts[heads[g]][: prefix_len[g]] for g in range(len(prefix_len))]
-    ids, prefix_mask, width = _left_padded(backend, prefixes)
+    ids, prefix_mask, width = _left_padded(backend, [prompts[heads[g]][: prefix_len[g]] for g in range(len(heads))])
     ids, prefix_mask = ids.to(device), prefix_mask.to(device)
-    cache = DynamicCache(config=backend.model.config)
     backend.model(
         input_ids=ids, attention_mask=prefix_mask, position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0),
         logits_to_keep=torch.tensor([width - 1], device=device), use_cache=True,
-        **{backend._cache_arg: cache}, **_adapter_names(backend, [adapters[heads[g]] for g in range(len(prefix_len))]),
+        **{backend._cache_arg: cache}, **_adapter_names(backend, [adapters[heads[g]] for g in range(len(heads))]),
     )
     expand = torch.tensor(group_of, device=device)
-    cache.batch_select_indices(expand)  # indexing: differentiable, the graph stays attached
+    cache.batch_select_indices(expand)
+    return prefix_mask, width, expand
+
+
+def _prefix_shared_logits(backend, prompts, completions, adapters, group_of, prefix_len):
+    """Each group's prefix once (its cache kept in the graph), then every row's suffix and completion on it."""
+    device = backend.device
+    cache = DynamicCache(config=backend.model.config)
+    prefix_mask, width, expand = _prefill_prefixes(backend, prompts, adapters, group_of, prefix_len, cache)
     suffix, suffix_mask, suffix_width = _left_padded(backend, [p[prefix_len[g]:] for p, g in zip(prompts, group_of)])
     targets, target_mask = _right_padded(backend, completions)
     suffix, suffix_mask, targets, target_mask = (t.to(device) for t in (suffix, suffix_mask, targets, target_mask))
