@@ -38,11 +38,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import RESULTS, write_results  # noqa: E402
+
+from neuromas.trace import read_traces  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {
@@ -126,6 +129,15 @@ def curve(run_dir: Path, step_offset: int = 0, token_offset: int = 0) -> list[di
     return points
 
 
+def top_answer_share(traces: Path) -> float | None:
+    """How often the most common final answer was given: a network that learned a constant answer
+    (BBH Navigate's majority "No" is 54% of the test split) shows it here, not in its accuracy."""
+    if not traces.is_file():
+        return None
+    predictions = [t["prediction"] for t in read_traces(traces)]
+    return max(predictions.count(p) for p in set(predictions)) / len(predictions)
+
+
 def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
     """The parent at a growth step vs the grown network switched fully on at once (cached in the run)."""
     cached = run_dir / f"at-growth-{step:06d}.json"
@@ -139,11 +151,20 @@ def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
     parent = nm.Network.load(run_dir / "checkpoints" / f"step-{step:06d}")
     stage = GrowthStage(at_step=1, **(WIDEN if widen else DEEPEN))
     grown = nm.grow.apply(parent, nm.grow.plan_stage(parent.config, stage), ramp_steps=0)  # fully on at once
-    before = nm.evaluate(parent, task, limit=test_size, progress=False)
     after = nm.evaluate(grown, task, limit=test_size, progress=False)
-    same = sum(a.prediction == b.prediction for a, b in zip(before.traces, after.traces))
-    result = {"parent_acc": before.acc, "grown_acc": after.acc, "answer_agreement": same / len(before.traces),
-              "parent_calls_per_q": before.calls_per_q, "parent_tokens_per_q": before.tokens_per_q}
+    periodic = run_dir / f"traces_step-{step:06d}.jsonl"  # the run's own evaluation of the parent at that step
+    if periodic.is_file():
+        before = [SimpleNamespace(prediction=t["prediction"], reward=t["reward"] or 0.0, calls=len(t["messages"]),
+                                  tokens=sum(len(m["token_ids"]) for m in t["messages"].values()))
+                  for t in read_traces(periodic)]
+    else:
+        result = nm.evaluate(parent, task, limit=test_size, progress=False)
+        before = [SimpleNamespace(prediction=t.prediction, reward=t.reward or 0.0, calls=len(t.messages), tokens=t.tokens)
+                  for t in result.traces]
+    n = len(before)
+    same = sum(a.prediction == b.prediction for a, b in zip(before, after.traces))
+    result = {"parent_acc": sum(t.reward for t in before) / n, "grown_acc": after.acc, "answer_agreement": same / n,
+              "parent_calls_per_q": sum(t.calls for t in before) / n, "parent_tokens_per_q": sum(t.tokens for t in before) / n}
     cached.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -185,11 +206,11 @@ def plot(metrics: dict, path: Path) -> None:
         axis.set(title=f"{task}: held-out accuracy (greedy)", xlabel="training steps", ylabel="accuracy")
         axis.legend()
         axis = axes[1][column]
-        for point in arms.get("sweep", []):
+        for i, point in enumerate(sorted(arms.get("sweep", []), key=lambda p: p["tokens_per_q"])):
             axis.errorbar(point["tokens_per_q"], point["acc"], fmt="o",
                           yerr=[[point["acc"] - point["ci_low"]], [point["ci_high"] - point["acc"]]])
             axis.annotate(f"{point['shape']} ({point['step']} steps)", (point["tokens_per_q"], point["acc"]),
-                          textcoords="offset points", xytext=(5, 5), fontsize=8)
+                          textcoords="offset points", xytext=(5, 5 if i % 2 else -12), fontsize=8)  # neighbours apart
         axis.set(title=f"{task}: grown shapes, accuracy vs cost", xlabel="generated tokens per question",
                  ylabel="accuracy (95% CI)")
     fig.tight_layout()
@@ -198,8 +219,11 @@ def plot(metrics: dict, path: Path) -> None:
 
 
 def markdown(metrics: dict, args: argparse.Namespace) -> str:
+    def share(value: float | None) -> str:
+        return "" if value is None else f"{100 * value:.0f}"
+
     rows = [f"| {task} | {arm} | {m['shape']} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] "
-            f"| {m['steps']} | {m['rollout_tokens']} |"
+            f"| {m['steps']} | {m['rollout_tokens']} | {share(m.get('top_answer_share'))} |"
             for task, arms in metrics.items() for arm, m in arms.items() if arm in SHAPES]
     after = [f"| {task} | {growth} | {100 * r['parent_acc']:.1f} | {100 * r['grown_acc']:.1f} | "
              f"{100 * r['answer_agreement']:.1f} |"
@@ -207,7 +231,8 @@ def markdown(metrics: dict, args: argparse.Namespace) -> str:
     text = (
         f"Grown vs from scratch at equal training steps ({args.stage_steps} per stage, fade-in {args.ramp_steps} steps, "
         f"overrides {args.sets or 'none'}), greedy accuracy on the whole test split, embedded SmolLM2-135M-Instruct.\n\n"
-        "| task | arm | shape | acc % | 95% CI | steps | rollout tokens |\n|---|---|---|---|---|---|---|\n"
+        "| task | arm | shape | acc % | 95% CI | steps | rollout tokens | most common answer % |\n"
+        "|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows) + "\n\nRight after growth, new nodes fully on at once (no fade-in; with the fade-in the grown "
         "network starts as its parent):\n\n| task | growth | parent acc % | grown acc % | same final answer % |\n"
         "|---|---|---|---|---|\n" + "\n".join(after) + "\n"
@@ -216,10 +241,10 @@ def markdown(metrics: dict, args: argparse.Namespace) -> str:
         if arms.get("sweep"):
             text += (f"\nScaling sweep on {task}, every shape grown from the trained NeuroMAS-3 ({args.stage_steps} "
                      "steps per growth stage):\n\n| shape | nodes | acc % | 95% CI | calls/q | tokens/q | steps | rollout "
-                     "tokens |\n|---|---|---|---|---|---|---|---|\n")
+                     "tokens | most common answer % |\n|---|---|---|---|---|---|---|---|---|\n")
             text += "\n".join(f"| {p['shape']} | {p['nodes']} | {100 * p['acc']:.1f} | [{100 * p['ci_low']:.1f}, "
                                f"{100 * p['ci_high']:.1f}] | {p['calls_per_q']:g} | {p['tokens_per_q']:.1f} | {p['step']} | "
-                               f"{p['rollout_tokens']} |" for p in arms["sweep"]) + "\n"
+                               f"{p['rollout_tokens']} | {share(p.get('top_answer_share'))} |" for p in arms["sweep"]) + "\n"
     return text
 
 
@@ -239,21 +264,29 @@ def main() -> None:
     for task in args.tasks:
         test_size = TASKS[task][2]
         grown = curve(run(task, "grown-7", 3, s, args.ramp_steps, args.runs, args.sets))
+        growth_dir = args.runs / f"{task}-grown-7"
         by_step = {p["step"]: p for p in grown}
         arms = {"base-3": by_step[s], "grown-5": by_step[2 * s], "grown-7": grown[-1]}
         curves = {"grown": grown}
         for arm, stages in (("scratch-5", 2), ("scratch-7", 3)):
             curves[arm] = curve(run(task, arm, stages, s, args.ramp_steps, args.runs, args.sets))
             arms[arm] = curves[arm][-1]
-        growth_dir = args.runs / f"{task}-grown-7"
         right_after = {"3->5": at_growth(growth_dir, s, True, test_size), "5->7": at_growth(growth_dir, 2 * s, False, test_size)}
+        traces = {"base-3": growth_dir / f"traces_step-{s:06d}.jsonl", "grown-5": growth_dir / f"traces_step-{2 * s:06d}.jsonl",
+                  "grown-7": growth_dir / "traces_after.jsonl", **{arm: args.runs / f"{task}-{arm}" / "traces_after.jsonl"
+                                                                    for arm in ("scratch-5", "scratch-7")}}
         metrics[task] = {
             **{arm: {"acc": p["acc"], "ci_low": p["ci_low"], "ci_high": p["ci_high"], "steps": p["step"],
-                     "rollout_tokens": p["rollout_tokens"], "shape": SHAPES[arm]} for arm, p in arms.items()},
+                     "rollout_tokens": p["rollout_tokens"], "shape": SHAPES[arm],
+                     "top_answer_share": top_answer_share(traces[arm])}
+               for arm, p in arms.items()},
             "right_after_growth": right_after, "curves": curves,
         }
         if args.sweep:
             metrics[task]["sweep"] = sweep(task, grown, right_after, args)
+            for point in metrics[task]["sweep"]:
+                point["top_answer_share"] = top_answer_share(traces.get(point["arm"], args.runs / f"{task}-{point['arm']}"
+                                                                        / "traces_after.jsonl"))
         config = {"tasks": {t: TASKS[t][:2] for t in args.tasks}, "stage_steps": s, "ramp_steps": args.ramp_steps,
                   "overrides": args.sets, "sweep": {arm: SWEEP[arm] for arm in SWEEP} if args.sweep else None}
         write_results("growth", config, metrics, markdown(metrics, args))

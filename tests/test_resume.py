@@ -23,7 +23,8 @@ CONFIG = {
     "task": {"name": "jsonl", "path": str(FIXTURES / "custom.jsonl"), "reward": "custom_rewards:length_score",
              "train_size": 6, "test_size": 4},
     "eval": {"limit": 2},
-    "train": {"steps": 5, "batch_size": 2, "group_size": 2, "lr": 1e-3, "checkpoint_every": 2, "keep_checkpoints": 2},
+    "train": {"steps": 5, "batch_size": 2, "group_size": 2, "lr": 1e-3, "checkpoint_every": 2, "keep_checkpoints": 2,
+              "eval_every": 2},
 }
 
 
@@ -65,6 +66,13 @@ def test_kill_and_resume_continues_the_same_run(tmp_path):
     # Adam's step counter continued from the checkpoint (5), it did not restart (3)
     assert last["optimizer"]["state"] and all(int(s["step"]) == 5 for s in last["optimizer"]["state"].values())
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-000004", "step-000005"]
+    # every periodic evaluation left its traces (step 2's before the kill, step 4's after the resume), whole
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = {m["step"]: m["eval/acc"] for m in logged if "eval/acc" in m}
+    assert sorted(evals) == [2, 4] and not list(run_dir.glob("*.tmp"))
+    for step, acc in evals.items():
+        traces = [json.loads(line) for line in (run_dir / f"traces_step-{step:06d}.jsonl").read_text().splitlines()]
+        assert len(traces) == 2 and sum(t["reward"] for t in traces) / 2 == pytest.approx(acc)
 
     net = Network.load(run_dir)  # the final trained network, adapters included
     assert net.adapters == {"L1N1": "L1N1"}

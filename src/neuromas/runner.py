@@ -5,6 +5,7 @@ Layout of a run directory (every file is written whole or not at all):
     config.yaml      the fully resolved config, saved before any work starts
     traces.jsonl     (eval only) every node's prompt and message on every evaluated example
     traces_before.jsonl, traces_after.jsonl     (with training) the same before and after
+    traces_step-NNNNNN.jsonl                     (with training) the same at each periodic evaluation
     results.json     accuracy with CI, cost, time, peak memory, versions (before/after training)
     results_before.json                          the evaluation before training, for --resume
     metrics.jsonl, tensorboard/                  one line of scalars per training step
@@ -94,9 +95,7 @@ def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, p
 
 
 def _save_traces(result: EvalResult, run_dir: Path, name: str) -> None:
-    tmp = run_dir / f"{name}.jsonl.tmp"
-    write_traces(result.traces, tmp)
-    os.replace(tmp, run_dir / f"{name}.jsonl")
+    write_traces(result.traces, run_dir / f"{name}.jsonl")
 
 
 def _write_results(net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict,

@@ -8,6 +8,7 @@ id, and the final answer, its parsed prediction and the reward when a task score
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -65,9 +66,13 @@ class Trace:
 
 
 def write_traces(traces: Iterable[Trace], path: str | Path, token_ids: bool = True) -> None:
-    with open(path, "w", encoding="utf-8") as file:
+    """Write through a temporary file, so an interrupted run never leaves half a trace file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as file:
         for trace in traces:
             file.write(json.dumps(trace.to_dict(token_ids=token_ids), ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def read_traces(path: str | Path) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from neuromas.network import Network
 from neuromas.rl.grpo import group_advantages, kl_penalty, loss_weights, per_token_policy_loss, tied_fraction
 from neuromas.rl.metrics import MetricsLog
 from neuromas.tasks.base import Example, Task
-from neuromas.trace import Trace
+from neuromas.trace import Trace, write_traces
 
 
 @dataclass
@@ -295,6 +295,8 @@ class Trainer:
                     metrics["growth/calls_per_pass"] = float(self.net.calls_per_pass)
                 if c.eval_every and self.step % c.eval_every == 0 and self.step < c.steps:
                     result = self.evaluate()
+                    if self.run_dir is not None:  # what the network answered, e.g. right before a growth
+                        write_traces(result.traces, self.run_dir / f"traces_step-{self.step:06d}.jsonl")
                     metrics.update({"eval/acc": result.acc, "eval/ci_low": result.ci_low, "eval/ci_high": result.ci_high})
                 metrics["step"] = self.step
                 self.history.append(metrics)
