@@ -38,7 +38,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -153,18 +152,13 @@ def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
     grown = nm.grow.apply(parent, nm.grow.plan_stage(parent.config, stage), ramp_steps=0)  # fully on at once
     after = nm.evaluate(grown, task, limit=test_size, progress=False)
     periodic = run_dir / f"traces_step-{step:06d}.jsonl"  # the run's own evaluation of the parent at that step
-    if periodic.is_file():
-        before = [SimpleNamespace(prediction=t["prediction"], reward=t["reward"] or 0.0, calls=len(t["messages"]),
-                                  tokens=sum(len(m["token_ids"]) for m in t["messages"].values()))
-                  for t in read_traces(periodic)]
-    else:
-        result = nm.evaluate(parent, task, limit=test_size, progress=False)
-        before = [SimpleNamespace(prediction=t.prediction, reward=t.reward or 0.0, calls=len(t.messages), tokens=t.tokens)
-                  for t in result.traces]
+    before = (read_traces(periodic) if periodic.is_file()
+              else [t.to_dict() for t in nm.evaluate(parent, task, limit=test_size, progress=False).traces])
     n = len(before)
-    same = sum(a.prediction == b.prediction for a, b in zip(before, after.traces))
-    result = {"parent_acc": sum(t.reward for t in before) / n, "grown_acc": after.acc, "answer_agreement": same / n,
-              "parent_calls_per_q": sum(t.calls for t in before) / n, "parent_tokens_per_q": sum(t.tokens for t in before) / n}
+    same = sum(a["prediction"] == b.prediction for a, b in zip(before, after.traces))
+    result = {"parent_acc": sum(t["reward"] or 0.0 for t in before) / n, "grown_acc": after.acc, "answer_agreement": same / n,
+              "parent_calls_per_q": sum(len(t["messages"]) for t in before) / n,
+              "parent_tokens_per_q": sum(len(m["token_ids"]) for t in before for m in t["messages"].values()) / n}
     cached.write_text(json.dumps(result, indent=2) + "\n")
     return result
 

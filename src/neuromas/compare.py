@@ -21,8 +21,9 @@ from pathlib import Path
 from neuromas import baselines
 from neuromas.config import RunConfig
 from neuromas.eval import EvalResult, evaluate
+from neuromas.files import atomic_write
 from neuromas.network import Network
-from neuromas.runner import atomic_write, build_network, load_task, model_dtype
+from neuromas.runner import build_network, load_task, model_dtype
 from neuromas.trace import write_traces
 
 NETWORK = "network"

@@ -21,7 +21,6 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from neuromas.config import RunConfig, dump_config
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
+from neuromas.files import atomic_write
 from neuromas.network import Network
 from neuromas.tasks.base import Task
 from neuromas.trace import write_traces
@@ -45,13 +45,6 @@ def make_run_dir(config: RunConfig, config_path: str | Path | None) -> Path:
     except OSError as error:
         raise NeuromasError(f"out_dir: cannot create {run_dir}: {error.strerror}") from None
     return run_dir
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
 
 
 def peak_rss_gb() -> float:
@@ -90,12 +83,8 @@ def build_network(config: RunConfig) -> Network:
 
 def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, progress: bool) -> EvalResult:
     result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
-    _save_traces(result, run_dir, name)
-    return result
-
-
-def _save_traces(result: EvalResult, run_dir: Path, name: str) -> None:
     write_traces(result.traces, run_dir / f"{name}.jsonl")
+    return result
 
 
 def _write_results(net: Network, run_dir: Path, results: dict[str, EvalResult], extra: dict,
@@ -141,7 +130,7 @@ def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task
         net = build_network(config)
         result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
         extra = {}
-    _save_traces(result, run_dir, "traces")
+    write_traces(result.traces, run_dir / "traces.jsonl")
     _write_results(net, run_dir, {"eval": result}, extra)
     return result
 

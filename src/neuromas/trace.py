@@ -8,10 +8,11 @@ id, and the final answer, its parsed prediction and the reward when a task score
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from neuromas.files import atomic_write
 
 
 @dataclass
@@ -66,13 +67,9 @@ class Trace:
 
 
 def write_traces(traces: Iterable[Trace], path: str | Path, token_ids: bool = True) -> None:
-    """Write through a temporary file, so an interrupted run never leaves half a trace file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as file:
-        for trace in traces:
-            file.write(json.dumps(trace.to_dict(token_ids=token_ids), ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, path)
+    """One JSON line per trace, written whole (an interrupted run never leaves half a file)."""
+    atomic_write(Path(path), "".join(json.dumps(trace.to_dict(token_ids=token_ids), ensure_ascii=False, default=str)
+                                     + "\n" for trace in traces))
 
 
 def read_traces(path: str | Path) -> list[dict[str, Any]]:

@@ -30,7 +30,8 @@ TEMPLATE = Path(__file__).with_name("page.html")
 def write_report(run_dir: str | Path, baselines_dir: str | Path | None = None, ablation: bool = False,
                  max_examples: int = 100) -> Path:
     """Write `<run_dir>/report.html` (and `report/*.png`); return its path."""
-    from neuromas.runner import atomic_write, load_task
+    from neuromas.files import atomic_write
+    from neuromas.runner import load_task
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "results.json").is_file():
