@@ -1,5 +1,7 @@
 """The hf backend's own sampling loop against transformers, on the real embedded model."""
 
+import os
+
 import pytest
 import torch
 
@@ -106,17 +108,21 @@ def test_auto_dtype_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     assert models.resolve_dtype("auto", cpu) == torch.bfloat16
 
 
-def test_the_dequantized_copy_is_keyed_by_the_gguf_file_and_can_be_turned_off(tmp_path, monkeypatch):
-    from neuromas.models import _dequantized_copy, embedded_model_path
+def test_the_dequantized_copy_is_keyed_by_the_gguf_files_content_and_can_be_turned_off(tmp_path, monkeypatch):
+    """A reinstalled wheel (same bytes, new modification time) reuses the copy; other bytes do not."""
+    from neuromas.models import _dequantized_copy
 
-    gguf = embedded_model_path()
-    monkeypatch.setenv("NEUROMAS_CACHE", str(tmp_path))
-    where = _dequantized_copy(str(gguf.parent), gguf.name)
-    stat = gguf.stat()
-    assert where == tmp_path / f"{gguf.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+    monkeypatch.setenv("NEUROMAS_CACHE", str(tmp_path / "cache"))
+    for name, content in (("a", b"weights"), ("b", b"weights"), ("c", b"other weights")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.gguf").write_bytes(content)
+    os.utime(tmp_path / "b" / "model.gguf", ns=(0, 0))
+    where = {name: _dequantized_copy(str(tmp_path / name), "model.gguf") for name in "abc"}
+    assert where["a"] == where["b"] != where["c"]
+    assert where["a"].parent == tmp_path / "cache" and where["a"].name.startswith("model-")
     assert _dequantized_copy(str(tmp_path), "missing.gguf") is None
     monkeypatch.setenv("NEUROMAS_CACHE", "off")
-    assert _dequantized_copy(str(gguf.parent), gguf.name) is None
+    assert _dequantized_copy(str(tmp_path / "a"), "model.gguf") is None
 
 
 @pytest.mark.slow
