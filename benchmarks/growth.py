@@ -17,10 +17,11 @@ on the test split: accuracy with the new nodes switched fully on at once (no fad
 often its final answer equals the parent's (with the fade-in at its start, the grown network *is*
 the parent: 100% by construction, which tests/test_grow.py checks).
 
-With `--sweep`, the scaling sweep adds more grown shapes: [1, 1, 1, 1] (the trained NeuroMAS-3
-at step S made deeper, trained S more) and [3, 3, 1] (the grown [2, 2, 1] at step 2S made wider,
-trained S more), each grown from the grown run's checkpoint with `neuromas grow`; the table and
-the plot's second row give every grown shape's accuracy against its inference cost.
+With `--sweep [TASK ...]` (no task named: every task), the scaling sweep adds more grown shapes:
+[1, 1, 1, 1] (the trained NeuroMAS-3 at step S made deeper, trained S more) and [3, 3, 1] (the
+grown [2, 2, 1] at step 2S made wider, trained S more), each grown from the grown run's checkpoint
+with `neuromas grow`; the table and the plot's second row give every grown shape's accuracy
+against its inference cost.
 `--set key=value` overrides every run's config (e.g. `--set train.batch_size=4` to fit a CPU).
 
 Tasks: `navigate` (configs/navigate-neuromas3.yaml: BBH Navigate, 150 train / 100 test) and
@@ -70,11 +71,14 @@ def neuromas(*args: str) -> None:
 
 
 def run(task: str, arm: str, stages: int, stage_steps: int, ramp: int, runs: Path, extra: list[str]) -> Path:
-    """One `neuromas run` (a process of its own); finished runs are reused."""
+    """One `neuromas run` (a process of its own); finished runs are reused, interrupted ones resumed."""
     config, overrides, test_size = TASKS[task]
     run_dir = runs / f"{task}-{arm}"
     if (run_dir / "results.json").is_file():
         print(f"{task} {arm}: reusing {run_dir}", flush=True)
+        return run_dir
+    if (run_dir / "config.yaml").is_file():  # started before: go on from its newest checkpoint
+        neuromas("run", "--resume", str(run_dir), "--quiet")
         return run_dir
     start_shape = SHAPES["base-3"] if arm == "grown-7" else SHAPES[arm]  # the grown run starts as NeuroMAS-3
     sets = [*overrides, *extra, f"network.layers={start_shape}", f"train.steps={stages * stage_steps}",
@@ -95,6 +99,9 @@ def sweep_run(task: str, arm: str, stage_steps: int, ramp: int, runs: Path, extr
     run_dir = runs / f"{task}-{arm}"
     if (run_dir / "results.json").is_file():
         print(f"{task} {arm}: reusing {run_dir}", flush=True)
+        return run_dir
+    if (run_dir / "results_before.json").is_file():  # its training started before: go on from there
+        neuromas("run", "--resume", str(run_dir), "--quiet")
         return run_dir
     test_size = TASKS[task][2]
     if not (run_dir / "grown").is_dir():
@@ -200,6 +207,8 @@ def plot(metrics: dict, path: Path) -> None:
         axis.set(title=f"{task}: held-out accuracy (greedy)", xlabel="training steps", ylabel="accuracy")
         axis.legend()
         axis = axes[1][column]
+        if not arms.get("sweep"):  # the sweep ran on other tasks only
+            axis.set_visible(False)
         for i, point in enumerate(sorted(arms.get("sweep", []), key=lambda p: p["tokens_per_q"])):
             axis.errorbar(point["tokens_per_q"], point["acc"], fmt="o",
                           yerr=[[point["acc"] - point["ci_low"]], [point["ci_high"] - point["acc"]]])
@@ -250,9 +259,11 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "growth")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run, e.g. train.batch_size=4 (repeatable)")
-    parser.add_argument("--sweep", action="store_true", help=f"also grow and train the sweep's shapes ({', '.join(SWEEP)})")
+    parser.add_argument("--sweep", nargs="*", choices=list(TASKS), metavar="TASK",
+                        help=f"also grow and train the sweep's shapes ({', '.join(SWEEP)}) on these tasks (none named: all)")
     args = parser.parse_args()
     s = args.stage_steps
+    sweep_tasks = [] if args.sweep is None else [t for t in args.tasks if not args.sweep or t in args.sweep]
 
     metrics: dict = {}
     for task in args.tasks:
@@ -276,13 +287,14 @@ def main() -> None:
                for arm, p in arms.items()},
             "right_after_growth": right_after, "curves": curves,
         }
-        if args.sweep:
+        if task in sweep_tasks:
             metrics[task]["sweep"] = sweep(task, grown, right_after, args)
             for point in metrics[task]["sweep"]:
                 point["top_answer_share"] = top_answer_share(traces.get(point["arm"], args.runs / f"{task}-{point['arm']}"
                                                                         / "traces_after.jsonl"))
-        config = {"tasks": {t: TASKS[t][:2] for t in args.tasks}, "stage_steps": s, "ramp_steps": args.ramp_steps,
-                  "overrides": args.sets, "sweep": {arm: SWEEP[arm] for arm in SWEEP} if args.sweep else None}
+        config = {"tasks": {t: TASKS[t][:2] for t in metrics}, "stage_steps": s, "ramp_steps": args.ramp_steps,
+                  "overrides": args.sets, "sweep": {arm: SWEEP[arm] for arm in SWEEP} if sweep_tasks else None,
+                  "sweep_tasks": [t for t in sweep_tasks if t in metrics]}
         write_results("growth", config, metrics, markdown(metrics, args))
         plot(metrics, RESULTS / "growth.png")
 

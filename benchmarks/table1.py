@@ -12,8 +12,9 @@ the same inputs. Tasks and their fixed test inputs:
                replies (frozen-backbone methods only: nothing trains on it here)
 
 The cost-matched rows are self-consistency with as many samples as the network makes calls
-(k=3 for NeuroMAS-3, k=5 for NeuroMAS-5). Per-task results are kept under `runs/table1/<task>`
-and reused, so an interrupted run resumes task by task. Results:
+(k=3 for NeuroMAS-3, k=5 for NeuroMAS-5). Each method's result is kept under `runs/table1/<task>`
+and reused, so an interrupted run resumes where it stopped and a method added to a task's list is
+the only one run. Results:
 `benchmarks/results/table1.{json,md}` (metrics keyed by task and method).
 
     python benchmarks/table1.py --trained navigate:neuromas3=runs/growth/navigate-grown-7/checkpoints/step-000005
@@ -42,7 +43,7 @@ TASKS = {
                   ["model.name=null", "model.dtype=auto", "model.chat_template_kwargs={}",
                    "network.generation.max_new_tokens=128", "network.generation.temperature=0.7",
                    "task.train_size=100", "task.test_size=64"],
-                  ["direct", "cot", "self-consistency:k=3", "self-refine", "workflow"]),
+                  FROZEN),
 }
 UNTRAINED = "untrained-neuromas3"
 
@@ -59,19 +60,22 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path)
     """Every method's summary on one task's test inputs (reusing what an earlier run finished)."""
     import neuromas as nm
     from neuromas.compare import NETWORK, run_baselines
+    from neuromas.files import atomic_write
     from neuromas.runner import load_task
     from neuromas.trace import write_traces
 
     config = task_config(task, limit)
     out = runs / task
     done = out / "baselines.json"
-    if done.is_file():
-        print(f"{task}: reusing {done}", flush=True)
-        methods = json.loads(done.read_text())["methods"]
-    else:
-        print(f"{task}: {len(TASKS[task][2]) + 1} methods on {config.eval.limit or 'all'} inputs", flush=True)
-        results = run_baselines(config, out, [NETWORK, *TASKS[task][2]], progress=False)
-        methods = {spec: r.summary() for spec, r in results.items()}
+    methods = json.loads(done.read_text())["methods"] if done.is_file() else {}
+    missing = [spec for spec in [NETWORK, *TASKS[task][2]] if spec not in methods]
+    print(f"{task}: {len(methods)} methods reused from {done}, {len(missing)} to run on "
+          f"{config.eval.limit or 'all'} inputs", flush=True)
+    for spec in missing:  # one at a time, each kept as soon as it is done
+        methods[spec] = run_baselines(config, out, [spec], progress=False)[spec].summary()
+        alone = json.loads(done.read_text())  # what run_baselines wrote: this method only
+        atomic_write(done, json.dumps({**alone, "methods": methods}, indent=2) + "\n")
+        print(f"{task} {spec}: {100 * methods[spec]['acc']:.1f}%", flush=True)
     summaries = {UNTRAINED if spec == NETWORK else spec: m for spec, m in methods.items()}
     task_data = load_task(config)
     for name, run_dir in trained.items():
@@ -128,7 +132,7 @@ def main() -> None:
         limit = args.humaneval_limit if task == "humaneval" else None
         metrics[task] = run_task(task, limit, trained.get(task, {}), args.runs)
         config = {"tasks": {t: {"config": TASKS[t][0], "overrides": TASKS[t][1], "methods": TASKS[t][2]}
-                            for t in args.tasks},
+                            for t in metrics},  # the tasks done so far
                   "humaneval_limit": args.humaneval_limit,
                   "trained": {t: {n: str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name for n, p in runs.items()}
                               for t, runs in trained.items()}}
