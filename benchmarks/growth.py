@@ -48,6 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import RESULTS, write_results  # noqa: E402
 
+from neuromas.rl.metrics import read_metrics  # noqa: E402
 from neuromas.trace import read_traces  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def curve(run_dir: Path, step_offset: int = 0, token_offset: int = 0) -> list[di
     points = [{"step": step_offset, "acc": before["acc"], "ci_low": before["ci_low"], "ci_high": before["ci_high"],
                "rollout_tokens": token_offset}]
     tokens = float(token_offset)
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = read_metrics(run_dir)
     for m in steps:
         tokens += m["tokens/total"]
         if "eval/acc" in m:

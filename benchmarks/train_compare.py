@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, write_results  # noqa: E402
 
 from neuromas.eval import wilson_interval  # noqa: E402
+from neuromas.rl.metrics import read_metrics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -65,7 +66,7 @@ def run_arm(task: str, arm: str, seed: int, runs: Path, fresh: bool, overrides: 
 
 def read_run(run_dir: Path) -> dict:
     results = json.loads((run_dir / "results.json").read_text())
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = read_metrics(run_dir)
     return {
         "before": results["before"],
         "after": results["after"],

@@ -180,3 +180,15 @@ def test_freeze_and_sharing_validation(backend32):
         Trainer(net, LetterTask(), TrainConfig(freeze=["L1N1"]), progress=False)
     with pytest.raises(NeuromasError, match="L9N9 is not a node"):
         Trainer(tiny_net(backend32), LetterTask(), TrainConfig(freeze=["L9N9"]), progress=False)
+
+
+@pytest.mark.slow
+def test_resume_without_a_checkpoint_starts_over_and_forgets_its_logged_steps(backend32, tmp_path):
+    """A run killed before its first checkpoint restarts at step 0; its old step lines must not stay."""
+    from neuromas.rl.metrics import read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "reward/mean": 0.5}\n')
+    trainer = Trainer(tiny_net(backend32, layers=(1,)), LetterTask(), TrainConfig(steps=1, batch_size=2, group_size=2),
+                      run_dir=tmp_path, progress=False)
+    assert not trainer.resume() and trainer.step == 0
+    assert read_metrics(tmp_path) == []

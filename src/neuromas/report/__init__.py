@@ -21,6 +21,7 @@ from neuromas.config import load_config
 from neuromas.errors import NeuromasError
 from neuromas.report import plots
 from neuromas.report.stats import node_ablation, node_statistics
+from neuromas.rl.metrics import read_metrics
 from neuromas.topology import Topology
 from neuromas.trace import read_traces
 
@@ -51,7 +52,7 @@ def write_report(run_dir: str | Path, baselines_dir: str | Path | None = None, a
     rows = _comparison_rows(results, run_dir, Path(baselines_dir) if baselines_dir else None)
     figures_dir = run_dir / "report"
     figures_dir.mkdir(exist_ok=True)
-    metrics = _read_metrics(run_dir)
+    metrics = read_metrics(run_dir)
     acc = {name: results[name]["acc"] for name in ("before", "after", "eval") if name in results}
     figures = [f for f in (
         plots.learning_curve(metrics, figures_dir / "learning_curve.png", acc.get("before"), acc.get("after")),
@@ -73,11 +74,6 @@ def write_report(run_dir: str | Path, baselines_dir: str | Path | None = None, a
 def _read_phases(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     names = {"before": "traces_before.jsonl", "after": "traces_after.jsonl", "eval": "traces.jsonl"}
     return {phase: read_traces(run_dir / f) for phase, f in names.items() if (run_dir / f).is_file()}
-
-
-def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def _final_network_config(run_dir: Path, config):

@@ -23,13 +23,14 @@ class MetricsLog:
         self.path = run_dir / "metrics.jsonl"
         self.tb_dir = run_dir / "tensorboard"
         self._writer = None
+        self._purge_step: int | None = None
 
     @property
     def writer(self):
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.tb_dir))
+            self._writer = SummaryWriter(str(self.tb_dir), purge_step=self._purge_step)
         return self._writer
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
@@ -41,7 +42,9 @@ class MetricsLog:
         self.writer.flush()
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after `step` (a resumed run redoes them)."""
+        """Drop what was logged after `step` (a resumed run redoes those steps): the JSONL lines,
+        and in TensorBoard (SummaryWriter's purge_step) the events from step + 1 on."""
+        self._purge_step = step + 1
         if not self.path.is_file():
             return
         lines = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
@@ -53,6 +56,17 @@ class MetricsLog:
             self._writer = None
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """A run's steps in order, one record per step. Where a step was logged twice (a run resumed
+    before `truncate_after` existed, or restarted without a checkpoint) the later line is the step
+    that counted."""
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+    if not path.is_file():
+        return []
+    by_step: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_step.pop(record["step"], None)  # a redone step goes where it was redone
+            by_step[record["step"]] = record
+    return sorted(by_step.values(), key=lambda record: record["step"])

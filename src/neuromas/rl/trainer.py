@@ -324,6 +324,8 @@ class Trainer:
 
         found = checkpoints(self.run_dir) if self.run_dir is not None else []
         if not found:
+            if self.log is not None:
+                self.log.truncate_after(0)  # stopped before its first checkpoint: every logged step is redone
             return False
         saved = saved_network_config(found[-1])
         if saved != self.net.config:  # the run grew before this checkpoint: rebuild that shape
