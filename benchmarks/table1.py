@@ -33,6 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import write_results  # noqa: E402
 
+from neuromas.rl.metrics import read_metrics  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 FROZEN = ["direct", "cot", "self-consistency:k=3", "self-consistency:k=5", "self-refine", "self-check",
           "moa:widths=[2,2,1]", "debate", "workflow", "gptswarm"]
@@ -81,27 +83,45 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path)
     for name, run_dir in trained.items():
         cached = out / f"trained-{name}.json"
         if cached.is_file():
-            summaries[name] = json.loads(cached.read_text())
+            summaries[name] = {**json.loads(cached.read_text()), "fit_seconds": training_seconds(run_dir)}
             continue
         net = nm.Network.load(run_dir)
         result = nm.evaluate(net, task_data, config.eval.split, config.eval.limit, config.eval.batch_size, progress=False)
         write_traces(result.traces, out / "traces" / f"trained-{name}.jsonl")
         summaries[name] = {**result.summary(), "run": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT)
                            else run_dir.name, "widths": net.topology.widths}
+        summaries[name]["fit_seconds"] = training_seconds(run_dir)
         cached.write_text(json.dumps(summaries[name], indent=2) + "\n")
         print(f"{task} {name}: {result.line()}", flush=True)
         del net
     return summaries
 
 
+def training_seconds(run_dir: Path) -> float | None:
+    """Wall time of the training steps that made a trained network: its run's `time/step_s` up to
+    the checkpoint's step (a grown network's includes the stages before growth). None when the
+    run's metrics are not there."""
+    step = None
+    if run_dir.parent.name == "checkpoints":  # runs/<run>/checkpoints/step-000010
+        step, run_dir = int(run_dir.name.rpartition("-")[2]), run_dir.parent.parent
+    elif run_dir.name == "final":
+        run_dir = run_dir.parent
+    steps = [m for m in read_metrics(run_dir) if step is None or m["step"] <= step]
+    return round(sum(m["time/step_s"] for m in steps), 1) if steps else None
+
+
 def markdown(metrics: dict) -> str:
-    lines = ["| task | method | acc % | 95% CI | calls/q | tokens/q | n | seconds |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | method | acc % | 95% CI | calls/q | tokens/q | n | seconds | fit seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for task, methods in metrics.items():
         for name, m in sorted(methods.items(), key=lambda item: -item[1]["acc"]):
+            fit = f"{m['fit_seconds']:.0f}" if m.get("fit_seconds") else ""
             lines.append(f"| {task} | {name} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] | "
-                         f"{m['calls_per_q']:g} | {m['tokens_per_q']:.1f} | {m['n']} | {m['seconds']:.0f} |")
+                         f"{m['calls_per_q']:g} | {m['tokens_per_q']:.1f} | {m['n']} | {m['seconds']:.0f} | {fit} |")
     return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
-            "SmolLM2-135M-Instruct. Sorted by accuracy within a task.\n\n" + "\n".join(lines) + "\n")
+            "SmolLM2-135M-Instruct. Sorted by accuracy within a task. `seconds` is the evaluation; `fit seconds` "
+            "the learning before it: GPTSwarm's edge optimisation on the train split, a trained network's "
+            "training steps; blank for the frozen methods, and for GPTSwarm rows run before it was recorded.\n\n" + "\n".join(lines) + "\n")
 
 
 def parse_trained(values: list[str]) -> dict[str, dict[str, Path]]:

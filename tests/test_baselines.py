@@ -95,13 +95,17 @@ def test_the_baselines_command_writes_one_table_for_all_methods(tmp_path):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, [
         "baselines", "configs/quickstart.yaml", "--limit", "3", "--out", str(out), "--quiet",
-        "-m", "network", "-m", "direct", "-m", "self-consistency:k=3", "--set", "network.generation.max_new_tokens=8",
-        "--set", "model.dtype=float32",
+        "-m", "network", "-m", "direct", "-m", "self-consistency:k=3", "-m", "gptswarm:agents=2",
+        "--set", "network.generation.max_new_tokens=8", "--set", "model.dtype=float32",
     ])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "baselines.csv").open()))
-    assert [r["method"] for r in rows] == ["network", "direct", "self-consistency:k=3"]
-    assert [float(r["calls_per_q"]) for r in rows] == [3.0, 1.0, 3.0]
+    assert [r["method"] for r in rows] == ["network", "direct", "self-consistency:k=3", "gptswarm:agents=2"]
+    assert [float(r["calls_per_q"]) for r in rows] == [3.0, 1.0, 3.0, 3.0]
+    # GPTSwarm's edge optimisation on the train split (5 steps of 8 questions x 4 graphs, 3 calls
+    # each) is reported apart from its evaluation of 3 questions, and the frozen methods learn nothing.
+    fit = {r["method"]: float(r["fit_seconds"]) for r in rows}
+    assert fit["gptswarm:agents=2"] > float(rows[3]["seconds"]) and fit["direct"] == fit["network"] == 0
     saved = json.loads((out / "baselines.json").read_text())
     assert saved["network"] == [2, 1] and saved["methods"]["direct"]["n"] == 3
     assert "| network [2, 1] |" in (out / "baselines.md").read_text()

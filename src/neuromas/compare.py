@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 from neuromas import baselines
@@ -61,9 +62,13 @@ def run_baselines(config: RunConfig, run_dir: Path, methods: list[str] | None = 
         if spec not in results:
             solver = net if spec == NETWORK else baselines.load(
                 spec, backend=net.backend, max_new_tokens=gen.max_new_tokens, seed=config.seed)
+            fit_seconds = 0.0
             if hasattr(solver, "optimize"):  # GPTSwarm learns its edges on the train split first
+                start = time.perf_counter()
                 solver.optimize(task)
+                fit_seconds = time.perf_counter() - start
             results[spec] = evaluate(solver, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
+            results[spec].fit_seconds = fit_seconds
         write_traces(results[spec].traces, run_dir / "traces" / f"{_file_name(spec)}.jsonl")
     _write_tables(run_dir, results, config, net)
     return results
@@ -75,7 +80,8 @@ def _file_name(spec: str) -> str:
 
 def _write_tables(run_dir: Path, results: dict[str, EvalResult], config: RunConfig, net: Network) -> None:
     first = next(iter(results.values()))
-    header = ["method", "acc", "ci_low", "ci_high", "calls_per_q", "tokens_per_q", "prompt_tokens_per_q", "seconds"]
+    header = ["method", "acc", "ci_low", "ci_high", "calls_per_q", "tokens_per_q", "prompt_tokens_per_q", "seconds",
+              "fit_seconds"]
     rows = [[spec, *(getattr(r, key) for key in header[1:])] for spec, r in results.items()]
     out = io.StringIO()
     writer = csv.writer(out)
@@ -84,13 +90,13 @@ def _write_tables(run_dir: Path, results: dict[str, EvalResult], config: RunConf
     atomic_write(run_dir / "baselines.csv", out.getvalue())
     lines = [
         f"# {first.task} ({first.split}, n={first.n}): network {net.topology.widths} and baselines\n",
-        "| method | acc % | 95% CI | calls/q | tokens/q | prompt tokens/q | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| method | acc % | 95% CI | calls/q | tokens/q | prompt tokens/q | seconds | fit seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for spec, r in results.items():
         name = f"network {net.topology.widths}" if spec == NETWORK else spec
         lines.append(f"| {name} | {100 * r.acc:.1f} | [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] | {r.calls_per_q:g} "
-                     f"| {r.tokens_per_q:.1f} | {r.prompt_tokens_per_q:.1f} | {r.seconds:.1f} |")
+                     f"| {r.tokens_per_q:.1f} | {r.prompt_tokens_per_q:.1f} | {r.seconds:.1f} | {r.fit_seconds:.1f} |")
     atomic_write(run_dir / "baselines.md", "\n".join(lines) + "\n")
     summary = {"task": first.task, "split": first.split, "network": net.topology.widths, "backend": config.model.backend,
                "model_dtype": model_dtype(net), "methods": {spec: r.summary() for spec, r in results.items()}}

@@ -42,6 +42,9 @@ class EvalResult:
     tokens_per_q: float
     prompt_tokens_per_q: float
     seconds: float
+    # Time spent learning on the train split before this evaluation (GPTSwarm's edge optimisation);
+    # 0 for a method that learns nothing. Kept apart from `seconds` so that cost is not hidden.
+    fit_seconds: float = 0.0
     traces: list[Trace] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict:
@@ -72,7 +75,8 @@ def evaluate(
     net.eval()
     traces: list[Trace] = []
     start = time.perf_counter()
-    columns = (TextColumn("eval {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("eval {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
     try:
         with Progress(*columns, disable=not progress, transient=True) as bar:
             job = bar.add_task(f"{task.name}/{split}", total=len(examples))
