@@ -67,6 +67,5 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     for line in path.read_text().splitlines():
         if line.strip():
             record = json.loads(line)
-            by_step.pop(record["step"], None)  # a redone step goes where it was redone
-            by_step[record["step"]] = record
+            by_step[record["step"]] = record  # the later line of a redone step wins
     return sorted(by_step.values(), key=lambda record: record["step"])
