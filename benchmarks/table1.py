@@ -82,18 +82,16 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path)
     task_data = load_task(config)
     for name, run_dir in trained.items():
         cached = out / f"trained-{name}.json"
-        if cached.is_file():
-            summaries[name] = {**json.loads(cached.read_text()), "fit_seconds": training_seconds(run_dir)}
-            continue
-        net = nm.Network.load(run_dir)
-        result = nm.evaluate(net, task_data, config.eval.split, config.eval.limit, config.eval.batch_size, progress=False)
-        write_traces(result.traces, out / "traces" / f"trained-{name}.jsonl")
-        summaries[name] = {**result.summary(), "run": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT)
-                           else run_dir.name, "widths": net.topology.widths}
-        summaries[name]["fit_seconds"] = training_seconds(run_dir)
-        cached.write_text(json.dumps(summaries[name], indent=2) + "\n")
-        print(f"{task} {name}: {result.line()}", flush=True)
-        del net
+        if not cached.is_file():
+            net = nm.Network.load(run_dir)
+            result = nm.evaluate(net, task_data, config.eval.split, config.eval.limit, config.eval.batch_size, progress=False)
+            write_traces(result.traces, out / "traces" / f"trained-{name}.jsonl")
+            summary = {**result.summary(), "run": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT)
+                       else run_dir.name, "widths": net.topology.widths}
+            cached.write_text(json.dumps(summary, indent=2) + "\n")
+            print(f"{task} {name}: {result.line()}", flush=True)
+            del net
+        summaries[name] = {**json.loads(cached.read_text()), "fit_seconds": training_seconds(run_dir)}
     return summaries
 
 
@@ -121,7 +119,8 @@ def markdown(metrics: dict) -> str:
     return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
             "SmolLM2-135M-Instruct. Sorted by accuracy within a task. `seconds` is the evaluation; `fit seconds` "
             "the learning before it: GPTSwarm's edge optimisation on the train split, a trained network's "
-            "training steps; blank for the frozen methods, and for GPTSwarm rows run before it was recorded.\n\n" + "\n".join(lines) + "\n")
+            "training steps; blank for the frozen methods, and for GPTSwarm rows run before it was recorded.\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def parse_trained(values: list[str]) -> dict[str, dict[str, Path]]:
