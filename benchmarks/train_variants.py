@@ -19,9 +19,15 @@ with `--runs`). Each (variant, arm) is one `neuromas run` process under `<runs>/
 finished runs are reused, so an interrupted benchmark continues. Results are rewritten after every
 run to `benchmarks/results/train_variants.{json,md}`.
 
+`--seeds N` runs seeds 0..N-1 of every (variant, arm), seed-major (one seed of every run before
+a second of any), and reports the mean accuracy with a CI that pools every seed's answers;
+`--arms` keeps only some arms; `--name` names the results file.
+
     python benchmarks/train_variants.py                       # every variant, [2, 1], 20 steps
     python benchmarks/train_variants.py --variants recipe slices lr1e-3 --set train.steps=10 \
         --set train.eval_every=0 --runs runs/train_variants10
+    python benchmarks/train_variants.py --variants share-all recipe --arms network single --seeds 3 \
+        --skip recipe:network --set train.steps=10 --set train.eval_every=0 --runs runs/tv10s --name train_variants_seeds
 """
 
 from __future__ import annotations
@@ -51,25 +57,32 @@ VARIANTS: dict[str, tuple[list[str], tuple[str, ...]]] = {
 
 
 def row(variant: str, arm: str, m: dict) -> str:
+    per_seed = ", ".join(f"{100 * a:.1f}" for a in m["acc_per_seed"])
     return (
-        f"| {variant} | {arm} | {100 * m['before']['acc']:.1f} | {100 * m['acc']:.1f} "
+        f"| {variant} | {arm} | {100 * m['before']['acc']:.1f} | {100 * m['acc']:.1f} | {per_seed} "
         f"| [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] | {m['calls_per_q']:g} | {m['tokens_per_q']:.1f} "
         f"| {m['final_reward']:.3f} | {m['steps']} | {m['step_s']} | {m['peak_rss_gb']} |"
     )
 
 
-def measure(run_dir: Path) -> dict:
-    run = read_run(run_dir)
-    trained = summarize([run["after"]], [0], run["steps"])
+def measure(run_dirs: list[Path], seeds: list[int]) -> dict:
+    """One (variant, arm) over its seeds: means, with the accuracy CI pooling every seed's answers."""
+    runs = [read_run(d) for d in run_dirs]
+    trained = summarize([r["after"] for r in runs], seeds, runs[0]["steps"])
+    untrained = summarize([r["before"] for r in runs], seeds, 0)
+
+    def mean(values):
+        return round(sum(values) / len(values), 4)
+
     trained.update({
-        "dtype": json.loads((run_dir / "results.json").read_text()).get("model_dtype", "bfloat16"),
-        "before": {"acc": run["before"]["acc"], "tokens_per_q": run["before"]["tokens_per_q"]},
-        "final_reward": round(sum(run["reward"][-5:]) / len(run["reward"][-5:]), 4),
-        "reward": run["reward"],
-        "eval": run["eval"],
-        "step_s": run["step_s"],
-        "peak_rss_gb": run["peak_rss_gb"],
-        "trainable_parameters": run["trainable_parameters"],
+        "dtype": json.loads((run_dirs[0] / "results.json").read_text()).get("model_dtype", "bfloat16"),
+        "before": {"acc": untrained["acc"], "acc_per_seed": untrained["acc_per_seed"], "tokens_per_q": untrained["tokens_per_q"]},
+        "final_reward": mean([mean(r["reward"][-5:]) for r in runs]),
+        "reward": {str(s): r["reward"] for s, r in zip(seeds, runs)},
+        "eval": {str(s): r["eval"] for s, r in zip(seeds, runs)},
+        "step_s": round(mean([r["step_s"] for r in runs]), 1),
+        "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+        "trainable_parameters": runs[0]["trainable_parameters"],
     })
     return trained
 
@@ -78,35 +91,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--network", default="net21", choices=["net21", "neuromas3"])
+    parser.add_argument("--arms", nargs="+", default=[NETWORK, "single"], choices=[NETWORK, "single"],
+                        help="which arms of each variant to run")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="VARIANT:ARM", help="leave out these runs")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of every run")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run (repeatable)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "train_variants")
+    parser.add_argument("--name", default="train_variants", help="results: benchmarks/results/<name>.{json,md}")
     parser.add_argument("--fresh", action="store_true", help="rerun variants that already finished")
     args = parser.parse_args()
     if "slices" in args.variants and args.network != "net21":
         parser.error("slices needs a first layer of two nodes: --network net21")
+    plan = [(v, arm) for v in args.variants for arm in VARIANTS[v][1]
+            if arm in args.arms and f"{v}:{arm}" not in args.skip]
+    if not plan:
+        parser.error("--arms/--skip leave nothing to run")
 
+    done: dict[tuple[str, str], list[Path]] = {}
+    for seed in range(args.seeds):  # seed-major: one seed of every run before a second of any
+        for variant, arm in plan:
+            name = args.network if arm == NETWORK else arm
+            overrides = [*args.overrides, *VARIANTS[variant][0]]
+            done.setdefault((variant, arm), []).append(run_arm("arith", name, seed, args.runs / variant, args.fresh, overrides))
+            write_report(args, plan, done)
+
+
+def write_report(args, plan: list[tuple[str, str]], done: dict[tuple[str, str], list[Path]]) -> None:
     metrics: dict = {}
-    rows: list[str] = []
-    for variant in args.variants:
-        overrides, arms = VARIANTS[variant]
-        for arm in (args.network if a == NETWORK else a for a in arms):
-            run_dir = run_arm("arith", arm, 0, args.runs / variant, args.fresh, [*args.overrides, *overrides])
-            m = measure(run_dir)
-            metrics.setdefault(variant, {})[arm] = m
-            rows.append(row(variant, arm, m))
-            dtype = m["dtype"]
-            markdown = (
-                f"Variants of the arith recipe (configs/arith-*.yaml: batch 8 x G 8, T 0.7, seed 0; overrides for every "
-                f"run: {', '.join(args.overrides) or 'none'}), the {args.network} network vs the single agent (rank 24) "
-                f"under the same change, every row on this machine in {dtype}. Accuracy is greedy on the fixed 128 "
-                "four-number sums, before and after training; reward is the mean training reward of the last 5 steps.\n\n"
-                "| variant | arm | untrained acc % | trained acc % | 95% CI | calls/q | tokens/q | reward | steps "
-                "| s/step | peak RSS GB |\n|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-            )
-            config = {"task": "arith", "network": args.network, "overrides": args.overrides, "seed": 0,
-                      "variants": {v: VARIANTS[v][0] for v in args.variants}}
-            write_results("train_variants", config, metrics, markdown)
+    rows = []
+    for variant, arm in plan:
+        if (variant, arm) not in done:
+            continue
+        name = args.network if arm == NETWORK else arm
+        m = measure(done[variant, arm], list(range(len(done[variant, arm]))))
+        metrics.setdefault(variant, {})[name] = m
+        rows.append(row(variant, name, m))
+    dtype = m["dtype"]
+    markdown = (
+        f"Variants of the arith recipe (configs/arith-*.yaml: batch 8 x G 8, T 0.7; overrides for every run: "
+        f"{', '.join(args.overrides) or 'none'}), the {args.network} network vs the single agent (rank 24) under the "
+        f"same change, every row on this machine in {dtype}. Accuracy is greedy on the fixed 128 four-number sums, "
+        "before and after training, the mean over seeds (each seed's beside it; the CI pools every seed's answers); "
+        "reward is the mean training reward of the last 5 steps.\n\n"
+        "| variant | arm | untrained acc % | trained acc % | per seed | 95% CI | calls/q | tokens/q | reward | steps "
+        "| s/step | peak RSS GB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+    config = {"task": "arith", "network": args.network, "overrides": args.overrides, "seeds": args.seeds,
+              "variants": {v: VARIANTS[v][0] for v in args.variants}, "skip": args.skip}
+    write_results(args.name, config, metrics, markdown)
 
 
 if __name__ == "__main__":

@@ -192,3 +192,33 @@ def test_resume_without_a_checkpoint_starts_over_and_forgets_its_logged_steps(ba
                       run_dir=tmp_path, progress=False)
     assert not trainer.resume() and trainer.step == 0
     assert read_metrics(tmp_path) == []
+
+
+def lora_a(net):
+    return {n: p.detach().clone() for n, p in net.named_parameters() if "lora_A" in n}
+
+
+@pytest.mark.slow
+def test_fresh_adapters_follow_the_seed_not_the_global_generator(backend32):
+    first = lora_a(tiny_net(backend32).attach_adapters())
+    torch.rand(1000)  # whatever ran in between (an evaluation, a model load) must not matter
+    second = lora_a(tiny_net(backend32).attach_adapters())
+    assert first.keys() == second.keys() and all(torch.equal(first[n], second[n]) for n in first)
+    other_seed = Network({"layers": [2, 1], "adapters": {"rank": 2}}, backend=backend32, seed=6).attach_adapters()
+    assert not torch.equal(next(iter(lora_a(other_seed).values())), next(iter(first.values())))
+    # a node's initial adapter is its own: the same whatever other nodes the network has
+    alone = lora_a(tiny_net(backend32, layers=(1,)).attach_adapters())
+    assert all(torch.equal(p, first[n]) for n, p in alone.items())
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_config_log_the_same_metrics(backend32):
+    """Same config and seed, one process: every logged figure of every step is equal (CPU)."""
+    histories = []
+    for _ in range(2):
+        config = TrainConfig(steps=2, batch_size=2, group_size=4, lr=1e-2)
+        histories.append(Trainer(tiny_net(backend32), LetterTask(), config, progress=False).train())
+        torch.rand(1000)
+    untimed = [[{k: v for k, v in m.items() if not k.startswith("time/")} for m in h] for h in histories]
+    assert untimed[0] == untimed[1]
+    assert untimed[0][1]["grad/norm"] > 0  # the runs did update, so step 2 on depends on step 1's update

@@ -13,6 +13,7 @@ any other network in the same process (a 135M model costs ~270 MB to copy in bf1
 from __future__ import annotations
 
 import copy
+import zlib
 
 import torch
 
@@ -32,10 +33,23 @@ def adapter_names(topology: Topology, sharing: str) -> list[str]:
     return list(dict.fromkeys(adapter_name(node, sharing) for node in topology.nodes))
 
 
-def attach_adapters(model, topology: Topology, config: AdapterConfig):
+def adapter_seed(seed: int, name: str) -> int:
+    """The seed of an adapter's initial A matrices: the run's seed and the adapter's own name.
+
+    PEFT draws A from torch's global generator, whose state depends on whatever ran before
+    (model loading, an evaluation), so without this two runs of one config start from different
+    adapters and part after their first update. Keyed by name, a node's initial adapter is also
+    the same whatever other nodes the network has.
+    """
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**63
+
+
+def attach_adapters(model, topology: Topology, config: AdapterConfig, seed: int = 0):
     """A PEFT model over a copy of `model` with one fresh LoRA adapter per name, all trainable.
 
     LoRA's B matrices start at zero, so the network with fresh adapters is exactly the base.
+    Each adapter's A is drawn from its own seed (`adapter_seed`) without disturbing the global
+    generator.
     """
     from peft import LoraConfig, get_peft_model
 
@@ -47,13 +61,23 @@ def attach_adapters(model, topology: Topology, config: AdapterConfig):
         bias="none",
     )
     names = adapter_names(topology, config.sharing)
-    peft_model = get_peft_model(copy.deepcopy(model), lora, adapter_name=names[0])
-    for name in names[1:]:
-        peft_model.add_adapter(name, lora)
+    peft_model = copy.deepcopy(model)
+    for name in names:
+        with torch.random.fork_rng(devices=_devices(model)):
+            torch.manual_seed(adapter_seed(seed, name))
+            if name == names[0]:
+                peft_model = get_peft_model(peft_model, lora, adapter_name=name)
+            else:
+                peft_model.add_adapter(name, lora)
     for param_name, param in peft_model.named_parameters():
         param.requires_grad_("lora_" in param_name)  # PEFT marks only the active adapter trainable
     peft_model.eval()
     return peft_model
+
+
+def _devices(model) -> list[int]:
+    """The CUDA devices whose generators an adapter's initialisation may draw from."""
+    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
 
 
 def adapter_parameters(peft_model, name: str) -> list[torch.nn.Parameter]:

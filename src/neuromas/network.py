@@ -97,7 +97,7 @@ class Network:
         if not isinstance(backend, HFBackend):
             raise NeuromasError("training needs the hf backend (transformers + PEFT); set model.backend: hf")
         self.base_backend = backend
-        model = attach_adapters(backend.model, self.topology, self.config.adapters)
+        model = attach_adapters(backend.model, self.topology, self.config.adapters, seed=self.seed)
         self._backend = HFBackend(model, backend.tokenizer, backend.max_batch_rows, backend.chat_template_kwargs)
         self.adapters = names
         return self

@@ -173,7 +173,7 @@ def token_logprobs(
     adapters: list[str | None],
     temperatures: list[float],
     share_prompts: bool = True,
-    share_prefixes: bool = False,
+    share_prefixes: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of given completions under the current adapters, differentiably.
 
@@ -188,11 +188,11 @@ def token_logprobs(
     one prompt forward. With `share_prefixes`, rows that share most of their prompt (a later
     node's samples of one input: the same header and input, different messages) share that
     prefix the same way: half the prompt tokens on BBH Navigate, 1.35x faster
-    (benchmarks/prefix_sharing.py). It is off by default: a run resumed from a checkpoint then
-    differs from the uninterrupted one in the last bits of its gradients (1e-7 of the grad
-    norm; tests/test_grow.py's resume test), and the cause is not found yet. Every mode equals
-    running every row in full (a test checks values and gradients); `share_prompts=False`
-    does that.
+    (benchmarks/prefix_sharing.py). The copy's backward accumulates with `index_put_`, whose
+    CPU kernel adds in thread order unless torch's deterministic kernels are on; the trainer
+    turns them on for its update (`deterministic_algorithms`), or two runs of one config part
+    in the last bits of their gradients. Every mode equals running every row in full (a test
+    checks values and gradients); `share_prompts=False` does that.
     """
     scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=backend.device).view(-1, 1, 1)
     group_of, prefix_len = _prefix_groups(prompts, adapters, whole=not share_prefixes) if share_prompts else ([], [])

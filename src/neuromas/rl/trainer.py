@@ -10,6 +10,7 @@ construction: `Network.forward` returns traces grouped by input.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -168,7 +169,8 @@ class Trainer:
         # (a NaN reward is not "no signal": it must reach the non-finite guard below)
         has_signal = len(rows) > 0 and (bool((rows.advantages != 0).any()) or c.kl_coef > 0)
         if has_signal:
-            metrics.update(self._update(rows))
+            with deterministic_algorithms():
+                metrics.update(self._update(rows))
         else:
             metrics["grad/norm"] = 0.0  # no signal: every group tied (or nothing trainable wrote)
 
@@ -339,6 +341,25 @@ class Trainer:
         if self.log is not None:
             self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
         return True
+
+
+@contextlib.contextmanager
+def deterministic_algorithms():
+    """torch's deterministic kernels for the update, so a run is a function of its config and seed.
+
+    The backward of the prompt-sharing copy in `token_logprobs` (indexing a KV cache by a list
+    of rows) accumulates with `index_put_`, whose CPU kernel adds in thread order: two runs of
+    one config drew the same samples at step 1 and parted in the last bits of the gradient, then
+    in their samples a few steps on. The deterministic kernel cost nothing measurable here
+    (3 steps of a [2, 1] network: 120 s of updates either way). `warn_only`: an op without a
+    deterministic kernel (some CUDA ones) warns instead of stopping the run.
+    """
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
