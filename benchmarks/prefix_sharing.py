@@ -1,20 +1,19 @@
-"""The update pass with shared prompt prefixes vs shared whole prompts only (the previous code).
+"""The update pass with shared prompt prefixes (the default) vs shared whole prompts only.
 
 A node's prompt is the network header, the task input, then the messages it reads. The G
 samples of one input give a first-layer node G identical prompts, but a later node G prompts
-that differ only in their last few dozen tokens (the messages). `token_logprobs` shares a
-prompt's forward pass among identical prompts by default; with `share_prefixes=True` it shares
-the longest common prefix of a chunk's rows (`backends/hf._prefix_groups`). On a task with
-long inputs (BBH Navigate: ~170-token node prompts before the messages) most of a later node's
-update compute is that repeated prefix. (Rollouts always share prefixes; the update does not
-by default: see `token_logprobs` on resumed runs.)
+that differ only in their last few dozen tokens (the messages). `token_logprobs` shares the
+longest common prefix of a chunk's rows (`backends/hf._prefix_groups`); with
+`share_prefixes=False` only identical whole prompts share a forward pass. On a task with long
+inputs (BBH Navigate: ~170-token node prompts before the messages) most of a later node's
+update compute is that repeated prefix.
 
 One rollout batch of a [2, 2, 1] network on Navigate (4 inputs x G=8, 24-token messages), then
 `Trainer._update` on its rows, the adapters and optimizer restored after each (every repeat
-starts from the same weights), alternating:
+starts from the same weights), alternating, each under the trainer's deterministic kernels:
 
-    reference   rows grouped only when their whole prompts are equal (the default)
-    prefix      rows grouped by shared prefix (`share_prefixes=True`)
+    reference   rows grouped only when their whole prompts are equal (`share_prefixes=False`)
+    prefix      rows grouped by shared prefix (the default)
 
 Both must give the same loss and gradient norm; the speed-up is the reference's time over ours.
 
@@ -67,7 +66,7 @@ def main() -> None:
     import neuromas.backends.hf as hf
     import neuromas.rl.trainer as trainer_module
     from neuromas.config import TrainConfig, load_config
-    from neuromas.rl.trainer import Trainer
+    from neuromas.rl.trainer import Trainer, deterministic_algorithms
     from neuromas.runner import build_network, load_task, model_dtype
 
     config = load_config(ROOT / "configs" / "navigate-neuromas3.yaml", [f"network.layers={args.layers}"])
@@ -85,14 +84,15 @@ def main() -> None:
 
     initial = [param.detach().clone() for param in trainer.params]
     default = trainer_module.token_logprobs
-    arms = {"reference": default, "prefix": functools.partial(default, share_prefixes=True)}
+    arms = {"reference": functools.partial(default, share_prefixes=False), "prefix": default}
     times: dict[str, list[float]] = {name: [] for name in arms}
     results: dict[str, dict] = {}
     for _ in range(args.repeats):
         for name, logprobs_fn in arms.items():
             trainer_module.token_logprobs = logprobs_fn
             start = time.perf_counter()
-            results[name] = trainer._update(rows)
+            with deterministic_algorithms():
+                results[name] = trainer._update(rows)
             times[name].append(time.perf_counter() - start)
             with torch.no_grad():  # undo the update: every repeat starts from the same weights
                 for param, value in zip(trainer.params, initial):
@@ -118,9 +118,9 @@ def main() -> None:
         f"`Trainer._update` on one rollout batch of a {args.layers} network on BBH Navigate ({args.batch} inputs x "
         f"G={args.group}, {len(rows)} rows, micro-batches of {chunk} rows, {model_dtype(net)}); best of {args.repeats}.\n\n"
         "| grouping | update s | prompt tokens run | loss | grad norm |\n|---|---|---|---|---|\n"
-        f"| whole prompts only (default) | {best['reference']:.1f} | {metrics['reference_prompt_tokens']} | "
+        f"| whole prompts only (share_prefixes=False) | {best['reference']:.1f} | {metrics['reference_prompt_tokens']} | "
         f"{metrics['reference_loss']:.6f} | {metrics['reference_grad_norm']:.6f} |\n"
-        f"| shared prefixes (share_prefixes=True) | {best['prefix']:.1f} | {metrics['prompt_tokens']} | {metrics['loss']:.6f} | "
+        f"| shared prefixes (the default) | {best['prefix']:.1f} | {metrics['prompt_tokens']} | {metrics['loss']:.6f} | "
         f"{metrics['grad_norm']:.6f} |\n\nSpeed-up of the update: **{metrics['speedup']}x**.\n"
     )
     write_results("prefix_sharing", vars(args), metrics, markdown)

@@ -301,7 +301,9 @@ class RunConfig(_Strict):
     """A whole run: model, network, task, evaluation, seed and where outputs go."""
 
     seed: int = 0
-    """Seeds sampling and data splits; the same seed reproduces the run."""
+    """Seeds each node's initial adapter, the order of the training inputs and every sampled pass;
+    the same seed reproduces the run. A task's split has its own seed (a task parameter), so runs
+    of several seeds are tested on the same questions."""
     model: ModelConfig = Field(default_factory=ModelConfig)
     network: NetworkConfig
     task: TaskConfig
