@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -87,6 +88,24 @@ def measure(run_dirs: list[Path], seeds: list[int]) -> dict:
     return trained
 
 
+def paired(network_dirs: list[Path], single_dirs: list[Path]) -> dict:
+    """Network vs single agent question by question, seed by seed (the same 128 questions).
+
+    Counts the questions only one of them got right, pooled over seeds, and McNemar's exact
+    two-sided p-value: the binomial tail of the smaller count (written out: three lines, where
+    scipy would be a dependency for one function).
+    """
+    network_only = single_only = 0
+    for net_dir, single_dir in zip(network_dirs, single_dirs):
+        right = [[json.loads(line)["reward"] > 0 for line in (d / "traces_after.jsonl").open()] for d in (net_dir, single_dir)]
+        network_only += sum(a and not b for a, b in zip(*right))
+        single_only += sum(b and not a for a, b in zip(*right))
+    n, k = network_only + single_only, min(network_only, single_only)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {"network_only": network_only, "single_only": single_only, "mcnemar_p": round(p, 4),
+            "seeds": min(len(network_dirs), len(single_dirs))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -127,7 +146,25 @@ def write_report(args, plan: list[tuple[str, str]], done: dict[tuple[str, str], 
         m = measure(done[variant, arm], list(range(len(done[variant, arm]))))
         metrics.setdefault(variant, {})[name] = m
         rows.append(row(variant, name, m))
+    # each network row against the single agent under the same change, or else the recipe's
+    comparisons = []
+    for variant, arm in plan:
+        single = next((done[v, "single"] for v in (variant, "recipe") if (v, "single") in done), None)
+        if arm != NETWORK or (variant, arm) not in done or single is None:
+            continue
+        against = variant if (variant, "single") in done else "recipe"
+        pair = paired(done[variant, arm], single)
+        metrics[variant][args.network]["vs_single"] = {"single_variant": against, **pair}
+        comparisons.append(
+            f"| {variant} | {against} | {pair['seeds']} | {pair['network_only']} | {pair['single_only']} | {pair['mcnemar_p']} |"
+        )
     dtype = m["dtype"]
+    paired_table = (
+        "\nQuestion by question, seed by seed: how many questions only the network got right and only the single "
+        "agent got right (pooled over seeds), and McNemar's exact two-sided p-value.\n\n"
+        "| network variant | single variant | seeds | network only | single only | p |\n|---|---|---|---|---|---|\n"
+        + "\n".join(comparisons) + "\n"
+    ) if comparisons else ""
     markdown = (
         f"Variants of the arith recipe (configs/arith-*.yaml: batch 8 x G 8, T 0.7; overrides for every run: "
         f"{', '.join(args.overrides) or 'none'}), the {args.network} network vs the single agent (rank 24) under the "
@@ -136,6 +173,7 @@ def write_report(args, plan: list[tuple[str, str]], done: dict[tuple[str, str], 
         "reward is the mean training reward of the last 5 steps.\n\n"
         "| variant | arm | untrained acc % | trained acc % | per seed | 95% CI | calls/q | tokens/q | reward | steps "
         "| s/step | peak RSS GB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        + paired_table
     )
     config = {"task": "arith", "network": args.network, "overrides": args.overrides, "seeds": args.seeds,
               "variants": {v: VARIANTS[v][0] for v in args.variants}, "skip": args.skip}
