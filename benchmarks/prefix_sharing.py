@@ -10,7 +10,7 @@ update compute is that repeated prefix.
 
 One rollout batch of a [2, 2, 1] network on Navigate (4 inputs x G=8, 24-token messages), then
 `Trainer._update` on its rows, the adapters and optimizer restored after each (every repeat
-starts from the same weights), alternating, each under the trainer's deterministic kernels:
+starts from the same weights), alternating (`_update` runs under torch's deterministic kernels, as in training):
 
     reference   rows grouped only when their whole prompts are equal (`share_prefixes=False`)
     prefix      rows grouped by shared prefix (the default)
@@ -66,7 +66,7 @@ def main() -> None:
     import neuromas.backends.hf as hf
     import neuromas.rl.trainer as trainer_module
     from neuromas.config import TrainConfig, load_config
-    from neuromas.rl.trainer import Trainer, deterministic_algorithms
+    from neuromas.rl.trainer import Trainer
     from neuromas.runner import build_network, load_task, model_dtype
 
     config = load_config(ROOT / "configs" / "navigate-neuromas3.yaml", [f"network.layers={args.layers}"])
@@ -91,8 +91,7 @@ def main() -> None:
         for name, logprobs_fn in arms.items():
             trainer_module.token_logprobs = logprobs_fn
             start = time.perf_counter()
-            with deterministic_algorithms():
-                results[name] = trainer._update(rows)
+            results[name] = trainer._update(rows)
             times[name].append(time.perf_counter() - start)
             with torch.no_grad():  # undo the update: every repeat starts from the same weights
                 for param, value in zip(trainer.params, initial):

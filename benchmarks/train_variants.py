@@ -149,11 +149,10 @@ def write_report(args, plan: list[tuple[str, str]], done: dict[tuple[str, str], 
     # each network row against the single agent under the same change, or else the recipe's
     comparisons = []
     for variant, arm in plan:
-        single = next((done[v, "single"] for v in (variant, "recipe") if (v, "single") in done), None)
-        if arm != NETWORK or (variant, arm) not in done or single is None:
+        against = next((v for v in (variant, "recipe") if (v, "single") in done), None)
+        if arm != NETWORK or (variant, arm) not in done or against is None:
             continue
-        against = variant if (variant, "single") in done else "recipe"
-        pair = paired(done[variant, arm], single)
+        pair = paired(done[variant, arm], done[against, "single"])
         metrics[variant][args.network]["vs_single"] = {"single_variant": against, **pair}
         comparisons.append(
             f"| {variant} | {against} | {pair['seeds']} | {pair['network_only']} | {pair['single_only']} | {pair['mcnemar_p']} |"

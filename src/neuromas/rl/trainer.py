@@ -54,6 +54,25 @@ class Rows:
         )
 
 
+@contextlib.contextmanager
+def deterministic_algorithms():
+    """torch's deterministic kernels for the update, so a run is a function of its config and seed.
+
+    The backward of the prompt-sharing copy in `token_logprobs` (indexing a KV cache by a list
+    of rows) accumulates with `index_put_`, whose CPU kernel adds in thread order: two runs of
+    one config drew the same samples at step 1 and parted in the last bits of the gradient, then
+    in their samples a few steps on. The deterministic kernel cost nothing measurable here
+    (3 steps of a [2, 1] network: 120 s of updates either way). `warn_only`: an op without a
+    deterministic kernel (some CUDA ones) warns instead of stopping the run.
+    """
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 class Trainer:
     """Trains a network's adapters on a task; `train()` runs `config.steps` steps."""
 
@@ -169,8 +188,7 @@ class Trainer:
         # (a NaN reward is not "no signal": it must reach the non-finite guard below)
         has_signal = len(rows) > 0 and (bool((rows.advantages != 0).any()) or c.kl_coef > 0)
         if has_signal:
-            with deterministic_algorithms():
-                metrics.update(self._update(rows))
+            metrics.update(self._update(rows))
         else:
             metrics["grad/norm"] = 0.0  # no signal: every group tied (or nothing trainable wrote)
 
@@ -211,6 +229,7 @@ class Trainer:
                 row_adv.append(advantages[p].item())
         return Rows(prompts, completions, adapters, temperatures, torch.tensor(row_adv, dtype=torch.float32))
 
+    @deterministic_algorithms()
     def _update(self, rows: Rows) -> dict[str, float]:
         c, backend = self.config, self.net.backend
         lengths = torch.tensor([len(x) for x in rows.completions])
@@ -341,25 +360,6 @@ class Trainer:
         if self.log is not None:
             self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
         return True
-
-
-@contextlib.contextmanager
-def deterministic_algorithms():
-    """torch's deterministic kernels for the update, so a run is a function of its config and seed.
-
-    The backward of the prompt-sharing copy in `token_logprobs` (indexing a KV cache by a list
-    of rows) accumulates with `index_put_`, whose CPU kernel adds in thread order: two runs of
-    one config drew the same samples at step 1 and parted in the last bits of the gradient, then
-    in their samples a few steps on. The deterministic kernel cost nothing measurable here
-    (3 steps of a [2, 1] network: 120 s of updates either way). `warn_only`: an op without a
-    deterministic kernel (some CUDA ones) warns instead of stopping the run.
-    """
-    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
