@@ -30,7 +30,7 @@ from typing import Any
 
 from neuromas.errors import NeuromasError
 from neuromas.tasks import rewards
-from neuromas.tasks.base import Example, SplitTask
+from neuromas.tasks.base import Example, SplitTask, consecutive_runs
 from neuromas.tasks.registry import register
 
 Tree = int | dict[str, Any]  # a leaf number, or {"expr", "value", "children"}
@@ -182,18 +182,19 @@ class Arithmetic(SplitTask):
         holds for "+" only, so other operators are refused. A part with no number left (more
         parts than numbers) says so rather than inventing one.
         """
+        return [f"What is {'+'.join(map(str, run))}?" if run else "(no numbers in this part)"
+                for run in self._runs(example, parts)]
+
+    def part_targets(self, example: Example, parts: int) -> list[Any] | None:
+        """The sum of each part (None for a part with no numbers)."""
+        return [sum(run) if run else None for run in self._runs(example, parts)]
+
+    @staticmethod
+    def _runs(example: Example, parts: int) -> list[list[int]]:
         if set(example.meta["operators"]) - {"+"}:
             raise NeuromasError("arith: input_slices needs operators='+' (parts of a sum add up to "
                                 "it; with - or * they do not): set operators: '+' or input_slices: false")
-        numbers = example.meta["operands"]
-        size, extra = divmod(len(numbers), parts)
-        pieces, start = [], 0
-        for part in range(parts):
-            end = start + size + (part < extra)
-            run = numbers[start:end]
-            pieces.append(f"What is {'+'.join(map(str, run))}?" if run else "(no numbers in this part)")
-            start = end
-        return pieces
+        return consecutive_runs(example.meta["operands"], parts)
 
     def extract(self, completion: str, example: Example | None = None) -> str | None:
         return rewards.extract_number(completion)

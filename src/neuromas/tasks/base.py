@@ -61,8 +61,13 @@ class Task:
         """
         raise NeuromasError(
             f"task {self.name!r} cannot split its input into parts: set network.input_slices: false "
-            "(tasks that can: arith)"
+            "(tasks that can: arith with '+', jsonl rows with \"parts\", bbh word_sorting and object_counting)"
         )
+
+    def part_targets(self, example: Example, parts: int) -> list[Any] | None:
+        """What a node that solves its part alone would answer, one per part of `split_input`,
+        or None where the task cannot say (an analysis reads it; training never does)."""
+        return None
 
     def reward(self, completions: list[str], examples: list[Example]) -> list[float]:
         rewards = []
@@ -77,6 +82,18 @@ class Task:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def consecutive_runs(items: list, parts: int) -> list[list]:
+    """`items` cut into `parts` consecutive runs, the first ones one longer where it does not
+    divide: 5 items in 2 parts -> 3 + 2; more parts than items leaves the last runs empty."""
+    size, extra = divmod(len(items), parts)
+    runs, start = [], 0
+    for part in range(parts):
+        end = start + size + (part < extra)
+        runs.append(list(items[start:end]))
+        start = end
+    return runs
 
 
 def check_split(split: str) -> None:

@@ -9,6 +9,11 @@ The subsets answer in seven different ways, so each has a kind that fixes its an
 its extraction and how its target is normalised: option letters "(A)", Yes/No, True/False,
 valid/invalid, integers, sorted word lists and bracket sequences.
 
+Two subsets split into independent parts for `network.input_slices` (first-layer node i sees
+part i): `word_sorting` (each part sorts a consecutive run of the list; merging sorted runs is
+the readout's work) and `object_counting` (each part counts a consecutive run of the items,
+with the question; the counts add up). The others have no natural cut and refuse.
+
 Three rows of the source have a target that is not one of their options (movie_recommendation
 "Monsters, Inc", whose options split that title in two, and two ruin_names rows): no answer
 could match them, so they are left out.
@@ -16,11 +21,12 @@ could match them, so they are left out.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from neuromas.errors import NeuromasError
 from neuromas.tasks import data, rewards
-from neuromas.tasks.base import Example, SplitTask
+from neuromas.tasks.base import Example, SplitTask, consecutive_runs
 from neuromas.tasks.choice import CHOICE_FORMAT, parse_options
 from neuromas.tasks.registry import register
 
@@ -52,6 +58,9 @@ ANSWER_FORMATS = {
                 "sequence, separated by spaces.",
 }
 _BRACKETS = set("()[]{}<>")
+_SORT_PREFIX = "Sort the following words alphabetically: List:"
+_COUNTING_RE = re.compile(r"I have (.+)\. (How many .+\?)", re.DOTALL)
+SPLITTABLE = ("object_counting", "word_sorting")
 
 
 def _words(text: str) -> str:
@@ -98,6 +107,45 @@ class BBH(SplitTask):
         return Example(id=f"bbh/{self.subset}/{index}", input=row["input"],
                        target=row["target"], meta=meta)
 
+    def split_input(self, example: Example, parts: int) -> list[str]:
+        """word_sorting: "Sort ... List: w1 ... wn" cut into runs of the words, each a list to
+        sort; object_counting: "I have a, b, and c. How many ...?" cut into runs of the items,
+        each with the question. A part left with nothing (more parts than words) says so."""
+        if self.subset == "word_sorting":
+            return [f"{_SORT_PREFIX} {' '.join(run)}" if run else "(no words in this part)"
+                    for run in consecutive_runs(self._words_of(example), parts)]
+        if self.subset == "object_counting":
+            items, question = self._items_of(example)
+            return [f"I have {_list_items(run)}. {question}" if run else "(no items in this part)"
+                    for run in consecutive_runs(items, parts)]
+        return super().split_input(example, parts)
+
+    def part_targets(self, example: Example, parts: int) -> list[Any] | None:
+        """word_sorting: each run sorted; object_counting cannot say (which items count is the
+        question's category, which the data does not label)."""
+        if self.subset != "word_sorting":
+            return None
+        return [" ".join(sorted(run)) if run else None for run in consecutive_runs(self._words_of(example), parts)]
+
+    @staticmethod
+    def _words_of(example: Example) -> list[str]:
+        if not example.input.startswith(_SORT_PREFIX):
+            raise NeuromasError(f"bbh/word_sorting: {example.id} does not start with {_SORT_PREFIX!r}; "
+                                "cannot split it (set network.input_slices: false)")
+        return example.input[len(_SORT_PREFIX):].split()
+
+    @staticmethod
+    def _items_of(example: Example) -> tuple[list[str], str]:
+        match = _COUNTING_RE.fullmatch(example.input.strip())
+        if match is None:
+            raise NeuromasError(f"bbh/object_counting: {example.id} is not 'I have ... . How many ...?'; "
+                                "cannot split it (set network.input_slices: false)")
+        items = [item.strip() for item in match.group(1).split(",")]
+        items = [item.removeprefix("and ").strip() for item in items]
+        if len(items) == 1 and " and " in items[0]:  # "a piano and a flute"
+            items = [item.strip() for item in items[0].split(" and ")]
+        return [item for item in items if item], match.group(2)
+
     def extract(self, completion: str, example: Example | None = None) -> str | None:
         kind = self.kind
         if kind == "choice":
@@ -122,6 +170,13 @@ class BBH(SplitTask):
         if self.kind == "brackets":
             return _brackets(str(target))
         return rewards.normalize_text(str(target))
+
+
+def _list_items(items: list[str]) -> str:
+    """['a piano'] -> 'a piano'; ['a', 'b', 'c'] -> 'a, b, and c' (the source's own style)."""
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + f", and {items[-1]}"
 
 
 @register("navigate")

@@ -1,6 +1,11 @@
 """A custom task from a JSONL file, so users bring a problem without writing a Task class.
 
-Each line is {"input": "...", "target": ...} (an optional "id" is kept). The file is one pool,
+Each line is {"input": "...", "target": ...} (an optional "id" is kept). A row may also carry
+"parts": ["...", "..."], the input cut into self-contained pieces, one per first-layer node: with
+`network.input_slices: true` node i of the first layer sees part i instead of the input (later
+layers see the whole input, or with `input_to_all: false` only the messages). An optional
+"part_targets" gives what a node solving its part alone should answer (analyses read it). The
+file is one pool,
 split by a seeded shuffle like BBH. The default reward is exact match of the extracted answer
 (the "Answer:" line, else the last line), normalised; numbers are compared as numbers, so a
 target 1234 matches "Answer: 1,234".
@@ -64,6 +69,16 @@ def read_examples(path: Path) -> list[Example]:
                                     "(each row needs 'input' and 'target')")
         if not isinstance(row["input"], str):
             raise NeuromasError(f"{path} line {number}: 'input' must be a string")
+        parts = row.get("parts")
+        if parts is not None and (not isinstance(parts, list) or not parts
+                                  or not all(isinstance(p, str) for p in parts)):
+            raise NeuromasError(f"{path} line {number}: 'parts' must be a non-empty list of strings, "
+                                "one per first-layer node")
+        targets = row.get("part_targets")
+        if targets is not None and (not isinstance(targets, list) or parts is None
+                                    or len(targets) != len(parts)):
+            raise NeuromasError(f"{path} line {number}: 'part_targets' must be a list as long as "
+                                "'parts' (one target per part)")
         meta = {k: v for k, v in row.items() if k not in ("id", "input", "target")}
         examples.append(Example(id=str(row.get("id", f"{path.stem}/{number}")),
                                 input=row["input"], target=row["target"], meta=meta))
@@ -89,6 +104,23 @@ class JSONLTask(SplitTask):
         if not pool:
             raise NeuromasError(f"jsonl task: {file} has no rows")
         super().__init__(*data.split_pool(pool, seed, train_size, test_size, label=self.name))
+
+    def split_input(self, example: Example, parts: int) -> list[str]:
+        """The row's own "parts"; their number must be the first layer's width."""
+        given = example.meta.get("parts")
+        if given is None:
+            raise NeuromasError(f"{self.name} row {example.id!r} has no \"parts\": with network.input_slices "
+                                f"every row needs \"parts\": [...], one per first-layer node ({parts} here), "
+                                "or set network.input_slices: false")
+        if len(given) != parts:
+            raise NeuromasError(f"{self.name} row {example.id!r} has {len(given)} parts but the network's first "
+                                f"layer has {parts} nodes: give each row one part per first-layer node, or "
+                                f"make the first layer {len(given)} wide")
+        return list(given)
+
+    def part_targets(self, example: Example, parts: int) -> list[Any] | None:
+        targets = example.meta.get("part_targets")
+        return list(targets) if targets is not None and len(targets) == parts else None
 
     def extract(self, completion: str, example: Example | None = None) -> str | None:
         if example is not None and _is_number(example.target):

@@ -1,0 +1,134 @@
+"""Input slices for any task: JSONL rows with "parts", BBH subsets that split, and what each part's
+answer is (no model: a backend that echoes what each node was shown)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import neuromas.tasks as tasks
+from neuromas.backends.base import Generation
+from neuromas.errors import NeuromasError
+from neuromas.network import Network
+from neuromas.tasks.base import consecutive_runs
+
+
+FIXTURE_DATA = str(Path(__file__).parent / "fixtures" / "data")
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_real_data = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"no shared data at {REAL_DATA}")
+
+
+class EchoBackend:
+    """Answers every request with the first line of its user turn: what the node was shown."""
+
+    def generate(self, requests, seed):
+        return [Generation(r.messages[1]["content"].splitlines()[0], [], []) for r in requests]
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+ROWS = [{"id": f"r{i}", "input": f"What is {i}+1+2+{i}?", "target": 2 * i + 3,
+         "parts": [f"What is {i}+1?", f"What is 2+{i}?"], "part_targets": [i + 1, i + 2]} for i in range(6)]
+
+
+def test_consecutive_runs_put_the_remainder_first():
+    assert consecutive_runs([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
+    assert consecutive_runs([1, 2], 3) == [[1], [2], []]
+    assert consecutive_runs(list("abcd"), 1) == [list("abcd")]
+
+
+def test_jsonl_parts_go_to_the_first_layer_and_the_readout_can_see_only_messages(tmp_path):
+    task = tasks.load("jsonl", path=write_rows(tmp_path / "rows.jsonl", ROWS), test_size=2)
+    example = task.examples("test")[0]
+    assert task.split_input(example, 2) == example.meta["parts"]
+    assert task.part_targets(example, 2) == example.meta["part_targets"]
+    net = Network({"layers": [2, 1], "input_slices": True, "input_to_all": False}, backend=EchoBackend()).eval()
+    (trace,) = net([example], task=task)
+    assert [trace.messages[n].text for n in ("L1N1", "L1N2")] == example.meta["parts"]
+    readout_prompt = trace.messages["L2N1"].prompt
+    assert example.input not in readout_prompt and "[L1N1] " + example.meta["parts"][0] in readout_prompt
+
+
+def test_jsonl_parts_must_match_the_first_layer(tmp_path):
+    task = tasks.load("jsonl", path=write_rows(tmp_path / "rows.jsonl", ROWS), test_size=2)
+    example = task.examples("test")[0]
+    with pytest.raises(NeuromasError, match=r"has 2 parts but the network's first layer has 3 nodes") as error:
+        task.split_input(example, 3)
+    assert "\n" not in str(error.value)
+    net = Network({"layers": [3, 1], "input_slices": True}, backend=EchoBackend()).eval()
+    with pytest.raises(NeuromasError, match="first layer has 3 nodes"):
+        net([example], task=task)
+
+
+def test_jsonl_rows_without_parts_are_refused_with_slices(tmp_path):
+    rows = [{"input": "What is 1+1?", "target": 2}] * 1 + [{"input": "What is 2+2?", "target": 4}]
+    task = tasks.load("jsonl", path=write_rows(tmp_path / "plain.jsonl", rows), test_size=1)
+    with pytest.raises(NeuromasError, match=r'has no "parts".*input_slices: false'):
+        task.split_input(task.examples("test")[0], 2)
+    assert task.part_targets(task.examples("test")[0], 2) is None
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"input": "x", "target": 1, "parts": "x"}, "'parts' must be a non-empty list of strings"),
+    ({"input": "x", "target": 1, "parts": []}, "'parts' must be a non-empty list of strings"),
+    ({"input": "x", "target": 1, "parts": ["a", 2]}, "'parts' must be a non-empty list of strings"),
+    ({"input": "x", "target": 1, "parts": ["a", "b"], "part_targets": [1]}, "'part_targets' must be a list as long"),
+    ({"input": "x", "target": 1, "part_targets": [1]}, "'part_targets' must be a list as long"),
+])
+def test_jsonl_bad_parts_fail_when_the_file_is_read(tmp_path, row, message):
+    with pytest.raises(NeuromasError, match=rf"line 1: {message}"):
+        tasks.load("jsonl", path=write_rows(tmp_path / "bad.jsonl", [row, row]), test_size=1)
+
+
+def check_word_sorting(task):
+    for example in task.examples("test") + task.examples("train"):
+        parts = task.split_input(example, 2)
+        words = [w for p in parts for w in p.split("List:")[1].split()]
+        assert words == example.input.split("List:")[1].split()
+        assert all(p.startswith("Sort the following words alphabetically: List: ") for p in parts)
+        assert sorted(w for t in task.part_targets(example, 2) for w in t.split()) == example.target.split()
+
+
+def test_bbh_word_sorting_splits_the_list_and_knows_each_sorted_part():
+    check_word_sorting(tasks.load("bbh", subset="word_sorting", test_size=1, data_dir=FIXTURE_DATA))
+
+
+def test_bbh_object_counting_splits_the_items_and_keeps_the_question():
+    task = tasks.load("bbh", subset="object_counting", test_size=1, data_dir=FIXTURE_DATA)
+    examples = task.examples("test") + task.examples("train")
+    example = next(e for e in examples if e.input.startswith("I have a flute, a piano"))
+    assert task.split_input(example, 2) == [
+        "I have a flute, a piano, a trombone, four stoves, and a violin. How many musical instruments do I have?",
+        "I have an accordion, a clarinet, a drum, two lamps, and a trumpet. How many musical instruments do I have?",
+    ]
+    short = next(e for e in examples if e.input.startswith("I have a fridge"))
+    assert task.split_input(short, 2) == ["I have a fridge and a chair. How many objects do I have?",
+                                          "I have a microwave. How many objects do I have?"]
+    assert task.part_targets(example, 2) is None  # which items count is the question's category: not in the data
+
+
+@needs_real_data
+def test_every_real_word_sorting_and_object_counting_row_splits():
+    check_word_sorting(tasks.load("bbh", subset="word_sorting", test_size=128, data_dir=str(REAL_DATA)))
+    task = tasks.load("bbh", subset="object_counting", test_size=128, data_dir=str(REAL_DATA))
+    for example in task.examples("test") + task.examples("train"):
+        parts = task.split_input(example, 3)  # a few rows have two items: the third part says so
+        assert all(p.startswith("I have ") and p.endswith("do I have?") or p == "(no items in this part)" for p in parts)
+        assert parts[0] != "(no items in this part)"
+
+
+def test_bbh_subsets_without_a_natural_cut_refuse():
+    task = tasks.load("bbh", subset="dyck_languages", test_size=1, data_dir=FIXTURE_DATA)
+    with pytest.raises(NeuromasError, match="cannot split its input.*bbh word_sorting and object_counting"):
+        task.split_input(task.examples("test")[0], 2)
+
+
+def test_arith_part_targets_are_the_sums_of_its_parts():
+    task = tasks.load("arith", operands=5)
+    example = task.examples("test")[0]
+    a, b, c, d, e = example.meta["operands"]
+    assert task.part_targets(example, 2) == [a + b + c, d + e]
+    assert sum(task.part_targets(example, 2)) == example.target
