@@ -14,26 +14,22 @@ Figures: questions/s and generated tokens/s, and how often the final answers agr
 llama.cpp computes on the quantized weights and hf on their dequantized float copy, so their
 answers may differ; hf and Ray must agree.
 
-    python benchmarks/backends.py [--questions 32] [--tokens 24] [--concurrency 4] [--workers 2]
+    python -m benchmarks.backends [--questions 32] [--tokens 24] [--concurrency 4] [--workers 2]
+    python -m benchmarks.backends --smoke     # 2 questions, 4 tokens, to check the script; writes nothing
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import write_results  # noqa: E402
-
-from neuromas.config import ModelConfig, ServerConfig, parse_config  # noqa: E402
-from neuromas.eval import EvalResult, evaluate  # noqa: E402
-from neuromas.localserver import llama_cpp_server  # noqa: E402
-from neuromas.network import Network  # noqa: E402
-from neuromas.runner import load_task  # noqa: E402
+from benchmarks.common import pair_by_id, table, write_results
+from neuromas.config import ModelConfig, ServerConfig, parse_config
+from neuromas.eval import EvalResult, evaluate
+from neuromas.localserver import llama_cpp_server
+from neuromas.network import Network
+from neuromas.runner import load_task
 
 
 def figures(result: EvalResult, reference: EvalResult | None = None) -> dict:
@@ -42,7 +38,7 @@ def figures(result: EvalResult, reference: EvalResult | None = None) -> dict:
            "tokens_per_s": round(tokens / result.seconds, 1), "tokens_per_q": round(result.tokens_per_q, 1),
            "acc": result.acc}
     if reference is not None:
-        same = sum(a.answer == b.answer for a, b in zip(result.traces, reference.traces))
+        same = sum(a.answer == b.answer for a, b in pair_by_id(result.traces, reference.traces))
         out["answers_equal_hf"] = round(same / result.n, 3)
     return out
 
@@ -53,7 +49,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=24)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="2 questions, 4 tokens, 2 in flight; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.questions, args.tokens, args.concurrency = 2, 4, 2
     config = parse_config({
         "network": {"layers": [2, 1], "generation": {"max_new_tokens": args.tokens}},
         "task": {"name": "arith", "operands": 2, "digits": 2},
@@ -91,20 +90,17 @@ def main() -> None:
     }
     metrics["openai_vs_hf_throughput"] = round(metrics["openai_llamacpp"]["questions_per_s"] / metrics["hf"]["questions_per_s"], 3)
     metrics["ray_vs_single_process"] = round(metrics[f"ray_{info['workers']}_workers"]["questions_per_s"] / metrics["hf"]["questions_per_s"], 3)
-    rows = "\n".join(
-        f"| {name} | {m['questions_per_s']} | {m['tokens_per_s']} | {m['tokens_per_q']} | {100 * m['acc']:.1f} | "
-        f"{m.get('answers_equal_hf', 1.0) * 100:.0f} |"
-        for name, m in metrics.items() if isinstance(m, dict)
-    )
+    rows = [[name, m["questions_per_s"], m["tokens_per_s"], m["tokens_per_q"], f"{100 * m['acc']:.1f}",
+             f"{m.get('answers_equal_hf', 1.0) * 100:.0f}"] for name, m in metrics.items() if isinstance(m, dict)]
+    header = ["backend", "questions/s", "tokens/s", "tokens/q", "acc %", "answers equal to hf %"]
     markdown = (
         f"[2, 1] network, greedy, {args.tokens}-token messages, {n} questions (two 2-digit numbers), "
         f"hf in {dtype}; openai: llama.cpp server, {args.concurrency} requests in flight; "
         f"ray: {info['workers']} local workers, 1 thread each, batches of {max(n // args.workers, 1)}.\n\n"
-        "| backend | questions/s | tokens/s | tokens/q | acc % | answers equal to hf % |\n|---|---|---|---|---|---|\n"
-        f"{rows}\n\nopenai/hf throughput: {metrics['openai_vs_hf_throughput']}x; "
+        f"{table(header, rows)}\n\nopenai/hf throughput: {metrics['openai_vs_hf_throughput']}x; "
         f"ray/single process: {metrics['ray_vs_single_process']}x\n"
     )
-    write_results("backends", vars(args) | {"hf_dtype": dtype}, metrics, markdown)
+    write_results("backends", vars(args) | {"hf_dtype": dtype}, metrics, markdown, write=not args.smoke)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Path dependence (issue 4, the paper's Table 3): networks grown from a trained smaller one vs the
+"""Path dependence (the paper's Table 3): networks grown from a trained smaller one vs the
 same shapes trained from scratch, at the same total number of training steps.
 
 Per task, with S training steps per stage (`--stage-steps`):
@@ -31,27 +31,35 @@ same with 8 numbers, training on 2-8). On the embedded 135M model arith8 is at t
 the same line, so `arith` is the deeper task that can tell arms apart here.
 Runs live under `runs/growth/` and are reused; results go to `benchmarks/results/growth.{json,md,png}`.
 
-    python benchmarks/growth.py --tasks navigate --stage-steps 10
+    python -m benchmarks.growth --tasks navigate --stage-steps 10
+    python -m benchmarks.growth --smoke     # arith and its sweep, 1 tiny step per stage, 4 questions; writes nothing
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import (
+    CONFIGS,
+    RESULTS,
+    ROOT,
+    SMOKE_TRAIN,
+    ci,
+    neuromas,
+    pair_by_id,
+    pyplot,
+    read_results,
+    run_or_reuse,
+    set_args,
+    smoke_runs,
+    table,
+    write_results,
+)
+from neuromas.rl.metrics import read_metrics
+from neuromas.trace import read_traces
 
-from common import RESULTS, write_results  # noqa: E402
-
-from neuromas.rl.metrics import read_metrics  # noqa: E402
-from neuromas.trace import read_traces  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 TASKS = {
     "navigate": ("navigate-neuromas3.yaml", [], 100),
     "arith": ("arith-neuromas3.yaml", [], 128),
@@ -69,22 +77,16 @@ SWEEP = {
 }
 
 
-def neuromas(*args: str) -> None:
-    command = [str(Path(sys.executable).with_name("neuromas")), *args]
-    print(" ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True)
+def test_size(task: str, args: argparse.Namespace) -> int:
+    """Test questions every evaluation uses: the task's whole test split, 4 in a smoke test."""
+    return 4 if args.smoke else TASKS[task][2]
 
 
-def run(task: str, arm: str, stages: int, stage_steps: int, ramp: int, runs: Path, extra: list[str]) -> Path:
+def run(task: str, arm: str, stages: int, stage_steps: int, ramp: int, runs: Path, extra: list[str],
+        test_size: int) -> Path:
     """One `neuromas run` (a process of its own); finished runs are reused, interrupted ones resumed."""
-    config, overrides, test_size = TASKS[task]
+    config, overrides, _ = TASKS[task]
     run_dir = runs / f"{task}-{arm}"
-    if (run_dir / "results.json").is_file():
-        print(f"{task} {arm}: reusing {run_dir}", flush=True)
-        return run_dir
-    if (run_dir / "config.yaml").is_file():  # started before: go on from its newest checkpoint
-        neuromas("run", "--resume", str(run_dir), "--quiet")
-        return run_dir
     start_shape = SHAPES["base-3"] if arm == "grown-7" else SHAPES[arm]  # the grown run starts as NeuroMAS-3
     sets = [*overrides, *extra, f"network.layers={start_shape}", f"train.steps={stages * stage_steps}",
             f"train.eval_every={stage_steps}", f"train.eval_limit={test_size}", f"eval.limit={test_size}",
@@ -93,29 +95,25 @@ def run(task: str, arm: str, stages: int, stage_steps: int, ramp: int, runs: Pat
         schedule = [{**WIDEN, "at_step": stage_steps, "ramp_steps": ramp},
                     {**DEEPEN, "at_step": 2 * stage_steps, "ramp_steps": ramp}]
         sets.append(f"train.growth={json.dumps(schedule)}")  # JSON is YAML
-    neuromas("run", str(ROOT / "configs" / config), "--out", str(run_dir), "--quiet",
-             *(arg for value in sets for arg in ("--set", value)))
-    return run_dir
+    return run_or_reuse(run_dir, f"{task} {arm}",
+                        lambda: neuromas("run", str(CONFIGS / config), "--out", str(run_dir), "--quiet", *set_args(sets)))
 
 
-def sweep_run(task: str, arm: str, stage_steps: int, ramp: int, runs: Path, extra: list[str]) -> Path:
+def sweep_run(task: str, arm: str, stage_steps: int, ramp: int, runs: Path, extra: list[str], test_size: int) -> Path:
     """Grow a checkpoint of the grown run (`neuromas grow`) and train the new shape S steps."""
     stage, growth, _ = SWEEP[arm]
     run_dir = runs / f"{task}-{arm}"
-    if (run_dir / "results.json").is_file():
-        print(f"{task} {arm}: reusing {run_dir}", flush=True)
-        return run_dir
-    if (run_dir / "results_before.json").is_file():  # its training started before: go on from there
-        neuromas("run", "--resume", str(run_dir), "--quiet")
-        return run_dir
-    test_size = TASKS[task][2]
-    if not (run_dir / "grown").is_dir():
-        parent = runs / f"{task}-grown-7" / "checkpoints" / f"step-{stage * stage_steps:06d}"
-        neuromas("grow", str(parent), "--out", str(run_dir), *growth, "--ramp-steps", str(ramp))
     sets = [*extra, f"train.steps={stage_steps}", f"train.eval_every={stage_steps}", f"train.eval_limit={test_size}",
             f"eval.limit={test_size}", f"train.checkpoint_every={stage_steps}", "train.keep_checkpoints=1"]
-    neuromas("run", str(run_dir / "config.yaml"), "--quiet", *(arg for value in sets for arg in ("--set", value)))
-    return run_dir
+
+    def start() -> None:
+        if not (run_dir / "grown").is_dir():
+            parent = runs / f"{task}-grown-7" / "checkpoints" / f"step-{stage * stage_steps:06d}"
+            neuromas("grow", str(parent), "--out", str(run_dir), *growth, "--ramp-steps", str(ramp))
+        neuromas("run", str(run_dir / "config.yaml"), "--quiet", *set_args(sets))
+
+    # `neuromas grow` writes config.yaml, so the run has started once its training has (results_before.json)
+    return run_or_reuse(run_dir, f"{task} {arm}", start, started="results_before.json")
 
 
 def curve(run_dir: Path, step_offset: int = 0, token_offset: int = 0) -> list[dict]:
@@ -123,7 +121,7 @@ def curve(run_dir: Path, step_offset: int = 0, token_offset: int = 0) -> list[di
 
     The offsets count the training a grown run's parent had before it (steps and tokens).
     """
-    before = json.loads((run_dir / "results_before.json").read_text())
+    before = read_results(run_dir, "results_before.json")
     points = [{"step": step_offset, "acc": before["acc"], "ci_low": before["ci_low"], "ci_high": before["ci_high"],
                "rollout_tokens": token_offset}]
     tokens = float(token_offset)
@@ -133,7 +131,7 @@ def curve(run_dir: Path, step_offset: int = 0, token_offset: int = 0) -> list[di
         if "eval/acc" in m:
             points.append({"step": step_offset + m["step"], "acc": m["eval/acc"], "ci_low": m["eval/ci_low"],
                            "ci_high": m["eval/ci_high"], "rollout_tokens": int(tokens)})
-    after = json.loads((run_dir / "results.json").read_text())["after"]
+    after = read_results(run_dir)["after"]
     points.append({"step": step_offset + steps[-1]["step"], "acc": after["acc"], "ci_low": after["ci_low"],
                    "ci_high": after["ci_high"], "rollout_tokens": int(tokens), "calls_per_q": after["calls_per_q"],
                    "tokens_per_q": after["tokens_per_q"]})
@@ -167,7 +165,7 @@ def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
     before = (read_traces(periodic) if periodic.is_file()
               else [t.to_dict() for t in nm.evaluate(parent, task, limit=test_size, progress=False).traces])
     n = len(before)
-    same = sum(a["prediction"] == b.prediction for a, b in zip(before, after.traces))
+    same = sum(a["prediction"] == b.prediction for a, b in pair_by_id(before, after.traces, f"{run_dir} at step {step}"))
     result = {"parent_acc": sum(t["reward"] or 0.0 for t in before) / n, "grown_acc": after.acc, "answer_agreement": same / n,
               "parent_calls_per_q": sum(len(t["messages"]) for t in before) / n,
               "parent_tokens_per_q": sum(len(m["token_ids"]) for t in before for m in t["messages"].values()) / n}
@@ -188,7 +186,7 @@ def sweep(task: str, grown: list[dict], right_after: dict, args: argparse.Namesp
         {"arm": "grown-7", "shape": SHAPES["grown-7"], **grown[-1]},
     ]
     for arm, (stage, _, shape) in SWEEP.items():
-        run_dir = sweep_run(task, arm, s, args.ramp_steps, args.runs, args.sets)
+        run_dir = sweep_run(task, arm, s, args.ramp_steps, args.runs, args.sets, test_size(task, args))
         points.append({"arm": arm, "shape": shape, **curve(run_dir, stage * s, by_step[stage * s]["rollout_tokens"])[-1]})
     for point in points:
         point["nodes"] = sum(point["shape"])
@@ -197,11 +195,7 @@ def sweep(task: str, grown: list[dict], right_after: dict, args: argparse.Namesp
 
 def plot(metrics: dict, path: Path) -> None:
     """Learning curves (grown vs scratch) and, per task, accuracy against inference tokens per shape."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(metrics), figsize=(6 * len(metrics), 8), squeeze=False)
     for column, (task, arms) in enumerate(metrics.items()):
         axis = axes[0][column]
@@ -230,29 +224,28 @@ def markdown(metrics: dict, args: argparse.Namespace) -> str:
     def share(value: float | None) -> str:
         return "" if value is None else f"{100 * value:.0f}"
 
-    rows = [f"| {task} | {arm} | {m['shape']} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] "
-            f"| {m['steps']} | {m['rollout_tokens']} | {share(m.get('top_answer_share'))} |"
+    rows = [[task, arm, m["shape"], f"{100 * m['acc']:.1f}", ci(m), m["steps"], m["rollout_tokens"],
+             share(m.get("top_answer_share"))]
             for task, arms in metrics.items() for arm, m in arms.items() if arm in SHAPES]
-    after = [f"| {task} | {growth} | {100 * r['parent_acc']:.1f} | {100 * r['grown_acc']:.1f} | "
-             f"{100 * r['answer_agreement']:.1f} |"
+    after = [[task, growth, f"{100 * r['parent_acc']:.1f}", f"{100 * r['grown_acc']:.1f}", f"{100 * r['answer_agreement']:.1f}"]
              for task, arms in metrics.items() for growth, r in arms["right_after_growth"].items()]
     text = (
         f"Grown vs from scratch at equal training steps ({args.stage_steps} per stage, fade-in {args.ramp_steps} steps, "
         f"overrides {args.sets or 'none'}), greedy accuracy on the whole test split, embedded SmolLM2-135M-Instruct.\n\n"
-        "| task | arm | shape | acc % | 95% CI | steps | rollout tokens | most common answer % |\n"
-        "|---|---|---|---|---|---|---|---|\n"
-        + "\n".join(rows) + "\n\nRight after growth, new nodes fully on at once (no fade-in; with the fade-in the grown "
-        "network starts as its parent):\n\n| task | growth | parent acc % | grown acc % | same final answer % |\n"
-        "|---|---|---|---|---|\n" + "\n".join(after) + "\n"
+        + table(["task", "arm", "shape", "acc %", "95% CI", "steps", "rollout tokens", "most common answer %"], rows)
+        + "\n\nRight after growth, new nodes fully on at once (no fade-in; with the fade-in the grown "
+        "network starts as its parent):\n\n"
+        + table(["task", "growth", "parent acc %", "grown acc %", "same final answer %"], after) + "\n"
     )
     for task, arms in metrics.items():
         if arms.get("sweep"):
             text += (f"\nScaling sweep on {task}, every shape grown from the trained NeuroMAS-3 ({args.stage_steps} "
-                     "steps per growth stage):\n\n| shape | nodes | acc % | 95% CI | calls/q | tokens/q | steps | rollout "
-                     "tokens | most common answer % |\n|---|---|---|---|---|---|---|---|---|\n")
-            text += "\n".join(f"| {p['shape']} | {p['nodes']} | {100 * p['acc']:.1f} | [{100 * p['ci_low']:.1f}, "
-                               f"{100 * p['ci_high']:.1f}] | {p['calls_per_q']:g} | {p['tokens_per_q']:.1f} | {p['step']} | "
-                               f"{p['rollout_tokens']} | {share(p.get('top_answer_share'))} |" for p in arms["sweep"]) + "\n"
+                     "steps per growth stage):\n\n")
+            text += table(["shape", "nodes", "acc %", "95% CI", "calls/q", "tokens/q", "steps", "rollout tokens",
+                           "most common answer %"],
+                          [[p["shape"], p["nodes"], f"{100 * p['acc']:.1f}", ci(p), f"{p['calls_per_q']:g}",
+                            f"{p['tokens_per_q']:.1f}", p["step"], p["rollout_tokens"], share(p.get("top_answer_share"))]
+                           for p in arms["sweep"]]) + "\n"
     return text
 
 
@@ -266,22 +259,32 @@ def main() -> None:
                         help="a config override for every run, e.g. train.batch_size=4 (repeatable)")
     parser.add_argument("--sweep", nargs="*", choices=list(TASKS), metavar="TASK",
                         help=f"also grow and train the sweep's shapes ({', '.join(SWEEP)}) on these tasks (none named: all)")
+    parser.add_argument("--smoke", action="store_true", help="arith and its sweep, 1 step per stage, batch 2 x G 2, "
+                        "4 test questions, runs in a temporary directory; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.tasks, args.sweep, args.stage_steps, args.ramp_steps = ["arith"], [], 1, 1
+        args.sets = [*args.sets, *SMOKE_TRAIN]  # its steps and evaluations are overridden per run
+    with smoke_runs(args):
+        grow_and_compare(args)
+
+
+def grow_and_compare(args: argparse.Namespace) -> None:
     s = args.stage_steps
     sweep_tasks = [] if args.sweep is None else [t for t in args.tasks if not args.sweep or t in args.sweep]
 
     metrics: dict = {}
     for task in args.tasks:
-        test_size = TASKS[task][2]
-        grown = curve(run(task, "grown-7", 3, s, args.ramp_steps, args.runs, args.sets))
+        size = test_size(task, args)
+        grown = curve(run(task, "grown-7", 3, s, args.ramp_steps, args.runs, args.sets, size))
         growth_dir = args.runs / f"{task}-grown-7"
         by_step = {p["step"]: p for p in grown}
         arms = {"base-3": by_step[s], "grown-5": by_step[2 * s], "grown-7": grown[-1]}
         curves = {"grown": grown}
         for arm, stages in (("scratch-5", 2), ("scratch-7", 3)):
-            curves[arm] = curve(run(task, arm, stages, s, args.ramp_steps, args.runs, args.sets))
+            curves[arm] = curve(run(task, arm, stages, s, args.ramp_steps, args.runs, args.sets, size))
             arms[arm] = curves[arm][-1]
-        right_after = {"3->5": at_growth(growth_dir, s, True, test_size), "5->7": at_growth(growth_dir, 2 * s, False, test_size)}
+        right_after = {"3->5": at_growth(growth_dir, s, True, size), "5->7": at_growth(growth_dir, 2 * s, False, size)}
         traces = {"base-3": growth_dir / f"traces_step-{s:06d}.jsonl", "grown-5": growth_dir / f"traces_step-{2 * s:06d}.jsonl",
                   "grown-7": growth_dir / "traces_after.jsonl", **{arm: args.runs / f"{task}-{arm}" / "traces_after.jsonl"
                                                                     for arm in ("scratch-5", "scratch-7")}}
@@ -300,8 +303,8 @@ def main() -> None:
         config = {"tasks": {t: TASKS[t][:2] for t in metrics}, "stage_steps": s, "ramp_steps": args.ramp_steps,
                   "overrides": args.sets, "sweep": {arm: SWEEP[arm] for arm in SWEEP} if sweep_tasks else None,
                   "sweep_tasks": [t for t in sweep_tasks if t in metrics]}
-        write_results("growth", config, metrics, markdown(metrics, args))
-        plot(metrics, RESULTS / "growth.png")
+        write_results("growth", config, metrics, markdown(metrics, args), write=not args.smoke)
+        plot(metrics, (args.runs if args.smoke else RESULTS) / "growth.png")
 
 
 if __name__ == "__main__":

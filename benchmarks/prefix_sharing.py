@@ -17,23 +17,16 @@ starts from the same weights), alternating (`_update` runs under torch's determi
 
 Both must give the same loss and gradient norm; the speed-up is the reference's time over ours.
 
-    python benchmarks/prefix_sharing.py --repeats 2
+    python -m benchmarks.prefix_sharing --repeats 2
+    python -m benchmarks.prefix_sharing --smoke     # [1, 1], 1 input x G=2, once, to check the script; writes nothing
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import peak_rss_gb, write_results  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import CONFIGS, peak_rss_gb, table, write_results
 
 
 def prefix_tokens(rows, chunk: int, grouping) -> int:
@@ -57,19 +50,22 @@ def main() -> None:
     parser.add_argument("--layers", default="[2, 2, 1]")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--smoke", action="store_true", help="[1, 1], 1 input x G=2, once; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.layers, args.batch, args.group, args.repeats = "[1, 1]", 1, 2, 1
 
     import functools
 
     import torch
 
-    import neuromas.backends.hf as hf
     import neuromas.rl.trainer as trainer_module
+    from neuromas.backends import hf
     from neuromas.config import TrainConfig, load_config
     from neuromas.rl.trainer import Trainer
     from neuromas.runner import build_network, load_task, model_dtype
 
-    config = load_config(ROOT / "configs" / "navigate-neuromas3.yaml", [f"network.layers={args.layers}"])
+    config = load_config(CONFIGS / "navigate-neuromas3.yaml", [f"network.layers={args.layers}"])
     task = load_task(config)
     net = build_network(config)
     train = TrainConfig(steps=1, batch_size=args.batch, group_size=args.group)
@@ -116,13 +112,15 @@ def main() -> None:
     markdown = (
         f"`Trainer._update` on one rollout batch of a {args.layers} network on BBH Navigate ({args.batch} inputs x "
         f"G={args.group}, {len(rows)} rows, micro-batches of {chunk} rows, {model_dtype(net)}); best of {args.repeats}.\n\n"
-        "| grouping | update s | prompt tokens run | loss | grad norm |\n|---|---|---|---|---|\n"
-        f"| whole prompts only (share_prefixes=False) | {best['reference']:.1f} | {metrics['reference_prompt_tokens']} | "
-        f"{metrics['reference_loss']:.6f} | {metrics['reference_grad_norm']:.6f} |\n"
-        f"| shared prefixes (the default) | {best['prefix']:.1f} | {metrics['prompt_tokens']} | {metrics['loss']:.6f} | "
-        f"{metrics['grad_norm']:.6f} |\n\nSpeed-up of the update: **{metrics['speedup']}x**.\n"
+        + table(["grouping", "update s", "prompt tokens run", "loss", "grad norm"], [
+            ["whole prompts only (share_prefixes=False)", f"{best['reference']:.1f}", metrics["reference_prompt_tokens"],
+             f"{metrics['reference_loss']:.6f}", f"{metrics['reference_grad_norm']:.6f}"],
+            ["shared prefixes (the default)", f"{best['prefix']:.1f}", metrics["prompt_tokens"], f"{metrics['loss']:.6f}",
+             f"{metrics['grad_norm']:.6f}"],
+        ])
+        + f"\n\nSpeed-up of the update: **{metrics['speedup']}x**.\n"
     )
-    write_results("prefix_sharing", vars(args), metrics, markdown)
+    write_results("prefix_sharing", vars(args), metrics, markdown, write=not args.smoke)
 
 
 if __name__ == "__main__":

@@ -7,26 +7,22 @@ by layer. Both run in this process, one after the other, on the same model; the 
 generated tokens per second. A naive call costs the same whatever the batch, so the naive way is
 timed on the first `--naive-inputs` inputs (all their samples) to keep the script short.
 
-    python benchmarks/rollout.py [--inputs 8] [--samples 8] [--tokens 48] [--naive-inputs 2]
+    python -m benchmarks.rollout [--inputs 8] [--samples 8] [--tokens 48] [--naive-inputs 2]
+    python -m benchmarks.rollout --smoke     # 2 inputs x 2 samples, 4 tokens, to check the script; writes nothing
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch
 
-import torch  # noqa: E402
-from common import peak_rss_gb, write_results  # noqa: E402
-
-from neuromas import tasks  # noqa: E402
-from neuromas.config import ModelConfig  # noqa: E402
-from neuromas.network import Network  # noqa: E402
-from neuromas.prompts import node_prompt  # noqa: E402
+from benchmarks.common import peak_rss_gb, table, write_results
+from neuromas import tasks
+from neuromas.config import ModelConfig
+from neuromas.network import Network
+from neuromas.prompts import node_prompt
 
 
 def naive_rollout(net: Network, inputs: list[str], samples: int, tokens: int, answer_format: str) -> int:
@@ -58,7 +54,10 @@ def main() -> None:
     parser.add_argument("--naive-inputs", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--smoke", action="store_true", help="2 inputs x 2 samples, 4 tokens; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.inputs, args.samples, args.naive_inputs, args.tokens = 2, 2, 1, 4
 
     task = tasks.load("arith", operands=4, digits=1)
     inputs = [e.input for e in task.examples("test")[: args.inputs]]
@@ -92,12 +91,13 @@ def main() -> None:
         f"[4, 2, 1] network, {args.inputs} inputs x {args.samples} samples = "
         f"{metrics['llm_calls']} LLM calls (naive: the first {args.naive_inputs} inputs, {metrics['naive_llm_calls']} calls), "
         f"up to {args.tokens} tokens each, temperature 1, {args.dtype}.\n\n"
-        "| way | tokens | seconds | tokens/s |\n|---|---|---|---|\n"
-        f"| batched (one generation per layer) | {batched_tokens} | {batched_s:.1f} | {metrics['tokens_per_s']} |\n"
-        f"| naive (one `generate` per node per sample) | {naive_tokens} | {naive_s:.1f} | {metrics['naive_tokens_per_s']} |\n\n"
-        f"Speed-up: **{metrics['speedup_vs_naive']}x**; peak RSS {metrics['peak_rss_gb']} GB."
+        + table(["way", "tokens", "seconds", "tokens/s"], [
+            ["batched (one generation per layer)", batched_tokens, f"{batched_s:.1f}", metrics["tokens_per_s"]],
+            ["naive (one `generate` per node per sample)", naive_tokens, f"{naive_s:.1f}", metrics["naive_tokens_per_s"]],
+        ])
+        + f"\n\nSpeed-up: **{metrics['speedup_vs_naive']}x**; peak RSS {metrics['peak_rss_gb']} GB."
     )
-    write_results("rollout", vars(args), metrics, markdown)
+    write_results("rollout", vars(args), metrics, markdown, write=not args.smoke)
 
 
 if __name__ == "__main__":

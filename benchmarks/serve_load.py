@@ -7,7 +7,8 @@ JSON, no messages, unknown model, an oversized message, streaming, n > 1, an unk
 missing key), and checks the server still answers after them. Figures: requests/s, p50/p95
 latency, failures, and how many bad requests got a 4xx.
 
-    python benchmarks/serve_load.py [--run RUN_DIR] [--requests 200] [--concurrency 8] [--bad 50]
+    python -m benchmarks.serve_load [--run RUN_DIR] [--requests 200] [--concurrency 8] [--bad 50]
+    python -m benchmarks.serve_load --smoke     # 4 requests, 2 in flight, 10 bad ones; writes nothing
 """
 
 from __future__ import annotations
@@ -21,20 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from openai import AsyncOpenAI, OpenAIError
 
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
+from benchmarks.common import ROOT, table, write_results
+from neuromas.localserver import free_port, stop, wait_for
 
-from common import write_results  # noqa: E402
-from openai import AsyncOpenAI, OpenAIError  # noqa: E402
-
-from neuromas.localserver import free_port, stop, wait_for  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-test-key"
 
 
@@ -112,7 +108,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--bad", type=int, default=50)
     parser.add_argument("--max-input-chars", type=int, default=2000)
+    parser.add_argument("--smoke", action="store_true", help="4 requests, 2 in flight, 10 bad ones; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.concurrency, args.bad = 4, 2, 10
 
     port, model = free_port(), "load-test"
     log = Path(tempfile.mkdtemp()) / "serve.log"
@@ -155,13 +154,12 @@ def main() -> None:
     markdown = (
         f"`neuromas serve {Path(args.run).name}` ([2, 1] network, greedy), load from a second process on localhost: "
         f"{args.requests} requests, {args.concurrency} in flight.\n\n"
-        "| requests | failures | requests/s | p50 ms | p95 ms | bad requests | answered 4xx | healthy after |\n"
-        "|---|---|---|---|---|---|---|---|\n"
-        f"| {metrics['requests']} | {failures} | {metrics['rps']} | {metrics['p50_ms']} | {metrics['p95_ms']} | "
-        f"{metrics['bad_requests']} | {metrics['bad_requests_4xx']} | {still_answers} |\n\n"
-        "Bad requests sent (status): " + "; ".join(metrics["bad_request_statuses"]) + "\n"
+        + table(["requests", "failures", "requests/s", "p50 ms", "p95 ms", "bad requests", "answered 4xx", "healthy after"],
+                [[metrics["requests"], failures, metrics["rps"], metrics["p50_ms"], metrics["p95_ms"], metrics["bad_requests"],
+                  metrics["bad_requests_4xx"], still_answers]])
+        + "\n\nBad requests sent (status): " + "; ".join(metrics["bad_request_statuses"]) + "\n"
     )
-    write_results("serve_load", vars(args) | {"run": Path(args.run).name}, metrics, markdown)
+    write_results("serve_load", vars(args) | {"run": Path(args.run).name}, metrics, markdown, write=not args.smoke)
     if failures or metrics["bad_requests_4xx"] != metrics["bad_requests"] or not still_answers:
         sys.exit(1)
 

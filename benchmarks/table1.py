@@ -1,4 +1,4 @@
-"""The paper's Table 1 on the embedded model (issue 5): every baseline and the networks, per task.
+"""The paper's Table 1 on the embedded model: every baseline and the networks, per task.
 
 Per task, one `neuromas baselines` run (`compare.run_baselines`: one loaded model, every method
 on the same test inputs, the same scoring) of the frozen-backbone methods and the untrained
@@ -17,25 +17,19 @@ and reused, so an interrupted run resumes where it stopped and a method added to
 the only one run. Results:
 `benchmarks/results/table1.{json,md}` (metrics keyed by task and method).
 
-    python benchmarks/table1.py --trained navigate:neuromas3=runs/growth/navigate-grown-7/checkpoints/step-000005
+    python -m benchmarks.table1 --trained navigate:neuromas3=runs/growth/navigate-grown-7/checkpoints/step-000005
+    python -m benchmarks.table1 --smoke     # arith, 2 questions, 4-token replies, to check the script; writes nothing
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import ROOT, ci, smoke_runs, table, write_results
+from neuromas.rl.metrics import read_metrics
 
-from common import write_results  # noqa: E402
-
-from neuromas.rl.metrics import read_metrics  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 FROZEN = ["direct", "cot", "self-consistency:k=3", "self-consistency:k=5", "self-refine", "self-check",
           "moa:widths=[2,2,1]", "debate", "workflow", "gptswarm"]
 TASKS = {
@@ -48,17 +42,18 @@ TASKS = {
                   FROZEN),
 }
 UNTRAINED = "untrained-neuromas3"
+SMOKE = ["network.generation.max_new_tokens=4"]  # with 2 questions a task
 
 
-def task_config(task: str, limit: int | None):
+def task_config(task: str, limit: int | None, extra: list[str]):
     from neuromas.config import load_config
 
     path, overrides, _ = TASKS[task]
-    sets = [*overrides] + ([f"eval.limit={limit}"] if limit else [])
+    sets = [*overrides, *extra] + ([f"eval.limit={limit}"] if limit else [])
     return load_config(ROOT / path, sets)
 
 
-def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path) -> dict:
+def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path, extra: list[str]) -> dict:
     """Every method's summary on one task's test inputs (reusing what an earlier run finished)."""
     import neuromas as nm
     from neuromas.compare import NETWORK, run_baselines
@@ -66,7 +61,7 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path)
     from neuromas.runner import load_task
     from neuromas.trace import write_traces
 
-    config = task_config(task, limit)
+    config = task_config(task, limit, extra)
     out = runs / task
     done = out / "baselines.json"
     methods = json.loads(done.read_text())["methods"] if done.is_file() else {}
@@ -109,18 +104,18 @@ def training_seconds(run_dir: Path) -> float | None:
 
 
 def markdown(metrics: dict) -> str:
-    lines = ["| task | method | acc % | 95% CI | calls/q | tokens/q | n | seconds | fit seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for task, methods in metrics.items():
         for name, m in sorted(methods.items(), key=lambda item: -item[1]["acc"]):
             fit = f"{m['fit_seconds']:.0f}" if m.get("fit_seconds") else ""
-            lines.append(f"| {task} | {name} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] | "
-                         f"{m['calls_per_q']:g} | {m['tokens_per_q']:.1f} | {m['n']} | {m['seconds']:.0f} | {fit} |")
+            rows.append([task, name, f"{100 * m['acc']:.1f}", ci(m), f"{m['calls_per_q']:g}", f"{m['tokens_per_q']:.1f}",
+                         m["n"], f"{m['seconds']:.0f}", fit])
     return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
             "SmolLM2-135M-Instruct. Sorted by accuracy within a task. `seconds` is the evaluation; `fit seconds` "
             "the learning before it: GPTSwarm's edge optimisation on the train split, a trained network's "
             "training steps; blank for the frozen methods, and for GPTSwarm rows run before it was recorded.\n\n"
-            + "\n".join(lines) + "\n")
+            + table(["task", "method", "acc %", "95% CI", "calls/q", "tokens/q", "n", "seconds", "fit seconds"], rows)
+            + "\n")
 
 
 def parse_trained(values: list[str]) -> dict[str, dict[str, Path]]:
@@ -143,19 +138,24 @@ def main() -> None:
                         help="a trained network (run directory or checkpoint) to add to a task's table (repeatable)")
     parser.add_argument("--humaneval-limit", type=int, default=32, help="HumanEval problems (of the 64 in the test split)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "table1")
+    parser.add_argument("--smoke", action="store_true", help="arith, 2 questions, 4-token replies, "
+                        "runs in a temporary directory; writes nothing")
     args = parser.parse_args()
     trained = parse_trained(args.trained)
+    if args.smoke:
+        args.tasks = ["arith"]
 
     metrics = {}
-    for task in args.tasks:
-        limit = args.humaneval_limit if task == "humaneval" else None
-        metrics[task] = run_task(task, limit, trained.get(task, {}), args.runs)
-        config = {"tasks": {t: {"config": TASKS[t][0], "overrides": TASKS[t][1], "methods": TASKS[t][2]}
-                            for t in metrics},  # the tasks done so far
-                  "humaneval_limit": args.humaneval_limit,
-                  "trained": {t: {n: str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name for n, p in runs.items()}
-                              for t, runs in trained.items()}}
-        write_results("table1", config, metrics, markdown(metrics))
+    with smoke_runs(args):
+        for task in args.tasks:
+            limit = 2 if args.smoke else args.humaneval_limit if task == "humaneval" else None
+            metrics[task] = run_task(task, limit, trained.get(task, {}), args.runs, SMOKE if args.smoke else [])
+            config = {"tasks": {t: {"config": TASKS[t][0], "overrides": TASKS[t][1], "methods": TASKS[t][2]}
+                                for t in metrics},  # the tasks done so far
+                      "humaneval_limit": args.humaneval_limit,
+                      "trained": {t: {n: str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
+                                      for n, p in runs.items()} for t, runs in trained.items()}}
+            write_results("table1", config, metrics, markdown(metrics), write=not args.smoke)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Jointly trained networks vs a single agent trained with the same recipe (issue 3's claim).
+"""Jointly trained networks vs a single agent trained with the same recipe.
 
 For each task (`arith`: sums of four one-digit numbers, fixed 128-question test split;
 `navigate`: BBH Navigate, seeded 150 train / 100 test) and each arm
@@ -14,91 +14,39 @@ evaluation before training is the arm's untrained baseline (`untrained-<arm>`). 
 the same steps, batch and group size; the recipe is in the configs.
 
 Finished runs are kept under `runs/train_compare/` and reused, so an interrupted benchmark
-continues where it stopped (`--fresh` reruns). Results are rewritten after every run, so a
+continues where it stopped: finished runs are read back, interrupted ones resumed from their newest
+checkpoint (`--fresh` reruns). Results are rewritten after every run, so a
 partial benchmark still leaves its figures in `benchmarks/results/train_compare.{json,md,png}`.
 
-    python benchmarks/train_compare.py                    # both tasks, all arms, 1 seed
-    python benchmarks/train_compare.py --seeds 3 --tasks arith
+    python -m benchmarks.train_compare                    # both tasks, all arms, 1 seed
+    python -m benchmarks.train_compare --seeds 3 --tasks arith
+    python -m benchmarks.train_compare --smoke            # one tiny step per arm, to check the script
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import (
+    ARMS,
+    RESULTS,
+    ROOT,
+    SMOKE_TRAIN,
+    ci,
+    pyplot,
+    read_run,
+    smoke_runs,
+    summarize,
+    table,
+    train_arm,
+    write_results,
+)
 
-from common import RESULTS, write_results  # noqa: E402
-
-from neuromas.eval import wilson_interval  # noqa: E402
-from neuromas.rl.metrics import read_metrics  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
-ARMS = {"neuromas3": "neuromas3", "net21": "2x1", "single": "single"}
 TASKS = ("arith", "navigate")
 
 
-def run_arm(task: str, arm: str, seed: int, runs: Path, fresh: bool, overrides: list[str]) -> Path:
-    """Train one arm with one seed through the CLI (a process of its own); return its run dir."""
-    run_dir = runs / f"{task}-{arm}-seed{seed}"
-    if (run_dir / "results.json").is_file() and not fresh:
-        print(f"{task} {arm} seed {seed}: reusing {run_dir}", flush=True)
-        return run_dir
-    command = [
-        str(Path(sys.executable).with_name("neuromas")), "run", str(CONFIGS / f"{task}-{ARMS[arm]}.yaml"),
-        "--out", str(run_dir), "--set", f"seed={seed}", "--quiet",
-    ]
-    for override in overrides:
-        command += ["--set", override]
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    print(f"{task} {arm} seed {seed}: {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, check=True)
-    return run_dir
-
-
-def read_run(run_dir: Path) -> dict:
-    results = json.loads((run_dir / "results.json").read_text())
-    steps = read_metrics(run_dir)
-    return {
-        "before": results["before"],
-        "after": results["after"],
-        "step_s": results["train"]["step_s"],
-        "steps": results["train"]["steps"],
-        "trainable_parameters": results["train"]["trainable_parameters"],
-        "peak_rss_gb": results["peak_rss_gb"],
-        "reward": [round(m["reward/mean"], 4) for m in steps],
-        "tied_fraction": [round(m["reward/tied_fraction"], 4) for m in steps],
-        "eval": [[m["step"], round(m["eval/acc"], 4)] for m in steps if "eval/acc" in m],
-    }
-
-
-def summarize(evals: list[dict], seeds: list[int], steps: int) -> dict:
-    """Mean accuracy over seeds; the CI pools every seed's answers (n = seeds x test size)."""
-    correct = sum(round(e["acc"] * e["n"]) for e in evals)
-    total = sum(e["n"] for e in evals)
-    low, high = wilson_interval(correct, total)
-    return {
-        "acc": round(sum(e["acc"] for e in evals) / len(evals), 4),
-        "ci_low": round(low, 4),
-        "ci_high": round(high, 4),
-        "acc_per_seed": [round(e["acc"], 4) for e in evals],
-        "n": evals[0]["n"],
-        "calls_per_q": evals[0]["calls_per_q"],
-        "tokens_per_q": round(sum(e["tokens_per_q"] for e in evals) / len(evals), 1),
-        "steps": steps,
-        "seeds": seeds,
-    }
-
-
-def collect(done: dict[tuple[str, str], dict[int, dict]]) -> tuple[dict, list[str]]:
+def collect(done: dict[tuple[str, str], dict[int, dict]]) -> tuple[dict, list[list]]:
     metrics: dict = {}
     rows = []
     for (task, arm), by_seed in done.items():
@@ -116,24 +64,17 @@ def collect(done: dict[tuple[str, str], dict[int, dict]]) -> tuple[dict, list[st
         metrics.setdefault(task, {})[arm] = trained
         metrics[task][f"untrained-{arm}"] = untrained
         for name, m in ((arm, trained), (f"untrained-{arm}", untrained)):
-            rows.append(
-                f"| {task} | {name} | {100 * m['acc']:.1f} | [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] "
-                f"| {m['calls_per_q']:g} | {m['tokens_per_q']:.1f} | {m['steps']} | {len(m['seeds'])} "
-                f"| {m.get('step_s', '')} | {m.get('peak_rss_gb', '')} |"
-            )
+            rows.append([task, name, f"{100 * m['acc']:.1f}", ci(m), f"{m['calls_per_q']:g}", f"{m['tokens_per_q']:.1f}",
+                         m["steps"], len(m["seeds"]), m.get("step_s", ""), m.get("peak_rss_gb", "")])
     net21 = metrics.get("arith", {}).get("net21")
-    if net21:  # the issue asks for the [2, 1] network's step time and memory at top level
+    if net21:  # the headline step time and memory: the [2, 1] network's on arith
         metrics["step_s"], metrics["peak_rss_gb"] = net21["step_s"], net21["peak_rss_gb"]
     return metrics, rows
 
 
 def plot(metrics: dict, path: Path) -> None:
     """Learning curves: training reward per step and held-out accuracy, one panel per task."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tasks = [t for t in TASKS if t in metrics]
     fig, axes = plt.subplots(2, len(tasks), figsize=(6 * len(tasks), 7), squeeze=False)
     for column, task in enumerate(tasks):
@@ -164,30 +105,38 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="rerun arms that already finished")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for every arm, e.g. train.steps=10 (changes the recipe)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="arith, one seed, one tiny step per arm, runs in a temporary directory; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.tasks, args.seeds, args.overrides = ["arith"], 1, [*args.overrides, *SMOKE_TRAIN]
 
-    done: dict[tuple[str, str], dict[int, dict]] = {}
-    for seed in range(args.seeds):  # seed-major: one seed of every arm before a second of any
-        for task in args.tasks:
-            for arm in args.arms:
-                run_dir = run_arm(task, arm, seed, args.runs, args.fresh, args.overrides)
-                done.setdefault((task, arm), {})[seed] = read_run(run_dir)
-                metrics, rows = collect(done)
-                config = {
-                    "configs": sorted({f"configs/{t}-{ARMS[a]}.yaml" for t, a in done}),
-                    "overrides": args.overrides,
-                    "seeds": args.seeds,
-                }
-                markdown = (
-                    "Trained (joint RL, greedy evaluation) vs untrained, embedded SmolLM2-135M-Instruct, bf16. "
-                    "acc is the mean over seeds; the CI pools all seeds' answers.\n\n"
-                    "| task | arm | acc % | 95% CI | calls/q | tokens/q | steps | seeds | s/step | peak RSS GB |\n"
-                    "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-                    + "\n\nLearning curves: `train_compare.png` (the evaluations during training use "
-                    "`train.eval_limit` examples, those before and after the whole test split).\n"
-                )
-                write_results("train_compare", config, metrics, markdown)
-                plot(metrics, RESULTS / "train_compare.png")
+    with smoke_runs(args):
+        done: dict[tuple[str, str], dict[int, dict]] = {}
+        for seed in range(args.seeds):  # seed-major: one seed of every arm before a second of any
+            for task in args.tasks:
+                for arm in args.arms:
+                    run_dir = train_arm(task, arm, seed, args.runs, args.overrides, args.fresh)
+                    done.setdefault((task, arm), {})[seed] = read_run(run_dir)
+                    write_report(args, done)
+
+
+def write_report(args: argparse.Namespace, done: dict[tuple[str, str], dict[int, dict]]) -> None:
+    metrics, rows = collect(done)
+    config = {
+        "configs": sorted({f"configs/{t}-{ARMS[a]}.yaml" for t, a in done}),
+        "overrides": args.overrides,
+        "seeds": args.seeds,
+    }
+    markdown = (
+        "Trained (joint RL, greedy evaluation) vs untrained, embedded SmolLM2-135M-Instruct, bf16. "
+        "acc is the mean over seeds; the CI pools all seeds' answers.\n\n"
+        + table(["task", "arm", "acc %", "95% CI", "calls/q", "tokens/q", "steps", "seeds", "s/step", "peak RSS GB"], rows)
+        + "\n\nLearning curves: `train_compare.png` (the evaluations during training use "
+        "`train.eval_limit` examples, those before and after the whole test split).\n"
+    )
+    write_results("train_compare", config, metrics, markdown, write=not args.smoke)
+    plot(metrics, (args.runs if args.smoke else RESULTS) / "train_compare.png")
 
 
 if __name__ == "__main__":

@@ -21,28 +21,29 @@ loss. The same inputs in the same order (the Trainer's shuffle).
 Each arm runs in its own subprocess so peak RSS (`ru_maxrss`, model load included) is its own;
 each does `--warmup` untimed steps, then reports the mean of `--steps` timed steps.
 
-    python benchmarks/train_speed.py                  # both arms, writes benchmarks/results/train_speed.*
-    python benchmarks/train_speed.py --smoke          # tiny settings to check the script; writes nothing
-    python benchmarks/train_speed.py --arm ours       # one arm in this process; prints its JSON line
+    python -m benchmarks.train_speed                  # both arms, writes benchmarks/results/train_speed.*
+    python -m benchmarks.train_speed --smoke          # tiny settings to check the script; writes nothing
+    python -m benchmarks.train_speed --arm ours       # one arm in this process; prints its JSON line
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 import torch
-from common import peak_rss_gb, write_results
 
+from benchmarks.common import (
+    emit_result,
+    flags,
+    peak_rss_gb,
+    run_arm,
+    table,
+    write_results,
+)
 from neuromas import tasks
 from neuromas.config import TrainConfig
 from neuromas.models import load_model
@@ -51,7 +52,6 @@ from neuromas.prompts import node_prompt
 from neuromas.rl.trainer import Trainer
 from neuromas.tasks.base import Example, Task
 
-RESULT_PREFIX = "TRAIN_SPEED_RESULT "  # how a child's JSON line is found in its stdout
 TEMPERATURE = 0.7
 LORA = {"rank": 8, "alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 SEED = 0
@@ -199,7 +199,7 @@ def same_batch(examples: list[Example], step: int, size: int) -> list[Example]:
     return picked
 
 
-def run_arm(arm: str, args: argparse.Namespace) -> dict:
+def measure(arm: str, args: argparse.Namespace) -> dict:
     """Load, warm up, time `args.steps` steps; everything this process measured."""
     torch.manual_seed(SEED)
     start = time.perf_counter()
@@ -228,22 +228,12 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     }
 
 
-def child_args(args: argparse.Namespace) -> list[str]:
-    names = ("steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens")
-    return [item for name in names for item in (f"--{name.replace('_', '-')}", str(getattr(args, name)))]
+CHILD_FLAGS = ["steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens"]
 
 
 def launch(arm: str, args: argparse.Namespace) -> dict:
     """Run one arm in a fresh interpreter (its own peak RSS) and read its result line."""
-    print(f"running {arm} ...", flush=True)
-    out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--arm", arm, *child_args(args)],
-        stdout=subprocess.PIPE, text=True, check=True,
-    ).stdout
-    lines = [line for line in out.splitlines() if line.startswith(RESULT_PREFIX)]
-    if not lines:
-        raise SystemExit(f"{arm}: no result line in its output:\n{out}")
-    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    result = run_arm("benchmarks.train_speed", arm, flags(args, CHILD_FLAGS))
     print(f"{arm}: {result['step_s']:.1f} s/step, peak RSS {result['peak_rss_gb']:.2f} GB", flush=True)
     return result
 
@@ -273,12 +263,11 @@ def report(args: argparse.Namespace, ours: dict, ref: dict) -> tuple[dict, str]:
         f"{args.inputs} inputs x G={args.samples}, {args.hidden_tokens}/{args.readout_tokens}-token messages, "
         f"temperature {TEMPERATURE}, LoRA r{LORA['rank']} per node; mean of {args.steps} steps after "
         f"{args.warmup} warm-up, each arm in its own process.\n\n"
-        "| arm | s/step | rollout s | update s | tokens/step | peak RSS GB |\n|---|---|---|---|---|---|\n"
-        + "\n".join(
-            f"| {name} | {a['step_s']:.1f} | {a['rollout_s']:.1f} | {a['update_s']:.1f} | {a['tokens_per_step']:.0f} "
-            f"| {a['peak_rss_gb']:.2f} |"
+        + table(["arm", "s/step", "rollout s", "update s", "tokens/step", "peak RSS GB"], [
+            [name, f"{a['step_s']:.1f}", f"{a['rollout_s']:.1f}", f"{a['update_s']:.1f}", f"{a['tokens_per_step']:.0f}",
+             f"{a['peak_rss_gb']:.2f}"]
             for name, a in rows
-        )
+        ])
         + f"\n\nSpeed-up: **{metrics['speedup']}x**; peak RSS {metrics['peak_rss_gb']} GB vs "
         f"{metrics['reference_peak_rss_gb']} GB (target: at least 4x, under 4 GB)."
     )
@@ -316,7 +305,7 @@ def main() -> None:
         args.steps, args.warmup, args.no_write = 1, 0, True
 
     if args.arm:
-        print(RESULT_PREFIX + json.dumps(run_arm(args.arm, args)), flush=True)
+        emit_result(measure(args.arm, args))
         return
 
     ours, ref = launch("ours", args), launch("reference", args)

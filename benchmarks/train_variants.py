@@ -1,6 +1,6 @@
-"""What we tried to make the jointly trained network beat the single agent (issue 3).
+"""What we tried to make the jointly trained network beat the single agent.
 
-`train_compare.py` runs the recipe in the configs. This runs variants of it on `arith` (sums of
+`python -m benchmarks.train_compare` runs the recipe in the configs. This runs variants of it on `arith` (sums of
 four one-digit numbers, fixed 128-question test split, greedy), each a set of config overrides
 applied to a network (`--network`: `net21` [2, 1] by default, or `neuromas3` [1, 1, 1]) and,
 where the change also applies to one node, to the single agent (rank 24: the network's trainable
@@ -12,38 +12,44 @@ parameters), so every row compares the two under the same change:
     share-all   one rank-24 adapter for all the nodes (the single agent's parameters)
     kl0.05      a k3 KL penalty to the base model, coefficient 0.05
     slices      each first-layer node sees its part of the numbers (`network.input_slices`, the
-                "receptive fields" of DESIGN.md), the readout the whole sum; network only ([2, 1])
+                "receptive fields" of a layer), the readout the whole sum; network only ([2, 1])
 
 `--set` applies to every run (`--set train.steps=10` for a shorter recipe; keep those runs apart
 with `--runs`). Each (variant, arm) is one `neuromas run` process under `<runs>/<variant>/`;
-finished runs are reused, so an interrupted benchmark continues. Results are rewritten after every
+finished runs are reused and interrupted ones resumed, so an interrupted benchmark continues. Results are rewritten after every
 run to `benchmarks/results/train_variants.{json,md}`.
 
 `--seeds N` runs seeds 0..N-1 of every (variant, arm), seed-major (one seed of every run before
 a second of any), and reports the mean accuracy with a CI that pools every seed's answers;
 `--arms` keeps only some arms; `--name` names the results file.
 
-    python benchmarks/train_variants.py                       # every variant, [2, 1], 20 steps
-    python benchmarks/train_variants.py --variants recipe slices lr1e-3 --set train.steps=10 \
+    python -m benchmarks.train_variants                       # every variant, [2, 1], 20 steps
+    python -m benchmarks.train_variants --variants recipe slices lr1e-3 --set train.steps=10 \
         --set train.eval_every=0 --runs runs/train_variants10
-    python benchmarks/train_variants.py --variants share-all recipe --arms network single --seeds 3 \
+    python -m benchmarks.train_variants --variants share-all recipe --arms network single --seeds 3 \
         --skip recipe:network --set train.steps=10 --set train.eval_every=0 --runs runs/tv10s --name train_variants_seeds
+    python -m benchmarks.train_variants --smoke              # one tiny step per arm, to check the script
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import write_results  # noqa: E402
-from train_compare import ROOT, read_run, run_arm, summarize  # noqa: E402
+from benchmarks.common import (
+    ROOT,
+    SMOKE_TRAIN,
+    ci,
+    mcnemar_p,
+    pair_by_id,
+    read_run,
+    smoke_runs,
+    summarize,
+    table,
+    train_arm,
+    write_results,
+)
+from neuromas.trace import read_traces
 
 NETWORK = "network"  # stands for the `--network` arm in VARIANTS
 # variant -> (overrides, arms it applies to)
@@ -57,13 +63,11 @@ VARIANTS: dict[str, tuple[list[str], tuple[str, ...]]] = {
 }
 
 
-def row(variant: str, arm: str, m: dict) -> str:
+def row(variant: str, arm: str, m: dict) -> list:
     per_seed = ", ".join(f"{100 * a:.1f}" for a in m["acc_per_seed"])
-    return (
-        f"| {variant} | {arm} | {100 * m['before']['acc']:.1f} | {100 * m['acc']:.1f} | {per_seed} "
-        f"| [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] | {m['calls_per_q']:g} | {m['tokens_per_q']:.1f} "
-        f"| {m['final_reward']:.3f} | {m['steps']} | {m['step_s']} | {m['peak_rss_gb']} |"
-    )
+    return [variant, arm, f"{100 * m['before']['acc']:.1f}", f"{100 * m['acc']:.1f}", per_seed, ci(m),
+            f"{m['calls_per_q']:g}", f"{m['tokens_per_q']:.1f}", f"{m['final_reward']:.3f}", m["steps"], m["step_s"],
+            m["peak_rss_gb"]]
 
 
 def measure(run_dirs: list[Path], seeds: list[int]) -> dict:
@@ -76,7 +80,7 @@ def measure(run_dirs: list[Path], seeds: list[int]) -> dict:
         return round(sum(values) / len(values), 4)
 
     trained.update({
-        "dtype": json.loads((run_dirs[0] / "results.json").read_text()).get("model_dtype", "bfloat16"),
+        "dtype": runs[0]["model_dtype"],
         "before": {"acc": untrained["acc"], "acc_per_seed": untrained["acc_per_seed"], "tokens_per_q": untrained["tokens_per_q"]},
         "final_reward": mean([mean(r["reward"][-5:]) for r in runs]),
         "reward": {str(s): r["reward"] for s, r in zip(seeds, runs)},
@@ -89,21 +93,19 @@ def measure(run_dirs: list[Path], seeds: list[int]) -> dict:
 
 
 def paired(network_dirs: list[Path], single_dirs: list[Path]) -> dict:
-    """Network vs single agent question by question, seed by seed (the same 128 questions).
+    """Network vs single agent question by question (answers matched by example id), seed by seed.
 
     Counts the questions only one of them got right, pooled over seeds, and McNemar's exact
-    two-sided p-value: the binomial tail of the smaller count (written out: three lines, where
-    scipy would be a dependency for one function).
+    two-sided p-value.
     """
     network_only = single_only = 0
     for net_dir, single_dir in zip(network_dirs, single_dirs):
-        right = [[json.loads(line)["reward"] > 0 for line in (d / "traces_after.jsonl").open()] for d in (net_dir, single_dir)]
-        network_only += sum(a and not b for a, b in zip(*right))
-        single_only += sum(b and not a for a, b in zip(*right))
-    n, k = network_only + single_only, min(network_only, single_only)
-    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
-    return {"network_only": network_only, "single_only": single_only, "mcnemar_p": round(p, 4),
-            "seeds": min(len(network_dirs), len(single_dirs))}
+        pairs = pair_by_id(read_traces(net_dir / "traces_after.jsonl"), read_traces(single_dir / "traces_after.jsonl"),
+                           f"{net_dir} and {single_dir}")
+        network_only += sum(a["reward"] > 0 and not b["reward"] > 0 for a, b in pairs)
+        single_only += sum(b["reward"] > 0 and not a["reward"] > 0 for a, b in pairs)
+    return {"network_only": network_only, "single_only": single_only,
+            "mcnemar_p": round(mcnemar_p(network_only, single_only), 4), "seeds": min(len(network_dirs), len(single_dirs))}
 
 
 def main() -> None:
@@ -119,7 +121,11 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "train_variants")
     parser.add_argument("--name", default="train_variants", help="results: benchmarks/results/<name>.{json,md}")
     parser.add_argument("--fresh", action="store_true", help="rerun variants that already finished")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the recipe variant, one tiny step per arm, runs in a temporary directory; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.variants, args.seeds, args.overrides = ["recipe"], 1, [*args.overrides, *SMOKE_TRAIN]
     if "slices" in args.variants and args.network != "net21":
         parser.error("slices needs a first layer of two nodes: --network net21")
     plan = [(v, arm) for v in args.variants for arm in VARIANTS[v][1]
@@ -127,13 +133,15 @@ def main() -> None:
     if not plan:
         parser.error("--arms/--skip leave nothing to run")
 
-    done: dict[tuple[str, str], list[Path]] = {}
-    for seed in range(args.seeds):  # seed-major: one seed of every run before a second of any
-        for variant, arm in plan:
-            name = args.network if arm == NETWORK else arm
-            overrides = [*args.overrides, *VARIANTS[variant][0]]
-            done.setdefault((variant, arm), []).append(run_arm("arith", name, seed, args.runs / variant, args.fresh, overrides))
-            write_report(args, plan, done)
+    with smoke_runs(args):
+        done: dict[tuple[str, str], list[Path]] = {}
+        for seed in range(args.seeds):  # seed-major: one seed of every run before a second of any
+            for variant, arm in plan:
+                name = args.network if arm == NETWORK else arm
+                overrides = [*args.overrides, *VARIANTS[variant][0]]
+                run_dir = train_arm("arith", name, seed, args.runs / variant, overrides, args.fresh)
+                done.setdefault((variant, arm), []).append(run_dir)
+                write_report(args, plan, done)
 
 
 def write_report(args, plan: list[tuple[str, str]], done: dict[tuple[str, str], list[Path]]) -> None:
@@ -154,15 +162,12 @@ def write_report(args, plan: list[tuple[str, str]], done: dict[tuple[str, str], 
             continue
         pair = paired(done[variant, arm], done[against, "single"])
         metrics[variant][args.network]["vs_single"] = {"single_variant": against, **pair}
-        comparisons.append(
-            f"| {variant} | {against} | {pair['seeds']} | {pair['network_only']} | {pair['single_only']} | {pair['mcnemar_p']} |"
-        )
+        comparisons.append([variant, against, pair["seeds"], pair["network_only"], pair["single_only"], pair["mcnemar_p"]])
     dtype = m["dtype"]
     paired_table = (
         "\nQuestion by question, seed by seed: how many questions only the network got right and only the single "
         "agent got right (pooled over seeds), and McNemar's exact two-sided p-value.\n\n"
-        "| network variant | single variant | seeds | network only | single only | p |\n|---|---|---|---|---|---|\n"
-        + "\n".join(comparisons) + "\n"
+        + table(["network variant", "single variant", "seeds", "network only", "single only", "p"], comparisons) + "\n"
     ) if comparisons else ""
     markdown = (
         f"Variants of the arith recipe (configs/arith-*.yaml: batch 8 x G 8, T 0.7; overrides for every run: "
@@ -170,13 +175,13 @@ def write_report(args, plan: list[tuple[str, str]], done: dict[tuple[str, str], 
         f"same change, every row on this machine in {dtype}. Accuracy is greedy on the fixed 128 four-number sums, "
         "before and after training, the mean over seeds (each seed's beside it; the CI pools every seed's answers); "
         "reward is the mean training reward of the last 5 steps.\n\n"
-        "| variant | arm | untrained acc % | trained acc % | per seed | 95% CI | calls/q | tokens/q | reward | steps "
-        "| s/step | peak RSS GB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        + table(["variant", "arm", "untrained acc %", "trained acc %", "per seed", "95% CI", "calls/q", "tokens/q",
+                 "reward", "steps", "s/step", "peak RSS GB"], rows) + "\n"
         + paired_table
     )
     config = {"task": "arith", "network": args.network, "overrides": args.overrides, "seeds": args.seeds,
               "variants": {v: VARIANTS[v][0] for v in args.variants}, "skip": args.skip}
-    write_results(args.name, config, metrics, markdown)
+    write_results(args.name, config, metrics, markdown, write=not args.smoke)
 
 
 if __name__ == "__main__":

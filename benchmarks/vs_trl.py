@@ -77,8 +77,8 @@ Timing needs an idle machine: on a shared 2-core machine a competing job made th
 take 2 s or 80 s. Each arm records the share of the wall time of its steps in which some task waited
 for a CPU (Linux PSI, /proc/pressure/cpu), and the report warns above 10%.
 
-    python benchmarks/vs_trl.py [--prompts 8] [--group 8] [--tokens 24] [--steps 3] [--warmup 1]
-    python benchmarks/vs_trl.py --prompts 2 --group 2 --tokens 4 --steps 1 --warmup 0 --no-write   # smoke test
+    python -m benchmarks.vs_trl [--prompts 8] [--group 8] [--tokens 24] [--steps 3] [--warmup 1]
+    python -m benchmarks.vs_trl --smoke     # --prompts 2 --group 2 --tokens 4 --steps 1 --warmup 0 --no-write
 
 Needs TRL: `pip install -e ".[bench]"`.
 """
@@ -89,20 +89,22 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
+from benchmarks.common import (
+    emit_result,
+    flags,
+    peak_rss_gb,
+    run_arm,
+    table,
+    write_results,
+)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never try the hub
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import peak_rss_gb as peak_gb  # noqa: E402 - peak RSS since start or `reset_peak`
-
-RESULT_PREFIX = "VS_TRL_RESULT "
 CONTENDED = 0.10  # above this share of time with a task waiting for a CPU, timings are noise
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -204,7 +206,7 @@ def run_ours(args) -> dict:
     node, topology = net.topology.nodes[0], net.topology  # the prompts our network builds are TRL's
     assert [node_prompt(node, topology, e.input, {}, task.answer_format) for e in examples] == chats
     setup_s = time.perf_counter() - start
-    load_peak, setup_rss = peak_gb(), rss_gb()
+    load_peak, setup_rss = peak_rss_gb(), rss_gb()
     reset = reset_peak()
 
     contention = Contention()
@@ -221,7 +223,7 @@ def run_ours(args) -> dict:
             updates += updated
             # completions the loss pass ran on (ours may leave out those with a zero advantage)
             loss_rows.append(metrics.get("update/rows", args.prompts * args.group) if updated else 0)
-    train_peak = peak_gb()
+    train_peak = peak_rss_gb()
     return {
         **summary(times, args.warmup),
         "setup_s": setup_s,
@@ -350,12 +352,12 @@ def run_trl(args) -> dict:
             processing_class=tokenizer, peft_config=lora, callbacks=[timer],
         )
         setup_s = time.perf_counter() - start
-        load_peak, setup_rss = peak_gb(), rss_gb()
+        load_peak, setup_rss = peak_rss_gb(), rss_gb()
         reset = reset_peak()
         contention = Contention()
         trainer.train()
         stalled = contention.fraction()
-        train_peak = peak_gb()
+        train_peak = peak_rss_gb()
     if len(timer.times) != args.warmup + args.steps:
         raise RuntimeError(f"TRL ran {len(timer.times)} steps, expected {args.warmup + args.steps}")
     timed_logs = timer.logs[args.warmup :]
@@ -374,26 +376,8 @@ def run_trl(args) -> dict:
 
 
 # parent -------------------------------------------------------------------------------------
-def run_arm(arm: str, argv: list[str]) -> dict:
-    """Run one arm in a fresh interpreter; its stderr passes through, its last result line is parsed."""
-    command = [sys.executable, os.path.abspath(__file__), "--arm", arm, *argv]
-    print(f"== {arm}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    done = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if done.returncode != 0 or not lines:
-        sys.stderr.write(done.stdout)
-        raise SystemExit(f"arm {arm} failed (exit status {done.returncode})")
-    return json.loads(lines[-1][len(RESULT_PREFIX) :])
-
-
-def child_argv(args) -> list[str]:
-    argv = [
-        "--prompts", str(args.prompts), "--group", str(args.group), "--tokens", str(args.tokens),
-        "--temperature", str(args.temperature), "--rank", str(args.rank), "--alpha", str(args.alpha),
-        "--lr", str(args.lr), "--micro-batch", str(args.micro_batch), "--steps", str(args.steps),
-        "--warmup", str(args.warmup), "--dtype", args.dtype, "--seed", str(args.seed),
-    ]
-    return argv + (["--trl-gradient-checkpointing"] if args.trl_gradient_checkpointing else [])
+CHILD_FLAGS = ["prompts", "group", "tokens", "temperature", "rank", "alpha", "lr", "micro_batch", "steps", "warmup",
+               "dtype", "seed", "trl_gradient_checkpointing"]
 
 
 def gb(value: float | None) -> str:
@@ -423,20 +407,24 @@ def main() -> None:
     parser.add_argument("--arm", choices=["ours", "trl"], help="(internal) run one arm and print its result line")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--no-write", action="store_true", help="print the figures, write no results files")
+    parser.add_argument("--smoke", action="store_true",
+                        help="2 prompts x G=2, 4 tokens, 1 step, no warm-up, to check the script; writes nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.prompts = args.group = 2
+        args.tokens, args.steps, args.warmup, args.no_write = 4, 1, 0, True
     total = args.prompts * args.group
     args.micro_batch = min(args.micro_batch, total)
     if args.steps < 1 or args.warmup < 0 or args.group < 2 or total % args.micro_batch:
         parser.error("need --steps >= 1, --warmup >= 0, --group >= 2 and prompts x group divisible by --micro-batch")
 
     if args.arm is not None:
-        result = run_ours(args) if args.arm == "ours" else run_trl(args)
-        print(RESULT_PREFIX + json.dumps(result), flush=True)
+        emit_result(run_ours(args) if args.arm == "ours" else run_trl(args))
         return
 
-    argv = child_argv(args)
-    ours = run_arm("ours", argv)
-    theirs = run_arm("trl", argv)
+    argv = flags(args, CHILD_FLAGS)
+    ours = run_arm("benchmarks.vs_trl", "ours", argv)
+    theirs = run_arm("benchmarks.vs_trl", "trl", argv)
 
     metrics = {
         "step_s": round(ours["step_s"], 3),
@@ -467,7 +455,7 @@ def main() -> None:
         "completions_per_step": total,
         "trl_version": theirs["trl_version"],
     }
-    config = {**{k: v for k, v in vars(args).items() if k not in ("arm", "out", "no_write")},
+    config = {**{k: v for k, v in vars(args).items() if k not in ("arm", "out", "no_write", "smoke")},
               "task": "arith(operands=4, train_operands=[2, 4]), train split", "network": [1],
               "trl": {"loss_type": "dapo", "scale_rewards": "group", "beta": 0.0, "num_iterations": 1,
                       "per_device_train_batch_size": args.micro_batch,
@@ -488,7 +476,7 @@ def main() -> None:
         ("mean reward", f"{ours['reward_mean']:.3f}",
          "-" if theirs["reward_mean"] is None else f"{theirs['reward_mean']:.3f}"),
     ]
-    table = "| | neuromas Trainer | TRL GRPOTrainer |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    figures = table(["", "neuromas Trainer", "TRL GRPOTrainer"], rows)
     markdown = (
         f"One training step of a single node (`[1]` network) on the embedded SmolLM2-135M-Instruct, {args.dtype}, CPU: "
         f"{args.prompts} arith prompts x G={args.group} = {total} completions of up to {args.tokens} tokens "
@@ -498,7 +486,7 @@ def main() -> None:
         f"gradient checkpointing {'on' if args.trl_gradient_checkpointing else 'off'}). "
         f"Each arm in its own process; {args.warmup} warm-up + {args.steps} timed steps. "
         "See the docstring of `benchmarks/vs_trl.py` for every matched setting.\n\n"
-        f"{table}\n\n"
+        f"{figures}\n\n"
         f"Speed-up: **{metrics['speedup']}x** (TRL time / ours); TRL peak RSS / ours: **{metrics['memory_ratio']}x**."
     )
     notes = []
@@ -511,18 +499,14 @@ def main() -> None:
                      "group's rewards tied, so ours skipped the loss pass (TRL always runs it): those steps "
                      "flatter ours.")
     markdown += "".join("\n\n" + note for note in notes)
-    print(table)
+    print(figures)
     print(f"\nspeed-up {metrics['speedup']}x (TRL / ours), memory ratio {metrics['memory_ratio']}x (TRL / ours)")
     for note in notes:
         print(note)
     if args.no_write:
         print(json.dumps(metrics, indent=2))
         return
-    import common
-
-    if args.out is not None:
-        common.RESULTS = args.out
-    common.write_results("vs_trl", config, metrics, markdown)
+    write_results("vs_trl", config, metrics, markdown, args.out)
 
 
 if __name__ == "__main__":
