@@ -1,0 +1,816 @@
+"""Issue 18: does a jointly trained network beat a trained single agent? The task ladder and the campaign.
+
+    python -m benchmarks.claims ladder                 # untrained greedy accuracy on the candidate tasks
+    python -m benchmarks.claims pilot --tasks arith-3x2 --lrs 5e-4 1e-3   # short runs to fix a task's recipe
+    python -m benchmarks.claims run --tasks arith-3x2 bbh-object_counting --seeds 0 1 2 [--commit]
+    python -m benchmarks.claims report                 # statistics and plots of every finished run
+    python -m benchmarks.claims run --smoke --tasks arith-4x1 --arms net21 single   # the machinery, end to end
+
+Tasks are the configs under `configs/claims/` (one per task: its message length and training
+recipe, shared by every arm). Arms differ only in the network (`ARMS`):
+
+    single          [1], one rank-24 LoRA: the 3-node networks' trainable parameters
+    single-compute  the same, trained 3x the steps: about the networks' rollout tokens (3 calls a pass)
+    net21           [2, 1], rank 8 per node, every node sees the whole input (the paper's setting)
+    net21-slices    [2, 1], first-layer node i sees part i of the input, the readout the input too
+    net21-msgs      [2, 1] with slices, the readout sees only the two messages (input_to_all: false):
+                    the network must combine its parts
+    neuromas3       [1, 1, 1], rank 8 per node (the paper's NeuroMAS-3)
+
+The slices arms run only on tasks that split (`split_input`). Every (task, arm, seed) is one
+`neuromas run` directory, `runs/claims/<task>/<arm>/seed<k>`, run in a child process; a run
+started but not finished (no results.json) is continued with `neuromas run --resume` from its
+newest checkpoint, a finished one is reused. A started run keeps the steps it started with;
+`--extend` lets finished runs train on to a larger `--steps` (from their last checkpoint). After each finished run the report is recomputed from all finished runs:
+`benchmarks/results/claims.{json,md,png}`.
+
+Statistics (DESIGN.md section 5): answers are paired by example id and seeds by seed number;
+an arm's accuracy is the mean over seeds with a 95% bootstrap interval resampling seeds and
+questions; the network-minus-single difference gets the same paired bootstrap. Untrained arms
+(each run's evaluation before training; the same for every seed, since a LoRA starts as the
+identity) get a Wilson interval. The division of labour (item 6) is read from traces: how often
+the readout answers what a first-layer node answered, how often the first-layer nodes agree,
+and on split tasks how often every part was solved and whether the readout combined them.
+
+The ladder runs each candidate's untrained `[1]` and `[2, 1]` (and on split tasks the two
+slices arms) with `train.steps=0`, one run directory each under `runs/claims/ladder/`, and
+writes `benchmarks/results/claims_ladder.{json,md}`.
+
+Every model job runs in a child process with `--threads` threads (OMP_NUM_THREADS, default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from benchmarks.common import (
+    RESULTS,
+    ROOT,
+    neuromas,
+    pyplot,
+    run_or_reuse,
+    set_args,
+    smoke_runs,
+    write_results,
+)
+from neuromas.config import load_config
+from neuromas.rl.metrics import read_metrics
+from neuromas.trace import read_traces
+
+CONFIGS = ROOT / "configs" / "claims"
+RUNS = ROOT / "runs" / "claims"
+N_BOOT = 10_000
+
+
+# ---- tasks and arms ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    splits: bool = False  # the task cuts its input into parts (`split_input`): the slices arms apply
+    additive: bool = False  # the parts' answers add up to the whole answer (sums, counts)
+    binary: bool = False  # two possible answers: a constant answer scores about half
+
+
+TASKS: dict[str, TaskInfo] = {
+    "arith-2x2": TaskInfo(),
+    "arith-3x2": TaskInfo(splits=True, additive=True),
+    "arith-4x1": TaskInfo(splits=True, additive=True),
+    "arith-4x2": TaskInfo(splits=True, additive=True),
+    "bbh-object_counting": TaskInfo(splits=True, additive=True),
+    "bbh-word_sorting": TaskInfo(splits=True),
+    "bbh-boolean_expressions": TaskInfo(binary=True),
+    "bbh-dyck_languages": TaskInfo(),
+    "bbh-multistep_arithmetic_two": TaskInfo(),
+    "gsm8k": TaskInfo(),
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    layers: list[int]
+    rank: int
+    slices: str | None = None  # None: every node sees the input; "input": slices, readout sees the input; "msgs": not
+    steps_factor: int = 1  # x the task's steps (and eval_every): the equal-compute single agent
+    network: bool = True
+
+    def overrides(self, steps: int, eval_every: int) -> list[str]:
+        sets = [f"network.layers={self.layers}", f"network.adapters.rank={self.rank}",
+                f"train.steps={steps * self.steps_factor}", f"train.eval_every={eval_every * self.steps_factor}"]
+        if self.slices:
+            sets.append("network.input_slices=true")
+        if self.slices == "msgs":
+            sets.append("network.input_to_all=false")
+        return sets
+
+
+ARMS: dict[str, Arm] = {
+    "net21": Arm([2, 1], 8),
+    "net21-slices": Arm([2, 1], 8, slices="input"),
+    "net21-msgs": Arm([2, 1], 8, slices="msgs"),
+    "neuromas3": Arm([1, 1, 1], 8),
+    "single": Arm([1], 24, network=False),
+    "single-compute": Arm([1], 24, steps_factor=3, network=False),
+}
+SINGLES = ("single", "single-compute")
+MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
+LADDER_ARMS = ("single", "net21", "net21-slices", "net21-msgs")
+
+
+def task_arms(task: str, arms: list[str]) -> list[str]:
+    """The arms that apply to a task: the slices arms only where the input splits."""
+    return [a for a in arms if not ARMS[a].slices or TASKS[task].splits]
+
+
+# ---- run directories -----------------------------------------------------------------------------
+
+
+def ensure_run(run_dir: Path, config: Path, overrides: list[str]) -> bool:
+    """Make `run_dir` a finished `neuromas run` (common.run_or_reuse: reuse it when finished, resume
+    it when started, else start it in a child process). True if it ran now."""
+    if (run_dir / "results.json").is_file():
+        return False
+    command = ["run", str(config), "--out", str(run_dir), *set_args(overrides), "--quiet"]
+    run_or_reuse(run_dir, run_dir.name, lambda: neuromas(*command))
+    return True
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return any((p / "trainer.pt").is_file() for p in (run_dir / "checkpoints").glob("step-*"))
+
+
+def extend_run(run_dir: Path, steps: int) -> bool:
+    """Let a finished run train on to `steps`: raise its saved train.steps and drop its results so
+    that `--resume` continues from its last checkpoint. False where there is nothing to extend."""
+    path = run_dir / "config.yaml"
+    if not (run_dir / "results.json").is_file() or not has_checkpoint(run_dir):
+        return False
+    config = yaml.safe_load(path.read_text())
+    if config["train"]["steps"] >= steps:
+        return False
+    done = config["train"]["steps"]
+    config["train"]["steps"] = steps
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (run_dir / "results.json").rename(run_dir / f"results_step-{done}.json")
+    return True
+
+
+# ---- statistics (pure numpy; tests/test_claims.py checks them by hand) --------------------------
+
+
+def bootstrap_mean(matrix: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a (seeds x questions) matrix and a 95% percentile interval from a two-way bootstrap:
+    each replicate draws seeds with replacement and, independently, questions with replacement
+    (the same questions for every seed: the answers are paired by question), and takes the mean of
+    the drawn cells. Drawing with replacement is a multinomial count per seed and per question, so
+    a replicate's mean is w_seeds @ M @ w_questions, computed for all replicates at once.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.ndim != 2 or matrix.size == 0:
+        raise ValueError(f"expected a non-empty (seeds x questions) matrix, got shape {matrix.shape}")
+    n_seeds, n_questions = matrix.shape
+    rng = np.random.default_rng(seed)
+    w_seeds = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot) / n_seeds
+    w_questions = rng.multinomial(n_questions, np.full(n_questions, 1 / n_questions), size=n_boot) / n_questions
+    replicates = np.einsum("bs,sq,bq->b", w_seeds, matrix, w_questions)
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return float(matrix.mean()), float(low), float(high)
+
+
+def correctness(runs: dict[int, dict[str, float]], seeds: list[int], ids: list[str]) -> np.ndarray:
+    """(seeds x questions) rewards, rows in `seeds` order, columns in `ids` order."""
+    return np.array([[runs[s][i] for i in ids] for s in seeds], dtype=float)
+
+
+def paired(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> tuple[list[int], list[str], np.ndarray]:
+    """Two arms' rewards by seed and example id, paired: (shared seeds, shared ids, a - b matrix)."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return [], [], np.zeros((0, 0))
+    ids = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)))
+    return seeds, ids, correctness(a, seeds, ids) - correctness(b, seeds, ids)
+
+
+def diff_summary(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> dict | None:
+    """a minus b: mean difference with its paired two-way bootstrap CI, and per seed."""
+    seeds, ids, diff = paired(a, b)
+    if not seeds or not ids:
+        return None
+    mean, low, high = bootstrap_mean(diff)
+    return {"mean": round(mean, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "per_seed": [round(float(row.mean()), 4) for row in diff], "seeds": seeds, "n": len(ids)}
+
+
+def arm_accuracy(rewards: dict[int, dict[str, float]]) -> dict:
+    """Mean accuracy over seeds with the two-way bootstrap CI, and each seed's accuracy."""
+    seeds = sorted(rewards)
+    ids = sorted(set.intersection(*(set(rewards[s]) for s in seeds)))
+    matrix = correctness(rewards, seeds, ids)
+    mean, low, high = bootstrap_mean(matrix)
+    return {"acc": round(mean, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "per_seed": [round(float(row.mean()), 4) for row in matrix], "seeds": seeds, "n": len(ids)}
+
+
+def wilson(correct: float, n: int) -> tuple[float, float]:
+    from neuromas.eval import (
+        wilson_interval,  # imports the network (and torch): only when needed
+    )
+
+    return wilson_interval(round(correct), n)
+
+
+# ---- the division of labour (item 6) -----------------------------------------------------------
+
+
+def first_layer(trace: dict) -> list[str]:
+    return sorted(node for node in trace["messages"] if node.startswith("L1N"))
+
+
+def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, examples: dict | None = None,
+                       n_examples: int = 3) -> dict:
+    """What a network's nodes did, from greedy traces (one per question).
+
+    A node's answer is its message as the task's parser reads it (numbers: the "Answer:" line's
+    number, else the last number). Fractions of questions:
+      readout_copies     the readout's answer equals some first-layer node's answer
+      first_layer_agree  all first-layer nodes give the same (parsed) answer
+      node_right         per first-layer node: its answer is the whole task's target
+      parts_right        (slices, where the task knows each part's answer) every part solved
+      right_given_parts  of those, how often the readout's answer is right (it combined them)
+      parts_sum_right    (slices, additive tasks) the first-layer answers add up to the target
+      readout_is_sum     (slices, additive tasks) the readout answers the sum of the first layer's
+    plus `examples`: what each node wrote on the first `n_examples` questions.
+    """
+    if not traces or len(first_layer(traces[0])) == 0 or len(traces[0]["messages"]) < 2:
+        return {}
+    nodes = first_layer(traces[0])
+    width = len(nodes)
+    counts = {"readout_copies": 0, "first_layer_agree": 0, "parts_right": 0, "parts_known": 0,
+              "right_given_parts": 0, "parts_sum_right": 0, "readout_is_sum": 0}
+    node_right = dict.fromkeys(nodes, 0)
+    for trace in traces:
+        example = (examples or {}).get(trace["example_id"])
+        answers = [task.extract(trace["messages"][n]["text"], example) for n in nodes]
+        readout = trace.get("prediction")
+        target = task.normalize(trace["target"])
+        counts["readout_copies"] += readout is not None and readout in answers
+        counts["first_layer_agree"] += width > 1 and answers[0] is not None and len(set(answers)) == 1
+        for node, answer in zip(nodes, answers):
+            node_right[node] += answer == target
+        if not slices or example is None:
+            continue
+        part_targets = task.part_targets(example, width)
+        if part_targets is not None:
+            counts["parts_known"] += 1
+            solved = all(t is not None and a == task.normalize(t) for a, t in zip(answers, part_targets))
+            counts["parts_right"] += solved
+            counts["right_given_parts"] += solved and (trace.get("reward") or 0) > 0
+        if info.additive and all(_is_int(a) for a in answers):
+            total = str(sum(int(a) for a in answers))
+            counts["parts_sum_right"] += total == target
+            counts["readout_is_sum"] += readout == total
+    n = len(traces)
+    out = {"n": n, "readout_copies": counts["readout_copies"] / n,
+           "first_layer_agree": counts["first_layer_agree"] / n if width > 1 else None,
+           "node_right": {node: right / n for node, right in node_right.items()}}
+    if slices and counts["parts_known"]:
+        out["parts_right"] = counts["parts_right"] / counts["parts_known"]
+        out["right_given_parts"] = (counts["right_given_parts"] / counts["parts_right"]
+                                    if counts["parts_right"] else None)
+    if slices and info.additive:
+        out["parts_sum_right"] = counts["parts_sum_right"] / n
+        out["readout_is_sum"] = counts["readout_is_sum"] / n
+    out["examples"] = [{"input": t["input"], "target": t["target"],
+                        **{node: _short(msg["text"]) for node, msg in t["messages"].items()}}
+                       for t in traces[:n_examples]]
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def _is_int(text: str | None) -> bool:
+    return text is not None and text.lstrip("-").isdigit()
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_run_task(run_dir: Path):
+    """The task of a run (from its saved config), and its examples by id."""
+    from neuromas import tasks
+
+    config = load_config(run_dir / "config.yaml")
+    task = tasks.load(config.task.name, **config.task.params)
+    examples = {ex.id: ex for split in ("test", "train") for ex in task.examples(split)}
+    return config, task, examples
+
+
+def rewards_of(traces: list[dict]) -> dict[str, float]:
+    return {t["example_id"]: float(t.get("reward") or 0.0) for t in traces}
+
+
+def best_constant(traces: list[dict], task) -> float:
+    """Accuracy of always giving the most common target: what a policy collapsed to one answer scores."""
+    counts: dict[str, int] = {}
+    for t in traces:
+        key = task.normalize(t["target"])
+        counts[key] = counts.get(key, 0) + 1
+    return max(counts.values()) / len(traces) if traces else 0.0
+
+
+def truncated(traces: list[dict]) -> float:
+    """Share of messages the token budget cut off."""
+    messages = [m for t in traces for m in t["messages"].values()]
+    return sum(not m.get("finished", True) for m in messages) / max(len(messages), 1)
+
+
+# ---- the ladder ----------------------------------------------------------------------------------
+
+
+def ladder_cell(task: str, arm: str, runs: Path) -> dict:
+    run_dir = runs / "ladder" / task / arm
+    a = ARMS[arm]
+    sets = [f"network.layers={a.layers}", "train.steps=0"]
+    if a.slices:
+        sets.append("network.input_slices=true")
+    if a.slices == "msgs":
+        sets.append("network.input_to_all=false")
+    started = time.perf_counter()
+    ran = ensure_run(run_dir, CONFIGS / f"{task}.yaml", sets)
+    results = json.loads((run_dir / "results.json").read_text())
+    traces = read_traces(run_dir / "traces.jsonl")
+    config, task_obj, examples = load_run_task(run_dir)
+    e = results["eval"]
+    cell = {"acc": round(e["acc"], 4), "ci_low": round(e["ci_low"], 4), "ci_high": round(e["ci_high"], 4),
+            "n": e["n"], "calls_per_q": e["calls_per_q"], "tokens_per_q": round(e["tokens_per_q"], 1),
+            "max_new_tokens": config.network.generation.max_new_tokens, "truncated": round(truncated(traces), 4),
+            "seconds": round(e["seconds"], 1), "dtype": results.get("model_dtype"),
+            "best_constant": round(best_constant(traces, task_obj), 4)}
+    if a.network:
+        cell["division"] = division_of_labour(traces, task_obj, TASKS[task], bool(a.slices), examples)
+    if ran:
+        print(f"  {task} {arm}: {100 * cell['acc']:.1f}% in {time.perf_counter() - started:.0f}s", flush=True)
+    return cell
+
+
+def pick(ladder: dict, low: float = 0.10, high: float = 0.50) -> tuple[list[str], list[str]]:
+    """Apply item 1's criteria to measured numbers: (picked tasks, one line of reasoning per task).
+
+    Eligible: the untrained single node between `low` and `high`, and no constant answer scoring
+    `MAX_CONSTANT` or more (a two-answer task: about half; RL finds such an answer and stays there,
+    BBH Navigate's lesson in DESIGN.md).
+    Picked: every eligible task, nearest the middle of the window first, at most four; among them
+    at least one that is not arithmetic and one that splits, where any eligible task is.
+    """
+    lines, eligible = [], []
+    for task, cells in ladder.items():
+        acc, constant = cells["single"]["acc"], cells["single"].get("best_constant")
+        info = TASKS[task]
+        if info.binary or (constant is not None and constant >= MAX_CONSTANT):
+            lines.append(f"`{task}`: single {100 * acc:.1f}%, but "
+                         + ("two possible answers" if info.binary else "one answer is common")
+                         + (f" (always answering the commonest scores {100 * constant:.1f}%)" if constant is not None else "")
+                         + ": RL can win by collapsing to it, not picked")
+        elif not low <= acc <= high:
+            lines.append(f"`{task}`: single {100 * acc:.1f}%, outside {100 * low:.0f}-{100 * high:.0f}%: not picked")
+        else:
+            eligible.append(task)
+    middle = (low + high) / 2
+    eligible.sort(key=lambda t: abs(ladder[t]["single"]["acc"] - middle))
+    picked = eligible[:4]
+    for need in (lambda t: not t.startswith("arith"), lambda t: TASKS[t].splits):
+        if not any(need(t) for t in picked):
+            extra = next((t for t in eligible if need(t)), None)
+            if extra:
+                picked = picked[:3] + [extra]
+    if len(picked) < 3:
+        near = sorted((t for t in ladder if t not in eligible and not TASKS[t].binary),
+                      key=lambda t: min(abs(ladder[t]["single"]["acc"] - low), abs(ladder[t]["single"]["acc"] - high)))
+        lines.append(f"Only {len(picked)} task(s) meet the criteria; nearest outside the window: "
+                     + ", ".join(f"`{t}` ({100 * ladder[t]['single']['acc']:.1f}%)" for t in near[:3]))
+    for task in eligible:
+        acc = ladder[task]["single"]["acc"]
+        kind = ("splits" if TASKS[task].splits else "does not split") + (", arithmetic" if task.startswith("arith") else "")
+        verdict = "picked" if task in picked else "eligible, not picked (four is enough for the time we have)"
+        lines.append(f"`{task}`: single {100 * acc:.1f}% ({kind}): {verdict}")
+    return picked, lines
+
+
+def ladder_markdown(ladder: dict, picked: list[str], reasons: list[str]) -> str:
+    rows = ["| task | arm | tokens | acc % | 95% CI | best constant % | calls/q | tokens/q | cut off % | "
+            "parts right % | parts add up % | readout copies % | readout = sum % | s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(value):
+        return "" if value is None else f"{100 * value:.1f}"
+
+    for task, cells in ladder.items():
+        for arm, c in cells.items():
+            d = c.get("division", {})
+            rows.append(
+                f"| {task} | {arm} | {c['max_new_tokens']} | {100 * c['acc']:.1f} | [{100 * c['ci_low']:.1f}, "
+                f"{100 * c['ci_high']:.1f}] | {pct(c.get('best_constant'))} | {c['calls_per_q']:g} | {c['tokens_per_q']:.1f} "
+                f"| {pct(c['truncated'])} "
+                f"| {pct(d.get('parts_right'))} | {pct(d.get('parts_sum_right'))} | {pct(d.get('readout_copies'))} "
+                f"| {pct(d.get('readout_is_sum'))} | {c['seconds']:.0f} |")
+    dtypes = sorted({str(c.get("dtype")) for cells in ladder.values() for c in cells.values()})
+    text = [
+        f"Untrained greedy accuracy, embedded SmolLM2-135M-Instruct ({', '.join(dtypes)}), one model job at a "
+        "time with 1 thread. n = 128 questions of each task's test split (configs/claims/<task>.yaml: "
+        "arith's fixed split; BBH a seeded 128 of its 250 rows; GSM8K a seeded 128 of its test file). "
+        "`tokens` is every node's message budget, `cut off` the share of messages it cut, `best constant` the "
+        "accuracy of always giving the test split's most common answer (where a policy that collapses to one "
+        "answer lands). Arms: `single` [1]; "
+        "`net21` [2, 1], every node sees the input; `net21-slices` first-layer node i sees part i, the "
+        "readout the input too; `net21-msgs` the same, the readout only the messages.",
+        "", *rows, "",
+        "Division of labour on the untrained networks (a node's answer is its message as the task's parser "
+        "reads it: for numbers the \"Answer:\" number, else the last number): `parts right` every "
+        "first-layer node solved its own part (tasks that know each part's answer: arith, word_sorting); "
+        "`parts add up` the first-layer answers add up to the target (sums and counts); `readout copies` the "
+        "readout's answer is one first-layer node's; `readout = sum` it is the sum of theirs.",
+        "", "## Picked for the campaign", "",
+        "Criteria (issue 18, item 1): the untrained single node between 10% and 50%, at least three tasks, at "
+        "least one not arithmetic, one that splits into independent parts. " +
+        (f"Picked: {', '.join(f'`{t}`' for t in picked)}." if picked else "No task meets them."),
+        "", *[f"- {line}" for line in reasons],
+    ]
+    return "\n".join(text) + "\n"
+
+
+def cmd_ladder(args) -> None:
+    ladder: dict = {}
+    for task in args.tasks:
+        for arm in task_arms(task, list(LADDER_ARMS)):
+            ladder.setdefault(task, {})[arm] = ladder_cell(task, arm, args.runs)
+            picked, reasons = pick(ladder)
+            config = {"configs": [f"configs/claims/{t}.yaml" for t in ladder], "greedy": True,
+                      "threads": args.threads, "runs": str(args.runs / "ladder")}
+            write_results("claims_ladder", config, {"ladder": ladder, "picked": picked},
+                          ladder_markdown(ladder, picked, reasons))
+
+
+# ---- the campaign: reading runs ----------------------------------------------------------------
+
+
+def read_run(run_dir: Path, info: TaskInfo, slices: bool) -> dict:
+    """One finished (task, arm, seed) run: rewards by question before and after, cost, curves, nodes."""
+    results = json.loads((run_dir / "results.json").read_text())
+    before = read_traces(run_dir / "traces_before.jsonl")
+    after = read_traces(run_dir / "traces_after.jsonl")
+    steps = read_metrics(run_dir)
+    tokens = np.cumsum([m.get("tokens/total", 0.0) for m in steps]).tolist()
+    curve = [(0, 0.0, results["before"]["acc"])]
+    curve += [(m["step"], tokens[i], m["eval/acc"]) for i, m in enumerate(steps) if "eval/acc" in m]
+    curve.append((results["train"]["steps"], tokens[-1] if tokens else 0.0, results["after"]["acc"]))
+    run = {"before": results["before"], "after": results["after"], "steps": results["train"]["steps"],
+           "train_s": round(sum(m.get("time/step_s", 0.0) for m in steps), 1),
+           "rollout_tokens": tokens[-1] if tokens else 0.0, "dtype": results.get("model_dtype"),
+           "rewards_before": rewards_of(before), "rewards_after": rewards_of(after), "curve": curve}
+    if len(after[0]["messages"]) > 1:
+        _, task, examples = load_run_task(run_dir)
+        run["division"] = division_of_labour(after, task, info, slices, examples)
+    return run
+
+
+def finished_runs(runs: Path, tasks: list[str], arms: list[str]) -> dict:
+    """{task: {arm: {seed: run}}} for every finished run under `runs`."""
+    found: dict = {}
+    for task in tasks:
+        for arm in task_arms(task, arms):
+            for run_dir in sorted((runs / task / arm).glob("seed*")):
+                if (run_dir / "results.json").is_file() and run_dir.name[4:].isdigit():
+                    run = read_run(run_dir, TASKS[task], bool(ARMS[arm].slices))
+                    found.setdefault(task, {}).setdefault(arm, {})[int(run_dir.name[4:])] = run
+    return found
+
+
+def summarize(found: dict) -> dict:
+    """claims.json's metrics: per task, each arm trained and untrained, and the paired differences."""
+    metrics: dict = {}
+    for task, by_arm in found.items():
+        out = metrics.setdefault(task, {})
+        for arm, by_seed in by_arm.items():
+            seeds = sorted(by_seed)
+            runs = [by_seed[s] for s in seeds]
+            out[arm] = {**arm_accuracy({s: by_seed[s]["rewards_after"] for s in seeds}),
+                        "steps": runs[0]["steps"], "calls_per_q": runs[0]["after"]["calls_per_q"],
+                        "tokens_per_q": round(float(np.mean([r["after"]["tokens_per_q"] for r in runs])), 1),
+                        "train_s": round(float(np.mean([r["train_s"] for r in runs])), 1),
+                        "rollout_tokens": round(float(np.mean([r["rollout_tokens"] for r in runs]))),
+                        "dtype": runs[0]["dtype"],
+                        "curves": {str(s): by_seed[s]["curve"] for s in seeds}}
+            if "division" in runs[0]:
+                out[arm]["division"] = {str(s): by_seed[s]["division"] for s in seeds}
+            first = runs[0]["before"]
+            low, high = wilson(first["correct"], first["n"])
+            out[f"untrained-{arm}"] = {"acc": round(first["acc"], 4), "ci_low": round(low, 4),
+                                       "ci_high": round(high, 4),
+                                       "per_seed": [round(r["before"]["acc"], 4) for r in runs], "seeds": seeds,
+                                       "steps": 0, "calls_per_q": first["calls_per_q"],
+                                       "tokens_per_q": round(first["tokens_per_q"], 1), "train_s": 0.0}
+        diffs = {}
+        for arm in by_arm:
+            if not ARMS[arm].network:
+                continue
+            diffs[arm] = {f"vs_{single}": diff_summary(rewards(by_arm, arm), rewards(by_arm, single))
+                          for single in SINGLES if single in by_arm}
+        if diffs:
+            out["diffs"] = diffs
+        headline = diffs.get("net21", {})
+        for single in SINGLES:
+            if headline.get(f"vs_{single}"):
+                out[f"diff_vs_{single.replace('-', '_')}"] = headline[f"vs_{single}"]
+    return metrics
+
+
+def rewards(by_arm: dict, arm: str) -> dict[int, dict[str, float]]:
+    return {seed: run["rewards_after"] for seed, run in by_arm[arm].items()}
+
+
+# ---- the campaign: writing the report --------------------------------------------------------------
+
+
+def _pct(value) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def _ci(d: dict, mean: str = "acc") -> str:
+    return f"{100 * d[mean]:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]" if mean == "mean" else \
+        f"{100 * d[mean]:.1f} [{100 * d['ci_low']:.1f}, {100 * d['ci_high']:.1f}]"
+
+
+def report_markdown(metrics: dict) -> str:
+    dtypes = sorted({str(m.get("dtype")) for t in metrics.values() for m in t.values() if isinstance(m, dict) and "dtype" in m})
+    lines = [
+        f"Embedded SmolLM2-135M-Instruct ({', '.join(dtypes) or 'dtype unknown'}), greedy evaluation on each task's "
+        "fixed test questions (configs/claims/). `acc` is the mean over seeds; its 95% CI is a bootstrap resampling "
+        "seeds and questions; untrained rows (each run's evaluation before training) have a Wilson CI. `train s` is "
+        "the mean training time per run (steps only, without evaluations).", "",
+        "| task | arm | acc % [95% CI] | per seed | steps | calls/q | tokens/q | rollout tokens | train s |",
+        "|---|---|---|---|---|---|---|---|---|"]
+    for task, t in metrics.items():
+        for arm, m in t.items():
+            if arm.startswith("diff") or arm == "diffs":
+                continue
+            per_seed = ", ".join(_pct(a) for a in m["per_seed"])
+            lines.append(f"| {task} | {arm} | {_ci(m)} | {per_seed} | {m['steps']} | {m['calls_per_q']:g} "
+                         f"| {m['tokens_per_q']:.1f} | {m.get('rollout_tokens', '')} | {m['train_s']:.0f} |")
+    lines += ["", "Network minus single agent, in accuracy points, paired by question and seed (mean over seeds "
+              "and questions, 95% CI from a bootstrap resampling both); `single` has the networks' trainable "
+              "parameters, `single-compute` about their rollout tokens (3x the steps).", "",
+              "| task | network | vs single | per seed | vs single-compute | per seed |", "|---|---|---|---|---|---|"]
+    for task, t in metrics.items():
+        for arm, d in t.get("diffs", {}).items():
+            cells = []
+            for single in SINGLES:
+                s = d.get(f"vs_{single}")
+                cells += [_ci(s, "mean"), ", ".join(f"{100 * v:+.1f}" for v in s["per_seed"])] if s else ["", ""]
+            lines.append(f"| {task} | {arm} | " + " | ".join(cells) + " |")
+    lines += ["", "## What the nodes learned", "",
+              "Means over seeds of the trained networks' final greedy traces: `copies` the readout's answer is a "
+              "first-layer node's (its parsed answer: for numbers the \"Answer:\" number, else the last number); "
+              "`agree` the first-layer nodes give one answer; `node right` each first-layer node's answer is the "
+              "task's; with slices, `parts right` every part solved, `right | parts` the readout right when they "
+              "were, `readout = sum` the readout answers the sum of the parts' answers.", "",
+              "| task | arm | copies % | agree % | node right % | parts right % | right given parts % | readout = sum % |",
+              "|---|---|---|---|---|---|---|---|"]
+    examples = []
+    for task, t in metrics.items():
+        for arm, m in t.items():
+            if not isinstance(m, dict) or "division" not in m:
+                continue
+            per_seed = [d for d in m["division"].values() if d]
+            if not per_seed:
+                continue
+
+            def mean(key, per_seed=per_seed):
+                values = [d[key] for d in per_seed if d.get(key) is not None]
+                return float(np.mean(values)) if values else None
+
+            node_right = ", ".join(f"{node} {_pct(float(np.mean([d['node_right'][node] for d in per_seed])))}"
+                                   for node in per_seed[0]["node_right"])
+            lines.append(f"| {task} | {arm} | {_pct(mean('readout_copies'))} | {_pct(mean('first_layer_agree'))} "
+                         f"| {node_right} | {_pct(mean('parts_right'))} | {_pct(mean('right_given_parts'))} "
+                         f"| {_pct(mean('readout_is_sum'))} |")
+            seed, first = next(iter(m["division"].items()))
+            examples.append(f"**{task} / {arm}, seed {seed}**\n")
+            for ex in first.get("examples", []):
+                examples.append(f"- input `{_short(ex['input'], 100)}` (target `{ex['target']}`)")
+                examples += [f"  - {node}: `{text}`" for node, text in ex.items() if node not in ("input", "target")]
+            examples.append("")
+    lines += ["", "What each node wrote on the first three questions:", "", *examples,
+              "Learning curves (greedy accuracy on the test questions against steps and against rollout tokens): "
+              "`claims.png`."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(metrics: dict, path: Path) -> None:
+    """One row per task: accuracy against steps and against rollout tokens, every arm (mean and seeds)."""
+    plt = pyplot()
+    tasks = [t for t in metrics if any("curves" in m for m in metrics[t].values() if isinstance(m, dict))]
+    if not tasks:
+        return
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(12, 4 * len(tasks)), squeeze=False)
+    colours = dict(zip(ARMS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for row, task in enumerate(tasks):
+        for arm in ARMS:
+            m = metrics[task].get(arm)
+            if not m:
+                continue
+            curves = [np.array(c, dtype=float) for c in m["curves"].values()]
+            for x in (0, 1):
+                for c in curves:
+                    axes[row][x].plot(c[:, x], c[:, 2], color=colours[arm], alpha=0.25, linewidth=0.8)
+                shortest = min(len(c) for c in curves)
+                mean = np.mean([c[:shortest] for c in curves], axis=0)
+                axes[row][x].plot(mean[:, x], mean[:, 2], color=colours[arm], marker="o", markersize=3,
+                                  label=f"{arm} ({len(curves)} seeds)")
+        axes[row][0].set(title=f"{task}: greedy test accuracy", xlabel="training step", ylabel="accuracy")
+        axes[row][1].set(title=f"{task}: against rollout tokens", xlabel="generated rollout tokens", ylabel="accuracy")
+        axes[row][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(runs: Path, tasks: list[str], arms: list[str], config: dict, smoke: bool = False) -> dict:
+    """Recompute the report from every finished run into benchmarks/results/claims.{json,md,png};
+    a smoke test prints it and draws the plot in its temporary runs folder instead."""
+    metrics = summarize(finished_runs(runs, tasks, arms))
+    write_results("claims", config, metrics, report_markdown(metrics), write=not smoke)
+    plot(metrics, runs / "claims.png" if smoke else RESULTS / "claims.png")
+    return metrics
+
+
+def commit_results(message: str) -> None:
+    """Commit the claims results files only (explicit paths; whatever else is staged stays out)."""
+    paths = [str(p.relative_to(ROOT)) for p in (RESULTS / "claims.json", RESULTS / "claims.md", RESULTS / "claims.png")
+             if p.is_file()]
+    subprocess.run(["git", "add", *paths], cwd=ROOT, check=True)
+    subprocess.run(["git", "commit", "-m", message, "--", *paths], cwd=ROOT, check=False)
+
+
+# ---- the campaign: commands ------------------------------------------------------------------------
+
+
+def task_recipe(task: str) -> tuple[int, int]:
+    """(train.steps, train.eval_every) of a task's config."""
+    config = load_config(CONFIGS / f"{task}.yaml")
+    return config.train.steps, config.train.eval_every
+
+
+# --smoke: 2 steps (one periodic evaluation, a checkpoint each), 4 test questions, tiny batches
+SMOKE = ["eval.limit=4", "train.eval_limit=4", "train.batch_size=2", "train.group_size=2",
+         "network.generation.max_new_tokens=8", "train.checkpoint_every=1"]
+
+
+def cmd_run(args) -> None:
+    with smoke_runs(args):
+        config = {"tasks": args.tasks, "arms": args.arms, "seeds": args.seeds, "steps": args.steps,
+                  "threads": args.threads, "runs": str(args.runs)}
+        for seed in args.seeds:  # seed-major: one seed of every (task, arm) before a second of any
+            for task in args.tasks:
+                steps, eval_every = (2, 1) if args.smoke else task_recipe(task)
+                steps = args.steps or steps
+                for arm in task_arms(task, args.arms):
+                    run_one(args, task, arm, seed, steps, eval_every, config)
+        if args.smoke:
+            smoke_resume(args)
+        write_report(args.runs, args.tasks, args.arms, config, smoke=args.smoke)
+
+
+def run_one(args, task: str, arm: str, seed: int, steps: int, eval_every: int, config: dict) -> None:
+    """One (task, arm, seed): started, resumed or reused; then the report is recomputed (and committed)."""
+    run_dir = args.runs / task / arm / f"seed{seed}"
+    total = steps * ARMS[arm].steps_factor
+    if args.extend and extend_run(run_dir, total):
+        print(f"{task} {arm} seed {seed}: extending to {total} steps", flush=True)
+    overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every), *(SMOKE if args.smoke else [])]
+    started = time.perf_counter()
+    if not ensure_run(run_dir, CONFIGS / f"{task}.yaml", overrides):
+        print(f"{task} {arm} seed {seed}: finished before, reused", flush=True)
+        return
+    print(f"{task} {arm} seed {seed}: finished in {time.perf_counter() - started:.0f}s", flush=True)
+    if not args.smoke:
+        write_report(args.runs, args.tasks, args.arms, config)
+        if args.commit:
+            commit_results(f"claims: {task} {arm} seed {seed} finished ({total} steps)")
+
+
+def smoke_resume(args) -> None:
+    """The smoke test's second half: extend one finished run by a step and continue it with --resume."""
+    task, arm, seed = args.tasks[0], task_arms(args.tasks[0], args.arms)[0], args.seeds[0]
+    run_dir = args.runs / task / arm / f"seed{seed}"
+    steps = json.loads((run_dir / "results.json").read_text())["train"]["steps"]
+    if not extend_run(run_dir, steps + 1):
+        raise SystemExit(f"smoke: {run_dir} could not be extended")
+    ensure_run(run_dir, CONFIGS / f"{task}.yaml", [])
+    done = json.loads((run_dir / "results.json").read_text())["train"]
+    if done["steps"] != steps + 1 or not done["resumed"]:
+        raise SystemExit(f"smoke: {run_dir} did not resume from step {steps}: {done}")
+    print(f"smoke: {run_dir} resumed from step {steps} to {done['steps']}", flush=True)
+
+
+def cmd_report(args) -> None:
+    write_report(args.runs, args.tasks, args.arms, {"tasks": args.tasks, "arms": args.arms, "runs": str(args.runs)})
+
+
+def cmd_pilot(args) -> None:
+    """Short runs per (lr, G) of the [2, 1] network and the single agent, seed 0: the training reward
+    early and late, tied groups, time and tokens per step. Chosen on training reward only (the test
+    questions stay unseen); set the pick in configs/claims/<task>.yaml before the campaign."""
+    runs = args.runs.parent / "claims-pilot"
+    table, rows = {}, []
+    for task in args.tasks:
+        for lr in args.lrs:
+            for group in args.group_sizes:
+                for arm in args.pilot_arms:
+                    name = f"{arm}-lr{lr:g}-g{group}"
+                    run_dir = runs / task / name / "seed0"
+                    overrides = ["seed=0", *ARMS[arm].overrides(args.steps, 0), f"train.lr={lr}",
+                                 f"train.group_size={group}", f"eval.limit={args.eval_limit}"]
+                    ensure_run(run_dir, CONFIGS / f"{task}.yaml", overrides)
+                    steps = read_metrics(run_dir)
+                    k = min(3, len(steps))
+                    result = {
+                        "lr": lr, "group_size": group, "arm": arm, "steps": len(steps),
+                        "reward_first": round(float(np.mean([m["reward/mean"] for m in steps[:k]])), 4),
+                        "reward_last": round(float(np.mean([m["reward/mean"] for m in steps[-k:]])), 4),
+                        "tied_first": round(float(np.mean([m["reward/tied_fraction"] for m in steps[:k]])), 4),
+                        "step_s": round(float(np.mean([m["time/step_s"] for m in steps])), 1),
+                        "tokens_per_step": round(float(np.mean([m["tokens/total"] for m in steps]))),
+                    }
+                    table.setdefault(task, {})[name] = result
+                    rows.append(f"| {task} | {arm} | {lr:g} | {group} | {result['reward_first']:.3f} | "
+                                f"{result['reward_last']:.3f} | {result['tied_first']:.2f} | {result['step_s']} | "
+                                f"{result['tokens_per_step']} |")
+                    write_results("claims_pilot", {"steps": args.steps, "lrs": args.lrs, "group_sizes": args.group_sizes},
+                                  {"runs": table, "recommended": recommend(table)}, pilot_markdown(rows, table))
+
+
+def recommend(table: dict) -> dict:
+    """Per task, the (lr, G) whose training reward rose most, averaged over the arms."""
+    picks = {}
+    for task, results in table.items():
+        gains: dict = {}
+        for r in results.values():
+            gains.setdefault((r["lr"], r["group_size"]), []).append(r["reward_last"] - r["reward_first"])
+        (lr, group), gain = max(gains.items(), key=lambda item: np.mean(item[1]))
+        picks[task] = {"lr": lr, "group_size": group, "reward_gain": round(float(np.mean(gain)), 4)}
+    return picks
+
+
+def pilot_markdown(rows: list[str], table: dict) -> str:
+    picks = recommend(table)
+    return "\n".join([
+        "Short training runs (seed 0) to fix each task's recipe before the campaign: the mean training reward "
+        "of the first and last three steps, the share of tied groups at the start (no signal), seconds and "
+        "rollout tokens per step. Chosen on training reward, never on the test questions.", "",
+        "| task | arm | lr | G | reward first | reward last | tied first | s/step | tokens/step |",
+        "|---|---|---|---|---|---|---|---|---|", *rows, "",
+        *[f"- `{t}`: lr {p['lr']:g}, G {p['group_size']} (reward +{p['reward_gain']:.3f})" for t, p in picks.items()],
+    ]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    common.add_argument("--runs", type=Path, default=RUNS, help="where the run directories go")
+    common.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each model job")
+    sub.add_parser("ladder", parents=[common], help="untrained greedy accuracy of the candidate tasks")
+    run = sub.add_parser("run", parents=[common], help="the campaign: every (task, arm, seed), resumable")
+    report = sub.add_parser("report", parents=[common], help="statistics and plots of the finished runs")
+    for p in (run, report):
+        p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--steps", type=int, default=None, help="network steps (default: the task config's); "
+                     "single-compute trains steps_factor times as many")
+    run.add_argument("--extend", action="store_true", help="continue finished runs that have fewer steps than asked")
+    run.add_argument("--commit", action="store_true", help="commit the claims results after each finished run")
+    run.add_argument("--smoke", action="store_true", help="2 steps, 4 questions, under a temporary directory, "
+                     "then one run extended and resumed; writes no results")
+    pilot = sub.add_parser("pilot", parents=[common], help="short runs to choose lr and G per task")
+    pilot.add_argument("--lrs", nargs="+", type=float, default=[5e-4, 1e-3])
+    pilot.add_argument("--group-sizes", nargs="+", type=int, default=[8])
+    pilot.add_argument("--steps", type=int, default=10)
+    pilot.add_argument("--eval-limit", type=int, default=32, help="questions of the before/after evaluations")
+    pilot.add_argument("--pilot-arms", nargs="+", default=["net21", "single"], choices=list(ARMS))
+    args = parser.parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)  # every child's threads
+    {"ladder": cmd_ladder, "run": cmd_run, "report": cmd_report, "pilot": cmd_pilot}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""benchmarks/claims.py's statistics and division-of-labour measures, against hand-computed values
+(no model). Run from the repository root (`python -m pytest`), where `benchmarks` is a package."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import neuromas.tasks as tasks
+from benchmarks import claims
+
+
+def test_bootstrap_of_a_constant_matrix_is_that_constant():
+    assert claims.bootstrap_mean(np.full((3, 5), 0.25), n_boot=200) == pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_bootstrap_over_questions_alone_matches_the_exact_distribution():
+    """One seed, questions [1, 0]: resampling two questions gives means 0, 1/2, 1 with
+    probabilities 1/4, 1/2, 1/4, so the 2.5% and 97.5% points are 0 and 1."""
+    mean, low, high = claims.bootstrap_mean(np.array([[1.0, 0.0]]), n_boot=4000)
+    assert (mean, low, high) == pytest.approx((0.5, 0.0, 1.0))
+    # three questions [1, 1, 0]: P(mean = 0) = (1/3)^3 = 1/27 ≈ 3.7% > 2.5%, so the low end is 0
+    mean, low, high = claims.bootstrap_mean(np.array([[1.0, 1.0, 0.0]]), n_boot=20000)
+    assert (mean, low, high) == pytest.approx((2 / 3, 0.0, 1.0))
+
+
+def test_bootstrap_resamples_seeds_too():
+    """Two seeds that disagree on every question: the seed draw alone spreads the mean over 0..1."""
+    mean, low, high = claims.bootstrap_mean(np.array([[1.0] * 50, [0.0] * 50]), n_boot=4000)
+    assert (mean, low, high) == pytest.approx((0.5, 0.0, 1.0))
+    # the same numbers as one seed with 100 questions: only the question draw, a narrow interval
+    mean, low, high = claims.bootstrap_mean(np.array([[1.0] * 50 + [0.0] * 50]), n_boot=4000)
+    assert mean == 0.5 and 0.35 < low < 0.45 and 0.55 < high < 0.65
+
+
+def test_bootstrap_weights_equal_explicit_resampling():
+    """A replicate's mean from multinomial weights, w_s @ M @ w_q, is the mean of the drawn cells."""
+    rng = np.random.default_rng(1)
+    matrix = rng.integers(0, 2, size=(3, 7)).astype(float)
+    seeds, questions = [2, 2, 0], [6, 1, 1, 3, 0, 6, 6]
+    w_s = np.bincount(seeds, minlength=3) / 3
+    w_q = np.bincount(questions, minlength=7) / 7
+    explicit = matrix[np.ix_(seeds, questions)].mean()
+    assert w_s @ matrix @ w_q == pytest.approx(explicit)
+
+
+def test_paired_difference_matches_questions_by_id_not_position():
+    network = {0: {"a": 1.0, "b": 1.0, "c": 0.0}, 1: {"c": 1.0, "b": 0.0, "a": 1.0}}
+    single = {0: {"c": 0.0, "a": 0.0, "b": 1.0}, 1: {"a": 1.0, "b": 0.0, "c": 0.0}, 2: {"a": 1.0, "b": 1.0, "c": 1.0}}
+    seeds, ids, diff = claims.paired(network, single)
+    assert seeds == [0, 1] and ids == ["a", "b", "c"]  # seed 2 has no network run to pair with
+    assert diff.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    summary = claims.diff_summary(network, single)
+    assert summary["mean"] == pytest.approx(1 / 3, abs=1e-4) and summary["per_seed"] == [0.3333, 0.3333]
+    assert summary["n"] == 3 and summary["seeds"] == [0, 1]
+    assert summary["ci_low"] <= summary["mean"] <= summary["ci_high"]
+
+
+def test_arm_accuracy_lists_each_seed():
+    acc = claims.arm_accuracy({0: {"a": 1.0, "b": 0.0}, 2: {"a": 1.0, "b": 1.0}, 1: {"a": 0.0, "b": 0.0}})
+    assert acc["per_seed"] == [0.5, 0.0, 1.0] and acc["seeds"] == [0, 1, 2] and acc["acc"] == 0.5
+    assert acc["n"] == 2 and 0.0 <= acc["ci_low"] <= 0.5 <= acc["ci_high"] <= 1.0
+
+
+def test_every_replicate_is_a_possible_mean():
+    """With 2 seeds x 2 questions every replicate mean is a multiple of 1/4 (what w_s M w_q gives)."""
+    matrix = np.array([[1.0, 0.0], [1.0, 1.0]])
+    means = {np.mean(matrix[np.ix_(s, q)]) for s in itertools.product(range(2), repeat=2)
+             for q in itertools.product(range(2), repeat=2)}
+    _, low, high = claims.bootstrap_mean(matrix, n_boot=2000)
+    assert any(low == pytest.approx(m) for m in means) and any(high == pytest.approx(m) for m in means)
+
+
+def trace(example_id, target, first, readout, reward, prediction=None):
+    messages = {f"L1N{i + 1}": {"text": text} for i, text in enumerate(first)}
+    messages["L2N1"] = {"text": readout}
+    return {"example_id": example_id, "input": f"q {example_id}", "target": target, "messages": messages,
+            "prediction": prediction, "reward": reward}
+
+
+def test_division_of_labour_on_sliced_sums():
+    task = tasks.load("arith", operands=4)
+    examples = {ex.id: ex for ex in task.examples("test")[:4]}
+    rows = []
+    for k, (id, ex) in enumerate(examples.items()):
+        left, right = task.part_targets(ex, 2)
+        total = left + right
+        if k == 0:    # both parts right, the readout adds them up: right
+            rows.append(trace(id, total, [f"{left}", f"so {right}"], f"Answer: {total}", 1.0, str(total)))
+        elif k == 1:  # both parts right, the readout copies the first part: wrong
+            rows.append(trace(id, total, [f"{left}", f"{right}"], f"Answer: {left}", 0.0, str(left)))
+        elif k == 2:  # one part wrong; the readout copies it
+            rows.append(trace(id, total, [f"{left + 1}", f"{right}"], f"{left + 1}", 0.0, str(left + 1)))
+        else:         # no numbers at all
+            rows.append(trace(id, total, ["no idea", "none"], "?", 0.0, None))
+    d = claims.division_of_labour(rows, task, claims.TASKS["arith-4x1"], slices=True, examples=examples)
+    assert d["n"] == 4
+    assert d["readout_copies"] == 0.5          # rows 1 and 2
+    assert d["parts_right"] == 0.5             # rows 0 and 1
+    assert d["right_given_parts"] == 0.5       # row 0 of those two
+    assert d["parts_sum_right"] == 0.5         # rows 0 and 1
+    assert d["readout_is_sum"] == 0.25         # row 0
+    assert d["first_layer_agree"] == 0.0
+    assert len(d["examples"]) == 3 and set(d["examples"][0]) == {"input", "target", "L1N1", "L1N2", "L2N1"}
+
+
+def test_division_of_labour_on_whole_inputs_counts_agreement_and_right_nodes():
+    task = tasks.load("arith", operands=2, digits=2)
+    rows = [trace("x", 30, ["12+18 = 30", "30"], "Answer: 30", 1.0, "30"),
+            trace("y", 41, ["40", "42"], "Answer: 41", 1.0, "41"),
+            trace("z", 50, ["the sum is 49", "Answer: 49"], "49", 0.0, "49")]
+    d = claims.division_of_labour(rows, task, claims.TASKS["arith-2x2"], slices=False)
+    assert d["first_layer_agree"] == pytest.approx(2 / 3, abs=1e-4)   # x and z
+    assert d["readout_copies"] == pytest.approx(2 / 3, abs=1e-4)      # x and z
+    assert d["node_right"] == {"L1N1": pytest.approx(1 / 3, abs=1e-4), "L1N2": pytest.approx(1 / 3, abs=1e-4)}
+    assert "parts_right" not in d and "readout_is_sum" not in d
+
+
+def test_a_single_node_has_no_division_of_labour():
+    task = tasks.load("arith", operands=2, digits=2)
+    only = {"example_id": "x", "input": "q", "target": 3, "messages": {"L1N1": {"text": "3"}}, "prediction": "3"}
+    assert claims.division_of_labour([only], task, claims.TASKS["arith-2x2"], slices=False) == {}
+
+
+def test_arms_overrides_and_which_tasks_get_slices():
+    assert claims.ARMS["single-compute"].overrides(40, 10) == [
+        "network.layers=[1]", "network.adapters.rank=24", "train.steps=120", "train.eval_every=30"]
+    assert claims.ARMS["net21-msgs"].overrides(40, 10)[-2:] == ["network.input_slices=true", "network.input_to_all=false"]
+    assert claims.task_arms("arith-2x2", list(claims.ARMS)) == ["net21", "neuromas3", "single", "single-compute"]
+    assert "net21-msgs" in claims.task_arms("bbh-object_counting", list(claims.ARMS))
+
+
+def test_every_task_has_a_config_that_validates():
+    from neuromas.config import load_config
+
+    for task in claims.TASKS:
+        config = load_config(claims.CONFIGS / f"{task}.yaml")
+        assert config.eval.limit == 128 and config.train.steps >= 40
+
+
+def test_pick_applies_the_criteria_to_measured_numbers():
+    def cells(acc):
+        return {"single": {"acc": acc}}
+
+    ladder = {"arith-2x2": cells(0.19), "arith-3x2": cells(0.12), "arith-4x1": cells(0.08),
+              "bbh-object_counting": cells(0.14), "bbh-boolean_expressions": cells(0.40), "gsm8k": cells(0.0)}
+    picked, lines = claims.pick(ladder)
+    assert picked == ["arith-2x2", "bbh-object_counting", "arith-3x2"]
+    assert any("boolean_expressions" in line and "two possible answers" in line for line in lines)
+    ladder["arith-2x2"]["single"]["best_constant"] = 0.35  # one answer scores 35%: collapsing to it wins
+    picked, lines = claims.pick(ladder)
+    assert "arith-2x2" not in picked and any("arith-2x2" in line and "35.0%" in line for line in lines)
+    assert any("arith-4x1" in line and "outside" in line for line in lines)
