@@ -9,8 +9,8 @@ inputs (BBH Navigate: ~170-token node prompts before the messages) most of a lat
 update compute is that repeated prefix.
 
 One rollout batch of a [2, 2, 1] network on Navigate (4 inputs x G=8, 24-token messages), then
-`Trainer._update` on its rows, the adapters and optimizer restored after each (every repeat
-starts from the same weights), alternating (`_update` runs under torch's deterministic kernels, as in training):
+`Trainer.update` on its rows, the adapters and optimizer restored after each (every repeat
+starts from the same weights), alternating (`Trainer.backward` runs under torch's deterministic kernels, as in training):
 
     reference   rows grouped only when their whole prompts are equal (`share_prefixes=False`)
     prefix      rows grouped by shared prefix (the default)
@@ -87,7 +87,7 @@ def main() -> None:
         for name, logprobs_fn in arms.items():
             trainer_module.token_logprobs = logprobs_fn
             start = time.perf_counter()
-            results[name] = trainer._update(rows)
+            results[name] = trainer.update(rows)
             times[name].append(time.perf_counter() - start)
             with torch.no_grad():  # undo the update: every repeat starts from the same weights
                 for param, value in zip(trainer.params, initial):
@@ -110,7 +110,7 @@ def main() -> None:
         "rollout_s": round(rollout_s, 1), "peak_rss_gb": round(peak_rss_gb(), 3), "all_times": times,
     }
     markdown = (
-        f"`Trainer._update` on one rollout batch of a {args.layers} network on BBH Navigate ({args.batch} inputs x "
+        f"`Trainer.update` on one rollout batch of a {args.layers} network on BBH Navigate ({args.batch} inputs x "
         f"G={args.group}, {len(rows)} rows, micro-batches of {chunk} rows, {model_dtype(net)}); best of {args.repeats}.\n\n"
         + table(["grouping", "update s", "prompt tokens run", "loss", "grad norm"], [
             ["whole prompts only (share_prefixes=False)", f"{best['reference']:.1f}", metrics["reference_prompt_tokens"],

@@ -48,9 +48,10 @@ from neuromas import tasks
 from neuromas.config import TrainConfig
 from neuromas.models import load_model
 from neuromas.network import Network
-from neuromas.prompts import node_prompt
 from neuromas.rl.trainer import Trainer
+from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
+from tests.reference import ReferenceStep
 
 TEMPERATURE = 0.7
 LORA = {"rank": 8, "alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -90,101 +91,33 @@ class Ours:
 
 
 class Reference:
-    """The straightforward implementation: fp32, one generate and one full-logits loss per node."""
+    """The straightforward step (`tests/reference.py`, the specification the Trainer's loss and
+    gradients are tested against): fp32, one generate and one full-logits loss per node."""
 
     def __init__(self, task: Task, args: argparse.Namespace):
         from peft import LoraConfig, get_peft_model
 
-        self.task, self.args = task, args
-        self.topology = Network(network_config(args)).topology  # the graph only; loads no model
-        model, self.tokenizer = load_model(None, dtype="float32")  # left padding, frozen base
+        topology = Network(network_config(args)).topology  # the graph only; loads no model
+        model, tokenizer = load_model(None, dtype="float32")  # left padding, frozen base
         lora = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], target_modules=LORA["target_modules"],
                           lora_dropout=0.0, bias="none")
-        names = [node.id for node in self.topology.nodes]
-        self.model = get_peft_model(model, lora, adapter_name=names[0])
+        names = [node.id for node in topology.nodes]
+        model = get_peft_model(model, lora, adapter_name=names[0])
         for name in names[1:]:
-            self.model.add_adapter(name, lora)
-        self.model.eval()
-        self.lora_params = [p for n, p in self.model.named_parameters() if "lora_" in n]
-        self.optimizer = torch.optim.AdamW(self.lora_params, lr=2e-4, weight_decay=0.0)
-        eos = self.model.generation_config.eos_token_id
-        self.stop_ids = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
-        self.examples, self.step_index = task.examples("train"), 0
-
-    def use_adapter(self, node_id: str) -> None:
-        self.model.set_adapter(node_id)
-        for p in self.lora_params:  # set_adapter freezes every other adapter; keep all trainable
-            p.requires_grad_(True)
-
-    def encode(self, chat: list[dict[str, str]]) -> list[int]:
-        return list(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
+            model.add_adapter(name, lora)
+        model.eval()
+        self.reference = ReferenceStep(model, tokenizer, topology, task, args.samples, lr=2e-4)
+        self.examples, self.step_index, self.args = task.examples("train"), 0, args
 
     def step(self) -> dict:
-        args, topology = self.args, self.topology
         start = time.perf_counter()
-        examples = same_batch(self.examples, self.step_index, args.inputs)
+        examples = same_batch(self.examples, self.step_index, self.args.inputs)
         self.step_index += 1
-        passes = [example for example in examples for _ in range(args.samples)]  # grouped by input
-        texts: list[dict[str, str]] = [{} for _ in passes]  # per pass: node id -> message
-        rows = []  # (node, pass, prompt ids, completion ids)
-
-        # 1. rollouts: layer by layer, one generate per node over all its rows
-        for layer in topology.layers:
-            for node in layer:
-                self.use_adapter(node.id)
-                prompts = [
-                    self.encode(node_prompt(node, topology, ex.input, {s: texts[p][s] for s in node.reads}, self.task.answer_format))
-                    for p, ex in enumerate(passes)
-                ]
-                batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
-                out = self.model.generate(
-                    **batch, do_sample=True, temperature=node.generation.temperature, top_p=1.0, top_k=0,
-                    max_new_tokens=node.generation.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                )
-                for p, new in enumerate(out[:, batch["input_ids"].shape[1] :].tolist()):
-                    completion = []
-                    for token in new:
-                        if token in self.stop_ids:
-                            break
-                        completion.append(token)
-                    texts[p][node.id] = self.tokenizer.decode(completion, skip_special_tokens=True)
-                    rows.append((node, p, prompts[p], completion))
+        rows, rewards = self.reference.rollout(examples)
         rollout_s = time.perf_counter() - start
-
-        # 2. rewards and 3. advantages: (r - group mean) / (group std + eps)
-        rewards = torch.tensor(self.task.reward([t[topology.readout] for t in texts], passes)).view(args.inputs, args.samples)
-        advantages = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True, unbiased=False) + 1e-6)
-        advantages = advantages.flatten()
-
-        # 4. loss per node (its adapter active), micro-batches of 16, token-mean over the step
-        total_tokens = sum(len(r[3]) for r in rows)
-        self.optimizer.zero_grad(set_to_none=True)
-        for node in topology.nodes:
-            self.use_adapter(node.id)
-            mine = [r for r in rows if r[0] is node and r[3]]
-            for i in range(0, len(mine), 16):
-                loss = self.loss(mine[i : i + 16], advantages, total_tokens, node.generation.temperature)
-                loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.lora_params, 1.0)
-        self.optimizer.step()
-        return {"rollout_s": rollout_s, "tokens": float(total_tokens), "reward": rewards.mean().item(), "updated": 1.0}
-
-    def loss(self, rows: list, advantages: torch.Tensor, total_tokens: int, temperature: float) -> torch.Tensor:
-        """Full fp32 forward over prompt + completion (right padded), full-vocabulary log_softmax."""
-        width = max(len(prompt) + len(completion) for _, _, prompt, completion in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        completion_mask = torch.zeros((len(rows), width - 1))  # over predicted positions 1..width-1
-        for i, (_, _, prompt, completion) in enumerate(rows):
-            n = len(prompt) + len(completion)
-            ids[i, :n] = torch.tensor(prompt + completion)
-            attention[i, :n] = 1
-            completion_mask[i, len(prompt) - 1 : n - 1] = 1
-        logits = self.model(input_ids=ids, attention_mask=attention).logits  # (rows, width, vocab)
-        logprobs = torch.log_softmax(logits[:, :-1] / temperature, dim=-1)
-        token_logprobs = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1)
-        row_advantages = advantages[[p for _, p, _, _ in rows]]
-        return -(row_advantages[:, None] * token_logprobs * completion_mask).sum() / total_tokens
+        self.reference.step(rows, rewards)
+        tokens = float(sum(len(r.completion) for r in rows))
+        return {"rollout_s": rollout_s, "tokens": tokens, "reward": rewards.float().mean().item(), "updated": 1.0}
 
 
 def same_batch(examples: list[Example], step: int, size: int) -> list[Example]:
@@ -194,7 +127,7 @@ def same_batch(examples: list[Example], step: int, size: int) -> list[Example]:
         epoch, index = divmod(position, len(examples))
         if epoch not in orders:
             orders[epoch] = list(range(len(examples)))
-            random.Random(SEED * 7919 + epoch).shuffle(orders[epoch])
+            random.Random(derive_seed(SEED, "train-order", epoch)).shuffle(orders[epoch])
         picked.append(examples[orders[epoch][index]])
     return picked
 

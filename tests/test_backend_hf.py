@@ -20,13 +20,18 @@ def request(chat, max_new_tokens=24, temperature=0.0, top_p=1.0):
 
 @pytest.mark.slow
 def test_greedy_loop_equals_transformers_generate(backend32):
+    finished = []
     for chat in CHATS:
         (ours,) = backend32.generate([request(chat)])
         ids = torch.tensor([backend32.encode(chat)])
         reference = backend32.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
-        reference = [t for t in reference[0, ids.shape[1] :].tolist() if t not in backend32.stop_ids.tolist()]
-        assert ours.token_ids == reference
-        assert ours.text == backend32.tokenizer.decode(reference, skip_special_tokens=True)
+        reference = reference[0, ids.shape[1] :].tolist()
+        stops = [i for i, t in enumerate(reference) if t in backend32.stop_ids.tolist()]
+        reference = reference[: stops[0] + 1] if stops else reference  # up to and with the stop token
+        assert ours.token_ids == reference and ours.finished == bool(stops)
+        assert ours.text == backend32.tokenizer.decode(reference[: len(reference) - bool(stops)])
+        finished.append(ours.finished)
+    assert any(finished) and not all(finished), "messages that stop and messages the budget cuts off"
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from neuromas.network import Network
 def test_sampling_settings_carry_each_request_own_budget_temperature_and_seed():
     request = GenerationRequest([{"role": "user", "content": "hi"}], "L1N1", 24, 0.7, 0.9)
     assert sampling_settings(request, 5) == {"n": 1, "max_tokens": 24, "temperature": 0.7, "top_p": 0.9,
-                                            "seed": 5, "logprobs": 0}
+                                            "seed": 5, "logprobs": 0, "include_stop_str_in_output": True}
 
 
 def test_every_sync_gives_adapters_new_ids_so_vllm_cannot_serve_stale_weights(tmp_path):

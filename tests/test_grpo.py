@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from neuromas.rl.grpo import aggregate, group_advantages, kl_penalty, policy_loss, tied_fraction
+from neuromas.rl.grpo import aggregate, group_advantages, kl_loss, kl_penalty, loss_weights, policy_loss, tied_fraction
 
 
 def test_group_advantages_by_hand():
@@ -24,7 +24,7 @@ def test_policy_loss_is_reinforce_at_ratio_one():
     logprobs = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 0.0]], requires_grad=True)
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     advantages = torch.tensor([2.0, -1.0])
-    loss = policy_loss(logprobs, logprobs.detach(), advantages, mask)
+    loss = policy_loss(logprobs, logprobs.detach(), advantages, loss_weights(mask))
     # token-mean over 3 real tokens of -A * 1: (-2 - 2 + 1) / 3 = -1
     assert loss.item() == pytest.approx(-1.0)
     loss.backward()
@@ -35,8 +35,26 @@ def test_policy_loss_is_reinforce_at_ratio_one():
 def test_sequence_mean_weighs_every_message_equally():
     values = torch.tensor([[1.0, 3.0, 0.0], [10.0, 0.0, 0.0]])
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    assert aggregate(values, mask, "token-mean").item() == pytest.approx(14 / 3)
-    assert aggregate(values, mask, "sequence-mean").item() == pytest.approx((2 + 10) / 2)
+    assert aggregate(values, loss_weights(mask, "token-mean")).item() == pytest.approx(14 / 3)
+    assert aggregate(values, loss_weights(mask, "sequence-mean")).item() == pytest.approx((2 + 10) / 2)
+
+
+@pytest.mark.parametrize("aggregation", ["token-mean", "sequence-mean"])
+def test_micro_batches_add_up_to_the_batch_loss(aggregation):
+    """The trainer's micro-batches take their rows' slice of the batch's weights."""
+    generator = torch.Generator().manual_seed(0)
+    logprobs = -torch.rand(5, 4, generator=generator)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.float)
+    advantages, weights = torch.tensor([1.0, -2.0, 0.5, 0.0, 1.5]), loss_weights(mask, aggregation)
+    whole = policy_loss(logprobs, logprobs, advantages, weights)
+    parts = [[0, 3], [1], [4, 2]]  # any order, any slicing of the rows
+    summed = sum(policy_loss(logprobs[i], logprobs[i], advantages[i], weights[i]) for i in parts)
+    assert summed.item() == pytest.approx(whole.item())
+    ref = logprobs - 0.1
+    assert sum(kl_loss(logprobs[i], ref[i], weights[i]) for i in parts).item() == pytest.approx(
+        kl_loss(logprobs, ref, weights).item())
+    if aggregation == "token-mean":  # the mean of -A over the 13 real tokens, by hand
+        assert whole.item() == pytest.approx(-(3 * 1.0 + 1 * -2.0 + 4 * 0.5 + 2 * 0.0 + 3 * 1.5) / 13)
 
 
 def test_ppo_clipping_by_hand():
@@ -44,9 +62,9 @@ def test_ppo_clipping_by_hand():
     new = torch.log(torch.tensor([[1.5, 0.5]]))  # ratios 1.5 and 0.5
     mask = torch.ones(1, 2)
     # positive advantage: min(r*A, clip(r)*A) -> 1.2 and 0.5 -> loss -(1.2 + 0.5)/2
-    assert policy_loss(new, old, torch.tensor([1.0]), mask, clip_eps=0.2).item() == pytest.approx(-0.85)
+    assert policy_loss(new, old, torch.tensor([1.0]), loss_weights(mask), clip_eps=0.2).item() == pytest.approx(-0.85)
     # negative advantage: min(-1.5, -1.2) = -1.5 and min(-0.5, -0.8) = -0.8 -> loss (1.5 + 0.8) / 2
-    assert policy_loss(new, old, torch.tensor([-1.0]), mask, clip_eps=0.2).item() == pytest.approx(1.15)
+    assert policy_loss(new, old, torch.tensor([-1.0]), loss_weights(mask), clip_eps=0.2).item() == pytest.approx(1.15)
 
 
 def test_k3_kl_by_hand():

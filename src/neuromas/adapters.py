@@ -13,11 +13,11 @@ any other network in the same process (a 135M model costs ~270 MB to copy in bf1
 from __future__ import annotations
 
 import copy
-import zlib
 
 import torch
 
 from neuromas.config import AdapterConfig
+from neuromas.seeds import derive_seed
 from neuromas.topology import Node, Topology
 
 
@@ -41,7 +41,7 @@ def adapter_seed(seed: int, name: str) -> int:
     adapters and part after their first update. Keyed by name, a node's initial adapter is also
     the same whatever other nodes the network has.
     """
-    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**63
+    return derive_seed(seed, "adapter", name)
 
 
 def attach_adapters(model, topology: Topology, config: AdapterConfig, seed: int = 0):

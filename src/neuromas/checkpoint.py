@@ -145,7 +145,6 @@ def save_checkpoint(run_dir: Path, step: int, net: Network, trainer_state: dict,
         state = {
             **trainer_state,
             "step": step,
-            "network_calls": net._calls,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
         }
         torch.save(state, tmp / "trainer.pt")
@@ -166,11 +165,10 @@ def checkpoints(run_dir: Path) -> list[Path]:
 
 
 def load_checkpoint(directory: Path, net: Network) -> dict:
-    """Restore adapters, RNG states and the network's sampling counter; return the trainer state."""
+    """Restore adapters and RNG states; return the trainer state (its step fixes every later seed)."""
     load_adapter_weights(net, directory)
     _load_growth(net, _read_spec(directory))
     state = torch.load(directory / "trainer.pt", weights_only=False)
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
-    net._calls = state["network_calls"]
     return state

@@ -18,8 +18,12 @@ from neuromas.tasks.base import Split, Task
 from neuromas.trace import Trace
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion; well-behaved at 0, n and small n."""
+def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; well-behaved at 0, n and small n.
+
+    `successes` may be fractional (the sum of rewards in [0, 1]): such a reward's variance is at
+    most p(1 - p), the binomial's, so the interval stays valid, if conservative.
+    """
     if n == 0:
         return 0.0, 1.0
     p = successes / n
@@ -89,11 +93,23 @@ def evaluate(
     return summarize(task.name, split, traces, net.calls_per_pass, time.perf_counter() - start)
 
 
+def reward_interval(rewards: list[float], z: float = 1.959964) -> tuple[float, float]:
+    """95% interval of the mean reward: Wilson's for rewards in [0, 1] (exact-match and partial
+    credit), the normal approximation for a custom reward outside that range."""
+    n = len(rewards)
+    if n == 0 or all(0.0 <= r <= 1.0 for r in rewards):
+        return wilson_interval(sum(rewards), n, z)
+    mean = sum(rewards) / n
+    sd = math.sqrt(sum((r - mean) ** 2 for r in rewards) / max(n - 1, 1))
+    return mean - z * sd / math.sqrt(n), mean + z * sd / math.sqrt(n)
+
+
 def summarize(task: str, split: str, traces: list[Trace], calls_per_q: float, seconds: float) -> EvalResult:
     """Accuracy, interval and cost of scored greedy traces (one per question)."""
     n = len(traces)
-    correct = sum(t.reward or 0.0 for t in traces)
-    low, high = wilson_interval(round(correct), n)
+    rewards = [t.reward or 0.0 for t in traces]
+    correct = sum(rewards)
+    low, high = reward_interval(rewards)
     return EvalResult(
         task=task,
         split=split,

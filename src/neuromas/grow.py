@@ -199,7 +199,6 @@ def apply(net: Network, plan: Plan, init: Init = "clone", ramp_steps: int = 10) 
             copies.setdefault(grown.adapters[node.id], net.adapters[source])
     _copy_adapters(net, grown, copies)
     grown.growth = Growth(net.config, dict(plan.old_ids), ramp_steps)
-    grown._calls = net._calls
     return grown
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from neuromas.config import ModelConfig, NetworkConfig, RunConfig, format_validation_error, load_config
 from neuromas.errors import NeuromasError
 from neuromas.prompts import node_prompt, prompt_text
+from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
 from neuromas.topology import Node, Topology
 from neuromas.trace import NodeMessage, Trace
@@ -56,7 +57,7 @@ class Network:
         self._backend = backend
         self.seed = seed
         self.training = True
-        self._calls = 0  # forward passes so far: each gets its own seed, reproducibly
+        self._sampled_calls = 0  # seedless sampled forward calls so far (interactive use only)
         self.adapters: dict[str, str] = {}  # node id -> adapter name, once adapters are attached
         self.base_backend: Backend | None = backend  # the backend without adapters (growth builds on it)
         self.growth: Growth | None = None  # set by grow.widen/deepen while new nodes fade in
@@ -161,12 +162,14 @@ class Network:
         mode decoding is greedy, so one pass per input is computed and copied G times.
         `backend` generates instead of the network's own (the trainer's vLLM rollouts).
         Nodes in `blank` still run, but their readers see an empty message (node ablation).
+        `seed` fixes every sample of the call (`seeds.derive_seed`); without one, a call in train
+        mode draws from the network's seed and a count of such calls (greedy calls need none).
         """
         examples = [x if isinstance(x, Example) else Example(id=str(i), input=x, target=None) for i, x in enumerate(inputs)]
         answer_format = task.answer_format if task is not None else DEFAULT_ANSWER_FORMAT
-        if seed is None:
-            seed = self.seed * 1_000_003 + self._calls
-        self._calls += 1
+        if seed is None:  # a user's call: each sampled call draws anew (the trainer passes its seed)
+            seed = derive_seed(self.seed, "forward", self._sampled_calls)
+            self._sampled_calls += self.training
         draws = 1 if not self.training else num_samples
         passes = [(example, s) for example in examples for s in range(draws)]
         messages: list[dict[str, NodeMessage]] = [{} for _ in passes]
@@ -190,7 +193,7 @@ class Network:
                     owners.append((p, node.id, prompt_text(chat)))
             if not requests:
                 continue
-            generations = (backend or self.backend).generate(requests, seed=seed * 101 + l)
+            generations = (backend or self.backend).generate(requests, seed=derive_seed(seed, "layer", l))
             for (p, id, prompt), gen in zip(owners, generations):
                 messages[p][id] = NodeMessage(
                     id, prompt, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finished,

@@ -147,7 +147,7 @@ def run_train(
 
     task = task or load_task(config)
     net = build_network(config)
-    trainer = Trainer(net, task, config.train, run_dir, eval_limit=config.eval.limit, progress=progress)
+    trainer = Trainer(net, task, config.train, run_dir, eval_config=config.eval, progress=progress)
     resumed = resume and trainer.resume()
     before_file = run_dir / "results_before.json"
     if resumed and before_file.is_file():

@@ -22,11 +22,13 @@ class GenerationRequest:
 
 @dataclass
 class Generation:
-    text: str
-    token_ids: list[int]  # generated tokens, end-of-turn token excluded
+    text: str  # what readers see: the message without its stop token
+    # Generated tokens, the stop token included when the message finished: stopping is an action
+    # the policy takes, so training must see its log-prob (a node learns to write less or more).
+    token_ids: list[int]
     logprobs: list[float]  # log-prob of each generated token under the sampling policy (see hf.py)
     prompt_ids: list[int] = field(default_factory=list)
-    finished: bool = True  # False when the token budget ran out before the end-of-turn token
+    finished: bool = True  # True: the last token of token_ids is the stop token; False: the budget ran out
     # Token counts from a server that returns text, not token ids (the `openai` backend's usage).
     completion_tokens: int | None = None
     prompt_tokens: int | None = None

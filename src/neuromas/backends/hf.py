@@ -127,13 +127,10 @@ class HFBackend:
             stopped = torch.isin(tokens, stop_ids) & alive
             rows_now = zip(active.tolist(), tokens.tolist(), logprobs.tolist(), alive.tolist(), stopped.tolist())
             for row, token, logprob, is_alive, stop in rows_now:
-                if not is_alive:
-                    continue
-                if stop:
-                    finished_out[row] = True
-                else:
+                if is_alive:  # the stop token is part of the action: stopping is learned too
                     tokens_out[row].append(token)
                     logprobs_out[row].append(logprob)
+                    finished_out[row] = stop
             step += 1
             alive &= ~stopped & (step < budget[active])
             if not bool(alive.any()):
@@ -156,7 +153,8 @@ class HFBackend:
 
         return [
             Generation(
-                text=self.tokenizer.decode(tokens_out[row], skip_special_tokens=True),
+                text=self.tokenizer.decode(tokens_out[row][: len(tokens_out[row]) - finished_out[row]],
+                                           skip_special_tokens=True),
                 token_ids=tokens_out[row],
                 logprobs=logprobs_out[row],
                 prompt_ids=prompts[row],

@@ -21,6 +21,7 @@ import os
 from neuromas.backends.base import Generation, GenerationRequest
 from neuromas.config import ModelConfig, ServerConfig
 from neuromas.errors import NeuromasError
+from neuromas.seeds import derive_seed
 
 
 class OpenAIBackend:
@@ -75,7 +76,7 @@ class OpenAIBackend:
                     raise NeuromasError(f"the server at {self.server.base_url} lists no models")
                 self.model = served[0]
             in_flight = asyncio.Semaphore(self.server.max_concurrency)
-            jobs = [self._one(client, in_flight, r, (seed * 7919 + i) % 2**31) for i, r in enumerate(requests)]
+            jobs = [self._one(client, in_flight, r, derive_seed(seed, "request", i) % 2**31) for i, r in enumerate(requests)]
             return list(await asyncio.gather(*jobs))
 
     async def _one(self, client, in_flight: asyncio.Semaphore, request: GenerationRequest, seed: int) -> Generation:

@@ -23,13 +23,18 @@ from pathlib import Path
 from neuromas.backends.base import Generation, GenerationRequest
 from neuromas.config import ModelConfig
 from neuromas.errors import NeuromasError
+from neuromas.seeds import derive_seed
 
 
 def sampling_settings(request: GenerationRequest, seed: int) -> dict:
     """vLLM `SamplingParams` arguments for one request: its budget, temperature and top-p, a
-    per-request seed, and the log-prob of each sampled token (`logprobs=0`)."""
+    per-request seed, and the log-prob of each sampled token (`logprobs=0`).
+
+    `include_stop_str_in_output` keeps the stop token in `token_ids` (vLLM drops it by default),
+    because the trainer learns stopping from it as hf.py's messages do; the text still skips it
+    as a special token."""
     return {"n": 1, "max_tokens": request.max_new_tokens, "temperature": request.temperature,
-            "top_p": request.top_p, "seed": seed, "logprobs": 0}
+            "top_p": request.top_p, "seed": seed, "logprobs": 0, "include_stop_str_in_output": True}
 
 
 @dataclass
@@ -105,16 +110,14 @@ class VLLMBackend:
         prompts = [self.encode(r.messages) for r in requests]
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids in prompts],
-            [SamplingParams(**sampling_settings(r, seed * 7919 + i)) for i, r in enumerate(requests)],
+            [SamplingParams(**sampling_settings(r, derive_seed(seed, "request", i) % 2**31)) for i, r in enumerate(requests)],
             lora_request=[self.adapters.request(r.adapter) for r in requests],
             use_tqdm=False,
         )
         results = []
         for ids, output in zip(prompts, outputs):
             out = output.outputs[0]
-            tokens = list(out.token_ids)
+            tokens = list(out.token_ids)  # as hf.py: a finished message ends with its stop token
             logprobs = [step[token].logprob for step, token in zip(out.logprobs or [], tokens)]
-            if tokens and tokens[-1] == self.tokenizer.eos_token_id:  # as hf.py: end-of-turn excluded
-                tokens, logprobs = tokens[:-1], logprobs[: len(tokens) - 1]
             results.append(Generation(out.text, tokens, logprobs, ids, out.finish_reason != "length"))
         return results

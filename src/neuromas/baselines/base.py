@@ -23,6 +23,7 @@ from neuromas.config import ModelConfig
 from neuromas.network import DEFAULT_ANSWER_FORMAT, score
 from neuromas.prompts import prompt_text
 from neuromas.tasks.base import Example, Task
+from neuromas.seeds import derive_seed
 from neuromas.trace import NodeMessage, Trace
 
 ASSISTANT = "You are a helpful assistant."
@@ -99,7 +100,7 @@ class Method:
         tokens = max_new_tokens or self.max_new_tokens
         requests = [GenerationRequest(c, None, tokens, temperature) for c in chats]
         self._calls_made += 1
-        generations = self.backend.generate(requests, seed=self.seed * 1_000_003 + self._calls_made)
+        generations = self.backend.generate(requests, seed=derive_seed(self.seed, "baseline", step, self._calls_made))
         for run, c, gen in zip(runs, chats, generations):
             run.messages[step] = NodeMessage(step, prompt_text(c), gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids,
                                              gen.finished, gen.completion_tokens, gen.prompt_tokens)

@@ -64,12 +64,20 @@ def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
     advantages: torch.Tensor,
-    mask: torch.Tensor,
+    weights: torch.Tensor,
     clip_eps: float | None = None,
-    aggregation: Aggregation = "token-mean",
 ) -> torch.Tensor:
-    """The per-token loss averaged over real tokens (mask (N, T), 1 on real tokens)."""
-    return aggregate(per_token_policy_loss(logprobs, old_logprobs, advantages, clip_eps), mask, aggregation)
+    """The policy loss of some rows: their per-token losses weighted by `weights` and summed.
+
+    weights: (N, T), the rows' part of `loss_weights(mask of the whole batch)`, so that the
+    losses of micro-batches add up to the loss of the batch (and padding weighs 0).
+    """
+    return aggregate(per_token_policy_loss(logprobs, old_logprobs, advantages, clip_eps), weights)
+
+
+def kl_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The k3 KL estimate of some rows, weighted like `policy_loss` (its mean over the batch's tokens)."""
+    return aggregate(kl_penalty(logprobs, ref_logprobs), weights)
 
 
 def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
@@ -78,14 +86,15 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tens
     return torch.exp(delta) - delta - 1
 
 
-def aggregate(values: torch.Tensor, mask: torch.Tensor, aggregation: Aggregation = "token-mean") -> torch.Tensor:
-    """Masked mean of (N, T) values: over all tokens (`token-mean`: long messages weigh more),
-    or within each sequence and then over sequences (`sequence-mean`: every message weighs the same)."""
-    return (values * loss_weights(mask, aggregation)).sum()
+def aggregate(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum(values * weights): with `loss_weights`, the masked mean the aggregation asks for."""
+    return (values * weights).sum()
 
 
 def loss_weights(mask: torch.Tensor, aggregation: Aggregation = "token-mean") -> torch.Tensor:
-    """(N, T) weights with sum(values * weights) == aggregate(values, mask).
+    """(N, T) weights that make `aggregate` a masked mean of (N, T) values: over all tokens
+    (`token-mean`: long messages weigh more), or within each sequence and then over sequences
+    (`sequence-mean`: every message weighs the same).
 
     Computed once for a whole batch, they let micro-batches add up to the batch's mean exactly.
     """

@@ -24,12 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from neuromas.adapters import adapter_parameters
 from neuromas.backends.hf import token_logprobs
-from neuromas.config import TrainConfig
+from neuromas.config import EvalConfig, TrainConfig
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
 from neuromas.network import Network
-from neuromas.rl.grpo import group_advantages, kl_penalty, loss_weights, per_token_policy_loss, tied_fraction
+from neuromas.rl.grpo import group_advantages, kl_loss, loss_weights, policy_loss, tied_fraction
 from neuromas.rl.metrics import MetricsLog
+from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
 from neuromas.trace import Trace, write_traces
 
@@ -52,6 +53,14 @@ class Rows:
             [self.prompts[i] for i in idx], [self.completions[i] for i in idx], [self.adapters[i] for i in idx],
             [self.temperatures[i] for i in idx], self.advantages[idx],
         )
+
+
+@dataclass
+class Batch:
+    """A step's scored rollouts: rewards (B, G) and the rows the loss runs on."""
+
+    rewards: torch.Tensor
+    rows: Rows
 
 
 @contextlib.contextmanager
@@ -82,12 +91,14 @@ class Trainer:
         task: Task,
         config: TrainConfig | None = None,
         run_dir: str | Path | None = None,
-        eval_limit: int | None = None,
+        eval_config: EvalConfig | None = None,
         progress: bool = True,
     ):
+        """`eval_config`: the run's held-out evaluation (split, batch size, limit), which the
+        periodic evaluations (`train.eval_every`) follow; `train.eval_limit` overrides its limit."""
         self.task, self.config = task, config or TrainConfig()
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.eval_limit = self.config.eval_limit or eval_limit
+        self.eval_config = eval_config or EvalConfig()
         self.progress = progress
         self.examples = task.examples("train")
         if not self.examples:
@@ -158,7 +169,7 @@ class Trainer:
             epoch, index = divmod(position, n)
             if epoch not in orders:
                 orders[epoch] = list(range(n))
-                random.Random(self.net.seed * 7919 + epoch).shuffle(orders[epoch])
+                random.Random(derive_seed(self.net.seed, "train-order", epoch)).shuffle(orders[epoch])
             picked.append(self.examples[orders[epoch][index]])
         return picked
 
@@ -167,30 +178,20 @@ class Trainer:
         start = time.perf_counter()
 
         # 1. rollouts: G sampled passes of the whole network per input, grouped by input
-        net.train()
-        examples = self.batch_examples(self.step)
-        traces = net(examples, num_samples=c.group_size, task=self.task, backend=self._synced_rollout_backend())
+        traces = self.rollout(self.step)
         rollout_s = time.perf_counter() - start
 
-        # 2. rewards: one terminal reward per pass, shared by every node of the pass
-        rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(len(examples), c.group_size)
+        # 2. rewards (one terminal reward per pass, shared by every node of the pass) and
+        # 3. advantages (reward minus the mean of the same input's G passes), one row per message
+        batch = self.score(traces)
 
-        # 3. advantages: reward minus the mean of the same input's G passes
-        advantages = group_advantages(rewards, std_normalize=c.std_normalize).flatten()
-        tied = tied_fraction(rewards)
-        keep_pass = torch.ones_like(advantages, dtype=torch.bool)
-        if c.drop_tied_groups:
-            keep_pass = (rewards.max(1).values != rewards.min(1).values).repeat_interleave(c.group_size)
-        rows = self._rows(traces, advantages, keep_pass)
-
-        # 4. loss over every token every trainable node wrote; micro-batches accumulate gradients
-        metrics = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0}
-        # (a NaN reward is not "no signal": it must reach the non-finite guard below)
-        has_signal = len(rows) > 0 and (bool((rows.advantages != 0).any()) or c.kl_coef > 0)
+        # 4. loss over every token every trainable node wrote, backward, clip, step
+        # (a NaN reward is not "no signal": it must reach the non-finite guard in `update`)
+        has_signal = len(batch.rows) > 0 and (bool((batch.rows.advantages != 0).any()) or c.kl_coef > 0)
         if has_signal:
-            metrics.update(self._update(rows))
-        else:
-            metrics["grad/norm"] = 0.0  # no signal: every group tied (or nothing trainable wrote)
+            metrics = self.update(batch.rows)
+        else:  # every group tied (or nothing trainable wrote): no gradient to follow
+            metrics = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "grad/norm": 0.0}
 
         # 5. log (and move a grown network's fade-in along: grow.py)
         self.step += 1
@@ -201,9 +202,9 @@ class Trainer:
                 net.growth = None
         metrics.update(
             {
-                "reward/mean": rewards.mean().item(),
-                "reward/std": rewards.std(unbiased=False).item(),
-                "reward/tied_fraction": tied,
+                "reward/mean": batch.rewards.mean().item(),
+                "reward/std": batch.rewards.std(unbiased=False).item(),
+                "reward/tied_fraction": tied_fraction(batch.rewards),
                 "lr": learning_rate(self.config, self.step - 1),
                 "tokens/total": float(sum(t.tokens for t in traces)),
                 "time/rollout_s": rollout_s,
@@ -212,6 +213,24 @@ class Trainer:
         )
         metrics.update(node_statistics(traces))
         return metrics
+
+    def rollout(self, step: int) -> list[Trace]:
+        """The step's sampled passes: G per input, grouped by input, seeded by (run seed, step) only."""
+        self.net.train()
+        examples = self.batch_examples(step)
+        seed = derive_seed(self.net.seed, "rollout", step)
+        return self.net(examples, num_samples=self.config.group_size, task=self.task, seed=seed,
+                        backend=self._synced_rollout_backend())
+
+    def score(self, traces: list[Trace]) -> Batch:
+        """Rewards of a step's passes, their group advantages, and the rows the loss runs on."""
+        c = self.config
+        rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(-1, c.group_size)  # (B, G)
+        advantages = group_advantages(rewards, std_normalize=c.std_normalize).flatten()  # (B * G,)
+        keep_pass = torch.ones_like(advantages, dtype=torch.bool)
+        if c.drop_tied_groups:
+            keep_pass = (rewards.max(1).values != rewards.min(1).values).repeat_interleave(c.group_size)
+        return Batch(rewards, self._rows(traces, advantages, keep_pass))
 
     def _rows(self, traces: list[Trace], advantages: torch.Tensor, keep_pass: torch.Tensor) -> Rows:
         prompts, completions, adapters, temperatures, row_adv = [], [], [], [], []
@@ -223,63 +242,26 @@ class Trainer:
                 if adapter not in self.trainable or not message.token_ids:
                     continue
                 prompts.append(message.prompt_ids)
-                completions.append(message.token_ids)
+                completions.append(message.token_ids)  # the stop token included: stopping is learned
                 adapters.append(adapter)
                 temperatures.append(self.net.topology.node(node_id).generation.temperature)
                 row_adv.append(advantages[p].item())
         return Rows(prompts, completions, adapters, temperatures, torch.tensor(row_adv, dtype=torch.float32))
 
-    @deterministic_algorithms()
-    def _update(self, rows: Rows) -> dict[str, float]:
-        c, backend = self.config, self.net.backend
-        lengths = torch.tensor([len(x) for x in rows.completions])
-        mask_all = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).float()
-        weights_all = loss_weights(mask_all, c.loss_aggregation)  # (R, T): sum(values * w) == the mean
-        # A row whose advantage is 0 (its group tied) adds exactly nothing to the policy
-        # gradient, clipped or not, so without a KL term it is not run at all. Its tokens still
-        # count in `weights_all`, so the loss keeps the scale of the mean over every token.
-        needed = [i for i in range(len(rows)) if c.kl_coef > 0 or rows.advantages[i] != 0]
-        # Rows of one node and one input side by side: `token_logprobs` runs a prompt they
-        # share once per chunk.
-        needed.sort(key=lambda i: (rows.adapters[i], rows.prompts[i]))
-        chunks = [needed[i : i + c.micro_batch_rows] for i in range(0, len(needed), c.micro_batch_rows)]
-
-        old_logprobs, ref_logprobs = [None] * len(chunks), [None] * len(chunks)
-        with torch.no_grad():
-            for k, idx in enumerate(chunks):
-                part = rows.select(idx)
-                if c.epochs > 1:  # PPO: ratios against the policy that sampled, computed once
-                    old_logprobs[k] = token_logprobs(backend, part.prompts, part.completions, part.adapters, part.temperatures)[0]
-                if c.kl_coef > 0:  # the base model is the same model with adapters bypassed
-                    ref_logprobs[k] = token_logprobs(backend, part.prompts, part.completions, [None] * len(idx), part.temperatures)[0]
-
+    def update(self, rows: Rows) -> dict[str, float]:
+        """Backward, clip and step, `epochs` times over the same rows (PPO's ratios when more)."""
+        c = self.config
+        old = self._fixed_logprobs(rows, adapters=True) if c.epochs > 1 else None  # the policy that sampled
+        ref = self._fixed_logprobs(rows, adapters=False) if c.kl_coef > 0 else None  # the base model
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.step)
         totals = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "grad/norm": 0.0, "update/skipped": 0.0,
-                  "update/rows": float(len(needed))}
+                  "update/rows": float(len(self._needed(rows)))}
         for _ in range(c.epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            finite = True
-            for k, idx in enumerate(chunks):
-                part = rows.select(idx)
-                logprobs, mask = token_logprobs(backend, part.prompts, part.completions, part.adapters, part.temperatures)
-                width = logprobs.shape[1]
-                weights = weights_all[idx, :width]
-                old = old_logprobs[k] if old_logprobs[k] is not None else logprobs.detach()
-                per_token = per_token_policy_loss(logprobs, old, part.advantages, c.clip_eps)
-                loss = (per_token * weights).sum()
-                totals["loss/policy"] += loss.item() / c.epochs
-                if ref_logprobs[k] is not None:
-                    kl = (kl_penalty(logprobs, ref_logprobs[k]) * weights).sum()
-                    loss = loss + c.kl_coef * kl
-                    totals["loss/kl"] += c.kl_coef * kl.item() / c.epochs
-                    totals["kl/mean"] += kl.item() / c.epochs
-                if not torch.isfinite(loss):
-                    finite = False
-                    break
-                loss.backward()
+            losses = self.backward(rows, old, ref)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm or float("inf"))
-            if not finite or not torch.isfinite(grad_norm):
+            if not losses["finite"] or not torch.isfinite(grad_norm):
                 self._bad_step()
                 totals["update/skipped"] = 1.0
                 self.optimizer.zero_grad(set_to_none=True)
@@ -287,7 +269,64 @@ class Trainer:
             self.bad_steps = 0
             self.optimizer.step()
             totals["grad/norm"] = grad_norm.item()
+            for key in ("loss/policy", "loss/kl", "kl/mean"):
+                totals[key] += losses[key] / c.epochs
         return totals
+
+    @deterministic_algorithms()
+    def backward(self, rows: Rows, old: list | None = None, ref: list | None = None) -> dict:
+        """Accumulate the gradient of the batch's loss into the adapters, micro-batch by micro-batch.
+
+        The loss is `grpo.policy_loss` (+ `kl_coef` x `grpo.kl_loss`) with weights computed once
+        for the whole batch, so micro-batches add up to the loss of the batch exactly. `old` and
+        `ref`: per micro-batch log-probs of the sampling policy (PPO) and of the base model (KL).
+        Stops at the first non-finite loss (`finite` False), before it reaches a gradient.
+        """
+        c, backend = self.config, self.net.backend
+        lengths = torch.tensor([len(x) for x in rows.completions])
+        mask = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).float()  # (R, T)
+        weights_all = loss_weights(mask, c.loss_aggregation)  # (R, T)
+        losses = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "finite": True}
+        for k, idx in enumerate(self._chunks(rows)):
+            part = rows.select(idx)
+            logprobs, _ = token_logprobs(backend, part.prompts, part.completions, part.adapters, part.temperatures)
+            weights = weights_all[idx, : logprobs.shape[1]]
+            sampled = old[k] if old is not None else logprobs.detach()
+            loss = policy_loss(logprobs, sampled, part.advantages, weights, c.clip_eps)
+            losses["loss/policy"] += loss.item()
+            if ref is not None:
+                kl = kl_loss(logprobs, ref[k], weights)
+                loss = loss + c.kl_coef * kl
+                losses["loss/kl"] += c.kl_coef * kl.item()
+                losses["kl/mean"] += kl.item()
+            if not torch.isfinite(loss):
+                losses["finite"] = False
+                break
+            loss.backward()
+        return losses
+
+    def _needed(self, rows: Rows) -> list[int]:
+        """Rows the loss must run. A row whose advantage is 0 (its group tied) adds exactly nothing
+        to the policy gradient, clipped or not, so without a KL term it is not run at all; its
+        tokens still count in the weights, so the loss keeps the scale of the mean over every token."""
+        return [i for i in range(len(rows)) if self.config.kl_coef > 0 or rows.advantages[i] != 0]
+
+    def _chunks(self, rows: Rows) -> list[list[int]]:
+        """Micro-batches of the needed rows, rows of one node and one input side by side, so that
+        `token_logprobs` runs a prompt they share once per chunk."""
+        needed = sorted(self._needed(rows), key=lambda i: (rows.adapters[i], rows.prompts[i]))
+        size = self.config.micro_batch_rows
+        return [needed[i : i + size] for i in range(0, len(needed), size)]
+
+    @torch.no_grad()
+    def _fixed_logprobs(self, rows: Rows, adapters: bool) -> list[torch.Tensor]:
+        """Per micro-batch log-probs under the adapters as they are now, or under the base model."""
+        out = []
+        for idx in self._chunks(rows):
+            part = rows.select(idx)
+            names = part.adapters if adapters else [None] * len(idx)
+            out.append(token_logprobs(self.net.backend, part.prompts, part.completions, names, part.temperatures)[0])
+        return out
 
     def _bad_step(self) -> None:
         self.bad_steps += 1
@@ -298,7 +337,10 @@ class Trainer:
             )
 
     def evaluate(self, limit: int | None = None) -> EvalResult:
-        return evaluate(self.net, self.task, "test", limit or self.eval_limit, progress=False)
+        """Greedy accuracy on the run's eval split (`limit`, else `train.eval_limit`, else `eval.limit`)."""
+        e = self.eval_config
+        limit = limit or self.config.eval_limit or e.limit
+        return evaluate(self.net, self.task, e.split, limit, e.batch_size, progress=False)
 
     def train(self) -> list[dict]:
         """Run the remaining steps with periodic evaluation, logging and checkpoints."""
