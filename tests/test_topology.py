@@ -105,3 +105,21 @@ def test_overrides_parse_yaml_values():
     assert data == {"network": {"layers": [1, 1, 1]}, "task": {"name": "navigate"}}
     with pytest.raises(NeuromasError, match="key.path=value"):
         apply_override(data, "network.layers")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"seed: 0\x00\nnetwork: {layers: [1]}\n", "not valid YAML \\(unacceptable character #x0000"),
+        (b"network: {layers: [1]\n", "not valid YAML \\(.* at line 2\\)"),
+        (b"\xff\xfe\x00binary", "not a UTF-8 text file \\(byte 0\\)"),
+    ],
+)
+def test_unreadable_config_files_fail_with_one_line(tmp_path, content, message):
+    from neuromas.config import load_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(NeuromasError, match=message) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)

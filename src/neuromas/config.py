@@ -362,12 +362,22 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     if not path.is_file():
         raise NeuromasError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise NeuromasError(f"{path}: not a UTF-8 text file (byte {error.start}); give a YAML config") from None
     except yaml.YAMLError as error:
-        raise NeuromasError(f"{path}: not valid YAML ({error.problem} at line {error.problem_mark.line + 1})") from None
+        raise NeuromasError(f"{path}: not valid YAML ({yaml_problem(error)})") from None
     for override in overrides or []:
         apply_override(data, override)
     return parse_config(data, source=str(path))
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where, in a few words. A ReaderError (a NUL or other control byte) has
+    no `problem`, only its own text; a MarkedYAMLError has both."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}" if mark is not None else problem
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
