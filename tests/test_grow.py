@@ -11,7 +11,7 @@ import yaml
 import neuromas as nm
 from neuromas.config import TrainConfig
 from neuromas.errors import NeuromasError
-from neuromas.grow import Growth
+from neuromas.fadein import Growth
 from neuromas.network import Network
 from neuromas.rl.trainer import Trainer
 from neuromas.tasks.base import Example, Task
@@ -167,7 +167,7 @@ def test_training_moves_the_fade_in_and_saves_it(backend32, tmp_path):
 # ---- plans and schedules (no model) -----------------------------------------------------------
 def test_a_stage_is_planned_as_one_growth_from_the_original():
     from neuromas.config import GrowthStage, NetworkConfig
-    from neuromas.grow import plan_stage
+    from neuromas.plan import plan_stage
 
     stage = GrowthStage(at_step=1, widen=[{"layer": 0, "width": 2}], deepen=[{"after_layer": 0, "width": 2}])
     plan = plan_stage(NetworkConfig(layers=[1, 1]), stage)
@@ -186,7 +186,7 @@ def test_a_stage_is_planned_as_one_growth_from_the_original():
     ([{"at_step": 9, "widen": [{"layer": 0, "width": 2}]}], "at_step 9 must be below train.steps \\(8\\)"),
 ])
 def test_a_bad_growth_schedule_fails_when_the_config_loads(growth, message):
-    from neuromas.config import parse_config
+    from neuromas.configfile import parse_config
 
     data = {"network": {"layers": [1, 1, 1]}, "task": {"name": "arith"}, "train": {"steps": 8, "growth": growth}}
     with pytest.raises(NeuromasError, match=message):
@@ -207,7 +207,7 @@ RUN = {
 
 
 def run_config(tmp_path, name, data=RUN):
-    from neuromas.config import parse_config
+    from neuromas.configfile import parse_config
 
     return parse_config({**data, "out_dir": str(tmp_path / name)})
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from neuromas.config import NetworkConfig, apply_override, parse_config
+from neuromas.config import NetworkConfig
+from neuromas.configfile import apply_override, parse_config
 from neuromas.errors import NeuromasError
 from neuromas.network import Network
 from neuromas.topology import Topology

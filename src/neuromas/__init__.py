@@ -1,7 +1,8 @@
 """neuromas: multi-agent LLM systems built like neural networks and trained like them."""
 
 from neuromas import baselines, grow, tasks
-from neuromas.config import RunConfig, TrainConfig, load_config
+from neuromas.config import RunConfig, TrainConfig
+from neuromas.configfile import load_config
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
 from neuromas.network import Network

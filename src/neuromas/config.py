@@ -2,20 +2,19 @@
 
 The structure is data: a YAML file (or the same dict in Python) validates into `RunConfig`,
 unknown keys are rejected, and every error names the field and the fix in one line
-(`format_validation_error`). Cross-field checks of the topology (cycles, missing nodes, dead
-nodes, an ambiguous readout) live in `neuromas.topology`, which builds the graph from
-`NetworkConfig`; `load_config` runs both so a bad file fails before any model is loaded.
+(`format_validation_error`). This module is the schema only and imports nothing else of
+neuromas, so every other module may use it. Cross-field checks of the topology (cycles,
+missing nodes, dead nodes, an ambiguous readout) live in `neuromas.topology`, which builds the
+graph from `NetworkConfig`, and the growth schedule is planned by `neuromas.plan`;
+`neuromas.configfile.load_config` runs all of them so a bad file fails before any model is loaded.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from neuromas.errors import NeuromasError
 
 
 class _Strict(BaseModel):
@@ -333,55 +332,6 @@ def format_validation_error(error: ValidationError, source: str = "config") -> s
             message = "unknown key; check its spelling against the documented fields"
         problems.append(f"{where}: {message}")
     return f"{source}: " + "; ".join(problems)
-
-
-def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate a config dict, including the topology, or raise a one-line NeuromasError."""
-    from neuromas.topology import Topology  # topology imports this module
-
-    if not isinstance(data, dict):
-        raise NeuromasError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        config = RunConfig.model_validate(data)
-    except ValidationError as error:
-        raise NeuromasError(format_validation_error(error, source)) from None
-    Topology.from_config(config.network)  # raises NeuromasError for impossible graphs
-    if config.train.growth:
-        from neuromas.grow import plan_schedule
-
-        try:  # every growth must fit the shape the ones before it leave
-            plan_schedule(config.network, config.train.growth)
-        except NeuromasError as error:
-            raise NeuromasError(f"{source}: train.{error}") from None
-    return config
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config, apply `key.sub=value` overrides, validate everything up front."""
-    path = Path(path)
-    if not path.is_file():
-        raise NeuromasError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise NeuromasError(f"{path}: not valid YAML ({error.problem} at line {error.problem_mark.line + 1})") from None
-    for override in overrides or []:
-        apply_override(data, override)
-    return parse_config(data, source=str(path))
-
-
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (so [1, 1, 1] is a list)."""
-    key, sep, raw = override.partition("=")
-    if not sep or not key:
-        raise NeuromasError(f"override {override!r}: write it as key.path=value, e.g. network.layers=[1,1,1]")
-    *parents, leaf = key.strip().split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise NeuromasError(f"override {override!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw)
 
 
 def dump_config(config: RunConfig) -> str:

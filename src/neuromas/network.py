@@ -15,11 +15,15 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from neuromas.backends.base import Backend, GenerationRequest
 from pydantic import ValidationError
 
-from neuromas.config import ModelConfig, NetworkConfig, RunConfig, format_validation_error, load_config
+from neuromas.backends import from_config
+from neuromas.backends.base import Backend, GenerationRequest
+from neuromas.checkpoint import load_network, save_network
+from neuromas.config import ModelConfig, NetworkConfig, RunConfig, format_validation_error
+from neuromas.configfile import load_config
 from neuromas.errors import NeuromasError
+from neuromas.fadein import Growth
 from neuromas.prompts import node_prompt, prompt_text
 from neuromas.tasks.base import Example, Task
 from neuromas.topology import Node, Topology
@@ -27,8 +31,6 @@ from neuromas.trace import NodeMessage, Trace
 
 if TYPE_CHECKING:
     import torch
-
-    from neuromas.grow import Growth
 
 DEFAULT_ANSWER_FORMAT = "End your message with 'Answer: <answer>'."
 
@@ -71,8 +73,6 @@ class Network:
     def backend(self) -> Backend:
         """Created on first use, so building and printing a network never loads a model."""
         if self._backend is None:
-            from neuromas.backends import from_config
-
             self._backend = from_config(self.model_config)
         return self._backend
 
@@ -113,15 +113,11 @@ class Network:
 
     def save(self, path: str | Path) -> None:
         """Adapters (PEFT format, one folder per adapter) and the network + model config."""
-        from neuromas.checkpoint import save_network
-
         save_network(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path, backend: Backend | None = None) -> Network:
         """A network saved by `save`, or the final network of a run directory."""
-        from neuromas.checkpoint import load_network
-
         return load_network(cls, Path(path), backend)
 
     # torch-style mode switches ------------------------------------------------------------

@@ -18,6 +18,7 @@ The loop is checked against `model.generate` under greedy decoding in the tests.
 from __future__ import annotations
 
 import inspect
+
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache

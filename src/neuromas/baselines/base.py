@@ -18,6 +18,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from neuromas.backends import from_config
 from neuromas.backends.base import Backend, GenerationRequest
 from neuromas.config import ModelConfig
 from neuromas.network import DEFAULT_ANSWER_FORMAT, score
@@ -56,8 +57,6 @@ class Method:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            from neuromas.backends import from_config
-
             self._backend = from_config(self.model_config)
         return self._backend
 

@@ -24,10 +24,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from neuromas.adapters import adapter_parameters
 from neuromas.backends.hf import token_logprobs
+from neuromas.backends.vllm import VLLMBackend
+from neuromas.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_network, saved_network_config
 from neuromas.config import TrainConfig
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
+from neuromas.grow import apply
 from neuromas.network import Network
+from neuromas.plan import plan_stage
 from neuromas.rl.grpo import group_advantages, kl_penalty, loss_weights, per_token_policy_loss, tied_fraction
 from neuromas.rl.metrics import MetricsLog
 from neuromas.tasks.base import Example, Task
@@ -94,8 +98,6 @@ class Trainer:
             raise NeuromasError(f"task {task.name} has no training examples; raise its train_size")
         self.rollout_backend = None  # None: the network samples with its own backend
         if self.config.rollout_backend == "vllm":  # before the adapters: a missing GPU fails first
-            from neuromas.backends.vllm import VLLMBackend
-
             self.rollout_backend = VLLMBackend.from_config(net.model_config, max_lora_rank=net.config.adapters.rank)
         net.attach_adapters()
         unknown = [n for n in self.config.freeze if n not in net.adapters]
@@ -128,8 +130,6 @@ class Trainer:
         The grown network gets a fresh optimizer: Adam's moments belong to the parent's
         parameters, and a renamed or cloned adapter is a new parameter to the optimizer.
         """
-        from neuromas.grow import apply, plan_stage
-
         stages = self.config.growth
         if self.stages_done >= len(stages) or stages[self.stages_done].at_step != self.step:
             return False
@@ -142,8 +142,6 @@ class Trainer:
         """The vLLM rollout backend running the adapters as they are now (None: the network's own)."""
         if self.rollout_backend is None:
             return None
-        from neuromas.checkpoint import save_network
-
         root = self.run_dir if self.run_dir is not None else Path(tempfile.gettempdir()) / f"neuromas-{os.getpid()}"
         save_network(self.net, root / "rollout-adapters")
         self.rollout_backend.load_adapters(root / "rollout-adapters" / "adapters")
@@ -302,8 +300,6 @@ class Trainer:
 
     def train(self) -> list[dict]:
         """Run the remaining steps with periodic evaluation, logging and checkpoints."""
-        from neuromas.checkpoint import save_checkpoint
-
         c = self.config
         columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
                    TimeElapsedColumn(), TimeRemainingColumn())
@@ -341,8 +337,6 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from the newest complete checkpoint in the run directory, if there is one."""
-        from neuromas.checkpoint import checkpoints, load_checkpoint, saved_network_config
-
         found = checkpoints(self.run_dir) if self.run_dir is not None else []
         if not found:
             if self.log is not None:
