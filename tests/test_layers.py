@@ -3,6 +3,8 @@ no module imports another that imports it back, directly or through others, not 
 function (both checks read every import statement, not only those run at import time)."""
 
 import graphlib
+import subprocess
+import sys
 from pathlib import Path
 
 import grimp
@@ -24,3 +26,10 @@ def test_no_module_is_part_of_an_import_cycle():
     except graphlib.CycleError as error:
         raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
 
+
+
+def test_import_neuromas_loads_no_torch():
+    """`import neuromas` stays light (DESIGN.md section 7): its names are imported on first use."""
+    code = "import sys, neuromas; print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
