@@ -37,9 +37,8 @@ def _write_network_files(net, directory: Path) -> None:
     if net.growth is not None:  # a grown network whose new nodes are still fading in (grow.py)
         spec["growth"] = net.growth.to_dict()
     (directory / "network.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    if net.adapters:
-        names = sorted(set(net.adapters.values()))
-        net.backend.model.save_pretrained(str(directory / "adapters"), selected_adapters=names)
+    if net.adapters and not getattr(net.backend, "serves_adapters", False):  # else a server holds them
+        net.backend.save_adapters(directory / "adapters")
 
 
 def save_network(net, path: Path) -> None:
@@ -49,15 +48,11 @@ def save_network(net, path: Path) -> None:
 
 def load_adapter_weights(net, directory: Path) -> None:
     """Load each adapter's saved weights into the network's (already attached) adapters."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
     for name in sorted(set(net.adapters.values())):
         file = directory / "adapters" / name / "adapter_model.safetensors"
         if not file.is_file():
             raise NeuromasError(f"{directory}: adapter {name} is missing ({file} not found)")
-        result = set_peft_model_state_dict(net.backend.model, load_file(str(file)), adapter_name=name)
-        unexpected = [k for k in result.unexpected_keys if "lora_" in k]
+        unexpected = net.backend.load_adapter(name, file)
         if unexpected:
             raise NeuromasError(f"{file}: does not match this network's adapters ({unexpected[0]} ...)")
 

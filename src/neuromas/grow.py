@@ -77,8 +77,5 @@ def apply(net: Network, plan: Plan, init: Init = "clone", ramp_steps: int = 10) 
 
 
 def _copy_adapters(source: Network, target: Network, copies: dict[str, str]) -> None:
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
     for target_name, source_name in copies.items():
-        state = get_peft_model_state_dict(source.backend.model, adapter_name=source_name)
-        set_peft_model_state_dict(target.backend.model, state, adapter_name=target_name)
+        target.backend.copy_adapter(target_name, source.backend, source_name)

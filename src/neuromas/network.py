@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from pydantic import ValidationError
 
+from neuromas.adapters import adapter_name
 from neuromas.backends import from_config
 from neuromas.backends.base import Backend, GenerationRequest
 from neuromas.checkpoint import load_network, save_network
@@ -82,31 +83,28 @@ class Network:
 
     # parameters ---------------------------------------------------------------------------
     def attach_adapters(self) -> Network:
-        """Give every node its trainable LoRA adapter (`network.adapters`); idempotent."""
+        """Give every node its trainable LoRA adapter (`network.adapters`); idempotent.
+
+        The backend owns the adapters (`AdapterBackend.with_adapters`): the network names them
+        and the backend it gets back runs them (hf: on the one base model, backends/lora.py).
+        """
         if self.adapters:
             return self
-        from neuromas.adapters import adapter_name, attach_adapters
-        from neuromas.backends.hf import HFBackend
-
         backend = self.backend
-        sharing = self.config.adapters.sharing
-        names = {node.id: adapter_name(node, sharing) for node in self.topology.nodes}
-        if getattr(backend, "serves_adapters", False):  # a server holds each adapter under its name
-            self.adapters = names
-            return self
-        if not isinstance(backend, HFBackend):
+        if not hasattr(backend, "with_adapters"):
             raise NeuromasError("training needs the hf backend (transformers + PEFT); set model.backend: hf")
+        names = {node.id: adapter_name(node, self.config.adapters.sharing) for node in self.topology.nodes}
+        self._backend = backend.with_adapters(list(dict.fromkeys(names.values())), self.config.adapters, self.seed)
         self.base_backend = backend
-        model = attach_adapters(backend.model, self.topology, self.config.adapters, seed=self.seed)
-        self._backend = HFBackend(model, backend.tokenizer, backend.max_batch_rows, backend.chat_template_kwargs)
         self.adapters = names
         return self
 
     def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
-        """Trainable parameters (the adapters'), with PEFT's names."""
-        if not self.adapters:
+        """Trainable parameters (the adapters'), with PEFT's names holding the adapter's name
+        (`...self_attn.q_proj.lora_A.L1N1.weight`); none when a server holds the adapters."""
+        if not self.adapters or not hasattr(self.backend, "named_adapter_parameters"):
             return iter(())
-        return ((n, p) for n, p in self.backend.model.named_parameters() if "lora_" in n)
+        return self.backend.named_adapter_parameters()
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for _, p in self.named_parameters()]

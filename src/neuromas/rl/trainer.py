@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from neuromas.adapters import adapter_parameters
 from neuromas.backends.hf import token_logprobs
 from neuromas.backends.vllm import VLLMBackend
 from neuromas.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_network, saved_network_config
@@ -119,9 +118,9 @@ class Trainer:
         self.net = net
         self.trainable = {a for a in net.adapters.values() if a not in frozen}
         for name in set(net.adapters.values()):
-            for param in adapter_parameters(net.backend.model, name):
+            for param in net.backend.adapter_parameters(name):
                 param.requires_grad_(name in self.trainable)
-        self.params = [p for name in sorted(self.trainable) for p in adapter_parameters(net.backend.model, name)]
+        self.params = [p for name in sorted(self.trainable) for p in net.backend.adapter_parameters(name)]
         self.optimizer = torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def grow_if_due(self) -> bool:
