@@ -169,7 +169,7 @@ def test_networks_share_one_base_model_and_never_see_each_others_adapters(backen
     b = trained(2)
     assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()], "both call theirs L1N1"
     again = a(question)[0].messages["L1N1"]
-    assert again.token_ids == first.token_ids and again.logprobs == first.logprobs, "b's adapters stay out of a's forward"
+    assert again.token_ids == first.token_ids and again.logprobs == first.logprobs, "b's adapters stay out of a's"
     assert b(question)[0].messages["L1N1"].logprobs != first.logprobs
     assert all(p.requires_grad for _, p in a.named_parameters()), "adding b's adapters leaves a's trainable"
     assert backend32.generate([request(CHATS[0], 12)])[0].token_ids == base, "a plain forward is the base model"

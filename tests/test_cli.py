@@ -73,7 +73,8 @@ import sys
 from typer.testing import CliRunner
 from neuromas.cli import app
 for args, status in ((["--help"], 0), (["show", {str(good)!r}], 0), (["tasks"], 0), (["run", {str(bad)!r}], 2),
-                     (["eval", {str(bad)!r}], 2), (["train", {str(bad)!r}], 2), (["grow", ".", "-o", "x", "--widen", "a"], 2)):
+                     (["eval", {str(bad)!r}], 2), (["train", {str(bad)!r}], 2),
+                     (["grow", ".", "-o", "x", "--widen", "a"], 2)):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == status, (args, result.output)
 print(sorted(m for m in ("torch", "transformers", "peft") if m in sys.modules))

@@ -68,7 +68,8 @@ def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) 
     shared = _SHARED.get(id(model))
     number = next(shared.sets) if shared else 1
     keys = {name: f"{name}@{number}" for name in names}
-    trainable = {} if shared is None else {p: p.requires_grad for n, p in shared.peft.named_parameters() if "lora_" in n}
+    existing = shared.peft.named_parameters() if shared else ()
+    trainable = {p: p.requires_grad for n, p in existing if "lora_" in n}
     for name, key in keys.items():
         with torch.random.fork_rng(devices=_devices(model)):
             torch.manual_seed(adapter_seed(seed, name))
@@ -135,7 +136,8 @@ def load(peft: PeftModel, key: str, file: Path) -> list[str]:
 
 def copy(source: PeftModel, source_key: str, target: PeftModel, target_key: str) -> None:
     """Give adapter `target_key` the weights of `source_key`."""
-    set_peft_model_state_dict(target, get_peft_model_state_dict(source, adapter_name=source_key), adapter_name=target_key)
+    state = get_peft_model_state_dict(source, adapter_name=source_key)
+    set_peft_model_state_dict(target, state, adapter_name=target_key)
 
 
 def _devices(model) -> list[int]:
