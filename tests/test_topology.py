@@ -94,7 +94,7 @@ def test_bad_configs_name_the_field(data, message):
 
 
 def test_python_api_validates_too():
-    with pytest.raises(NeuromasError, match="layers.1.width: Input should be greater than or equal to 1"):
+    with pytest.raises(NeuromasError, match=r"layers.1.width \(layer 2\): Input should be greater than or equal to 1"):
         Network([2, 0, 1])
     assert Network([1, 1, 1]).calls_per_pass == 3
 

@@ -195,7 +195,9 @@ def report(
     typer.echo(write_report(run_dir, baselines, ablation=ablation, max_examples=examples))
 
 
-GrowOpt = Annotated[Optional[list[str]], typer.Option(help="LAYER:WIDTH, 0-based layer; repeat for several.")]
+GrowOpt = Annotated[Optional[list[str]], typer.Option(
+    help="LAYER:WIDTH, layers counted from 1 as in node ids (--widen 1:2 widens the layer of L1N1); repeat for "
+    "several.")]
 
 
 @app.command()
@@ -216,14 +218,19 @@ def grow(
              "init": init, "ramp_steps": ramp_steps}
     from neuromas.runner import run_grow
 
-    config_path = run_grow(run_dir, out, stage)
-    console.print(f"grown network in [bold]{out}[/]; train it with: neuromas run {config_path}")
+    config_path, record = run_grow(run_dir, out, stage)
+    widths = " -> ".join(str(w) for w in record["widths"])
+    renamed = ", ".join(f"{old} -> {new}" for old, new in record["renamed"].items())
+    console.print(f"grown network {widths} in [bold]{out}[/]", soft_wrap=True)
+    if renamed:  # a deepening: per-node metrics of the new run use the new ids (growth.jsonl)
+        console.print(f"nodes renamed: {renamed}", soft_wrap=True)
+    console.print(f"train it with: neuromas run {config_path}", soft_wrap=True)
 
 
 def _layer_width(text: str, option: str, key: str) -> dict[str, int]:
     layer, sep, width = text.partition(":")
     if not sep or not layer.strip().isdigit() or not width.strip().isdigit():
-        raise NeuromasError(f"--{option} {text!r}: write LAYER:WIDTH with a 0-based layer, e.g. --{option} 0:2")
+        raise NeuromasError(f"--{option} {text!r}: write LAYER:WIDTH with layers counted from 1, e.g. --{option} 1:2")
     return {key: int(layer), "width": int(width)}
 
 

@@ -186,16 +186,17 @@ class EvalConfig(_Strict):
 
 
 class WidenOp(_Strict):
-    """Widen layer `layer` (0-based) to `width` nodes."""
+    """Widen layer `layer` to `width` nodes (layers count from 1, as in node ids: layer 1 holds L1N1)."""
 
-    layer: int = Field(ge=0)
+    layer: int = Field(ge=1)
     width: int = Field(ge=2)
 
 
 class DeepenOp(_Strict):
-    """Insert a dense layer of `width` nodes after layer `after_layer` (0-based)."""
+    """Insert a dense layer of `width` nodes after layer `after_layer` (counted from 1); the layers
+    after it move down one and their nodes are renamed (`growth.jsonl` in the run directory lists them)."""
 
-    after_layer: int = Field(ge=0)
+    after_layer: int = Field(ge=1)
     width: int = Field(1, ge=1)
 
 
@@ -218,7 +219,7 @@ class GrowthStage(_Strict):
     @model_validator(mode="after")
     def _has_an_op(self) -> GrowthStage:
         if not self.widen and not self.deepen:
-            raise ValueError("a growth stage needs widen or deepen, e.g. widen: [{layer: 0, width: 2}]")
+            raise ValueError("a growth stage needs widen or deepen, e.g. widen: [{layer: 1, width: 2}]")
         return self
 
 
@@ -326,7 +327,13 @@ def format_validation_error(error: ValidationError, source: str = "config") -> s
     """One line per problem: where it is, what is wrong. Pydantic's own text spans many lines."""
     problems = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = item["loc"]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        # `layers.1` is a YAML list index; name the layer as node ids and prompts do (layer 2)
+        layer = next((loc[k + 1] for k in range(len(loc) - 1) if loc[k] == "layers" and isinstance(loc[k + 1], int)),
+                     None)
+        if layer is not None:
+            where += f" (layer {layer + 1})"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key; check its spelling against the documented fields"

@@ -4,8 +4,10 @@ The paper finds that big networks trained from scratch train badly, and that the
 grown from a trained smaller network train well (DESIGN.md section 1, Growth). Two operators,
 torch-style functions that return a new network and leave the old one usable:
 
-    bigger = nm.grow.widen(net, layer=0, width=2)            # [1, 1, 1] -> [2, 1, 1]
-    bigger = nm.grow.deepen(net5, after_layer=1, width=2)     # [2, 2, 1] -> [2, 2, 2, 1]
+    bigger = nm.grow.widen(net, layer=1, width=2)            # [1, 1, 1] -> [2, 1, 1]
+    bigger = nm.grow.deepen(net5, after_layer=2, width=2)     # [2, 2, 1] -> [2, 2, 2, 1]
+
+Layers count from 1, as in node ids (layer 1 holds `L1N1`), prompts and errors.
 
 Both plan the new graph first (`plan_widen`, `plan_deepen` in plan.py: pure functions of the
 config, also used to check a run's growth schedule when its config loads) and then `apply` the
@@ -44,12 +46,13 @@ Init = Literal["clone", "fresh"]
 
 
 def widen(net: Network, layer: int, width: int, init: Init = "clone", ramp_steps: int = 10) -> Network:
-    """`net` with layer `layer` (0-based) widened to `width` nodes, appended after the old ones."""
+    """`net` with layer `layer` (counted from 1) widened to `width` nodes, appended after the old ones."""
     return apply(net, plan_widen(net.config, layer, width), init, ramp_steps)
 
 
 def deepen(net: Network, after_layer: int, width: int = 1, init: Init = "clone", ramp_steps: int = 10) -> Network:
-    """`net` with a new dense layer of `width` nodes inserted after layer `after_layer` (0-based)."""
+    """`net` with a new dense layer of `width` nodes inserted after layer `after_layer` (counted from 1);
+    the nodes after it are renamed (`Plan.renamed`)."""
     return apply(net, plan_deepen(net.config, after_layer, width), init, ramp_steps)
 
 

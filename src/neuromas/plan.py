@@ -5,6 +5,9 @@ A plan says which nodes the grown network has, which node of the parent each old
 new node's adapter is cloned from (`sources`). Planning needs no model: a run's growth schedule
 is planned when its config loads (`configfile.py`), so a bad schedule fails before any work,
 and `grow.py` applies a plan to a trained network.
+
+Layers are numbered from 1 here as everywhere a user sees them (node ids, prompts, `--widen`,
+`train.growth`, errors): `plan_widen(config, layer=1, ...)` widens the layer of `L1N1`.
 """
 
 from __future__ import annotations
@@ -24,38 +27,54 @@ class Plan:
     old_ids: dict[str, str]  # grown id -> parent id, for every node that existed before
     sources: dict[str, str]  # grown id -> parent id whose adapter a new node clones
 
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Parent id -> grown id of every old node whose id changed (a deepening moves the
+        layers after the new one down: `L2N1` -> `L3N1`), so per-node metrics stay traceable."""
+        return {old: new for new, old in self.old_ids.items() if new != old}
+
+    def record(self, parent: NetworkConfig, init: str = "clone") -> dict:
+        """What the growth did, as `growth.jsonl` logs it (rl/metrics.py): the widths before and
+        after, the renamed ids, and each new node with the node its adapter was cloned from
+        (None: fresh)."""
+        new = [node.id for node in Topology.from_config(self.config).nodes if node.id not in self.old_ids]
+        return {"widths": [[layer.width for layer in parent.layers], [layer.width for layer in self.config.layers]],
+                "renamed": self.renamed, "new": {id: self.sources[id] if init == "clone" else None for id in new}}
+
 
 def plan_widen(config: NetworkConfig, layer: int, width: int) -> Plan:
-    """Layer `layer` (0-based) widened to `width`; new nodes come after the old ones."""
-    _check_layer(config, layer, "widen")
-    if layer == len(config.layers) - 1:
-        raise NeuromasError("cannot widen the last layer: it holds the readout, which must be one node; "
+    """Layer `layer` (counted from 1, as in node ids) widened to `width`; new nodes come after
+    the old ones."""
+    l = _check_layer(config, layer, "widen")
+    if l == len(config.layers) - 1:
+        raise NeuromasError(f"cannot widen layer {layer}, the last: it holds the readout, which must be one node; "
                             "deepen instead")
-    old = config.layers[layer].width
+    old = config.layers[l].width
     if width <= old:
         raise NeuromasError(f"widen: layer {layer} already has {old} nodes; give width > {old}")
-    layers = [lc.model_copy(update={"width": width}) if l == layer else lc for l, lc in enumerate(config.layers)]
+    layers = [lc.model_copy(update={"width": width}) if k == l else lc for k, lc in enumerate(config.layers)]
     grown = config.model_copy(update={"layers": layers})
     old_ids = {node.id: node.id for node in Topology.from_config(config).nodes}
-    sources = {node_id(layer, i): node_id(layer, i % old) for i in range(old, width)}
+    sources = {node_id(l, i): node_id(l, i % old) for i in range(old, width)}
     return Plan(grown, old_ids, sources)
 
 
 def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1) -> Plan:
-    """A dense layer of `width` nodes inserted after layer `after_layer` (0-based); the nodes
-    after it move one layer down and are renamed (`L2N1` -> `L3N1`)."""
-    _check_layer(config, after_layer, "deepen")
-    if after_layer == len(config.layers) - 1:
-        raise NeuromasError(f"deepen: cannot add a layer after the readout's; give after_layer < {len(config.layers) - 1}")
+    """A dense layer of `width` nodes inserted after layer `after_layer` (counted from 1); the
+    nodes after it move one layer down and are renamed (`L2N1` -> `L3N1`, `Plan.renamed`)."""
+    l = _check_layer(config, after_layer, "deepen")
+    depth = len(config.layers)
+    if l == depth - 1:
+        raise NeuromasError(f"deepen: cannot add a layer after layer {after_layer}, the readout's; give after_layer "
+                            f"from 1 to {depth - 1}")
     if width < 1:
         raise NeuromasError("deepen: width must be >= 1")
-    layers = [*config.layers[: after_layer + 1], LayerConfig(width=width), *config.layers[after_layer + 1 :]]
-    shift = {node.id: node_id(node.layer + (node.layer > after_layer), node.index)
-             for node in Topology.from_config(config).nodes}
+    layers = [*config.layers[: l + 1], LayerConfig(width=width), *config.layers[l + 1 :]]
+    shift = {node.id: node_id(node.layer + (node.layer > l), node.index) for node in Topology.from_config(config).nodes}
     skip = [_rename_edge(edge, shift) for edge in config.skip] if isinstance(config.skip, list) else config.skip
     grown = config.model_copy(update={"layers": layers, "skip": skip})
-    below = config.layers[after_layer].width
-    sources = {node_id(after_layer + 1, i): node_id(after_layer, i % below) for i in range(width)}
+    below = config.layers[l].width
+    sources = {node_id(l + 1, i): node_id(l, i % below) for i in range(width)}
     return Plan(grown, {new: old for old, new in shift.items()}, sources)
 
 
@@ -93,12 +112,14 @@ def plan_schedule(config: NetworkConfig, stages: list[GrowthStage]) -> list[Plan
     return plans
 
 
-def _check_layer(config: NetworkConfig, layer: int, operator: str) -> None:
+def _check_layer(config: NetworkConfig, layer: int, operator: str) -> int:
+    """The 0-based index of layer `layer` (counted from 1), checked."""
     if config.edges is not None:
         raise NeuromasError(f"{operator}: the network lists explicit network.edges, so new nodes would have "
                             "none; grow networks whose layers use connect rules")
-    if not 0 <= layer < len(config.layers):
-        raise NeuromasError(f"{operator}: layer {layer} does not exist; layers are 0 to {len(config.layers) - 1}")
+    if not 1 <= layer <= len(config.layers):
+        raise NeuromasError(f"{operator}: layer {layer} does not exist; layers are 1 to {len(config.layers)}")
+    return layer - 1
 
 
 def _rename_edge(edge: str, rename: dict[str, str]) -> str:

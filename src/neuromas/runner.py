@@ -9,6 +9,8 @@ Layout of a run directory (every file is written whole or not at all):
     results.json     accuracy with CI, cost, time, peak memory, versions (before/after training)
     results_before.json                          the evaluation before training, for --resume
     metrics.jsonl, tensorboard/                  one line of scalars per training step
+    growth.jsonl     (with growth) one line per growth: the widths, which node ids a deepening renamed,
+                     where new nodes' adapters came from (rl/metrics.py; `neuromas grow` writes one too)
     checkpoints/step-NNNNNN/                     the last few atomic checkpoints
     final/           the trained network: `Network.load(run_dir)`
     rollout-adapters/  (train.rollout_backend: vllm) the adapters vLLM samples the next rollouts with
@@ -152,8 +154,9 @@ def run_train(
     return {"before": before, "after": after}
 
 
-def run_grow(run_dir: Path, out: Path, stage: dict) -> Path:
-    """Grow a run's network into a new run directory; return the new run's config.
+def run_grow(run_dir: Path, out: Path, stage: dict) -> tuple[Path, dict]:
+    """Grow a run's network into a new run directory; return the new run's config and what the
+    growth did (`Plan.record`, also written to `<out>/growth.jsonl` as a schedule's growths are).
 
     `run_dir` is a finished run (its `final/` network grows) or one of its checkpoints
     (`RUN/checkpoints/step-N`: the network as it was at step N, e.g. before a scheduled growth).
@@ -181,7 +184,10 @@ def run_grow(run_dir: Path, out: Path, stage: dict) -> Path:
         "train": config.train.model_copy(update={"growth": []}),
     })
     save_config(new, out)
-    return out / "config.yaml"
+    record = {"step": 0, "from": str(run_dir), **plan.record(saved_network_config(saved), growth.init),
+              "init": growth.init, "ramp_steps": growth.ramp_steps}
+    atomic_write(out / "growth.jsonl", json.dumps(record) + "\n")
+    return out / "config.yaml", record
 
 
 def save_config(config: RunConfig, run_dir: Path) -> str:

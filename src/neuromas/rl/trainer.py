@@ -32,7 +32,7 @@ from neuromas.grow import apply
 from neuromas.network import Network
 from neuromas.plan import plan_stage
 from neuromas.rl.grpo import group_advantages, kl_penalty, loss_weights, per_token_policy_loss, tied_fraction
-from neuromas.rl.metrics import MetricsLog
+from neuromas.rl.metrics import MetricsLog, read_growths
 from neuromas.tasks.base import Example, Task
 from neuromas.trace import Trace, write_traces
 
@@ -108,6 +108,7 @@ class Trainer:
         self.stages_done = 0  # growth stages of the schedule applied so far
         self.log = MetricsLog(self.run_dir) if self.run_dir is not None else None
         self.history: list[dict] = []
+        self.growths: list[dict] = []  # what each scheduled growth did (also growth.jsonl in the run directory)
 
     def _bind(self, net: Network) -> None:
         """Train `net`: its unfrozen adapters, with a fresh optimizer (also after a growth)."""
@@ -133,8 +134,16 @@ class Trainer:
         if self.stages_done >= len(stages) or stages[self.stages_done].at_step != self.step:
             return False
         stage = stages[self.stages_done]
-        self._bind(apply(self.net, plan_stage(self.net.config, stage), stage.init, stage.ramp_steps))
+        parent, plan = self.net.config, plan_stage(self.net.config, stage)
+        self._bind(apply(self.net, plan, stage.init, stage.ramp_steps))
         self.stages_done += 1
+        # From the next step on, `node/<id>/...` keys name the grown network's nodes: the record
+        # says which parent node each renamed id was.
+        record = {"step": self.step + 1, **plan.record(parent, stage.init), "init": stage.init,
+                  "ramp_steps": stage.ramp_steps}
+        self.growths.append(record)
+        if self.log is not None:
+            self.log.write_growth(record)
         return True
 
     def _synced_rollout_backend(self):
@@ -352,6 +361,7 @@ class Trainer:
         self.step = state["step"]
         if self.log is not None:
             self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
+            self.growths = read_growths(self.run_dir)
         return True
 
 
