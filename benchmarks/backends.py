@@ -25,7 +25,8 @@ import os
 import tempfile
 
 from benchmarks.common import pair_by_id, table, write_results
-from neuromas.config import ModelConfig, ServerConfig, parse_config
+from neuromas.config import ModelConfig, ServerConfig
+from neuromas.configfile import parse_config
 from neuromas.eval import EvalResult, evaluate
 from neuromas.localserver import llama_cpp_server
 from neuromas.network import Network

@@ -67,13 +67,13 @@ TASKS = {
 }
 SHAPES = {"base-3": [1, 1, 1], "grown-5": [2, 2, 1], "grown-7": [2, 2, 2, 1],
           "scratch-5": [2, 2, 1], "scratch-7": [2, 2, 2, 1]}
-WIDEN = {"widen": [{"layer": 0, "width": 2}, {"layer": 1, "width": 2}]}  # [1, 1, 1] -> [2, 2, 1]
-DEEPEN = {"deepen": [{"after_layer": 1, "width": 2}]}  # [2, 2, 1] -> [2, 2, 2, 1]
+WIDEN = {"widen": [{"layer": 1, "width": 2}, {"layer": 2, "width": 2}]}  # [1, 1, 1] -> [2, 2, 1]
+DEEPEN = {"deepen": [{"after_layer": 2, "width": 2}]}  # [2, 2, 1] -> [2, 2, 2, 1]
 # The scaling sweep's further grown shapes: (stage of the grown run whose checkpoint is grown,
 # the growth, the shape), each then trained S steps, so a shape grown from stage k has (k+1)S.
 SWEEP = {
-    "deep-4": (1, ["--deepen", "1:1"], [1, 1, 1, 1]),  # base-3 made deeper
-    "wide-7": (2, ["--widen", "0:3", "--widen", "1:3"], [3, 3, 1]),  # grown-5 made wider
+    "deep-4": (1, ["--deepen", "2:1"], [1, 1, 1, 1]),  # base-3 made deeper
+    "wide-7": (2, ["--widen", "1:3", "--widen", "2:3"], [3, 3, 1]),  # grown-5 made wider
 }
 
 
@@ -153,7 +153,8 @@ def at_growth(run_dir: Path, step: int, widen: bool, test_size: int) -> dict:
     if cached.is_file():
         return json.loads(cached.read_text())
     import neuromas as nm
-    from neuromas.config import GrowthStage, load_config
+    from neuromas.config import GrowthStage
+    from neuromas.configfile import load_config
     from neuromas.runner import load_task
 
     task = load_task(load_config(run_dir / "config.yaml"))

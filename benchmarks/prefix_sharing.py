@@ -61,7 +61,8 @@ def main() -> None:
 
     import neuromas.rl.trainer as trainer_module
     from neuromas.backends import hf
-    from neuromas.config import TrainConfig, load_config
+    from neuromas.config import TrainConfig
+    from neuromas.configfile import load_config
     from neuromas.rl.trainer import Trainer
     from neuromas.runner import build_network, load_task, model_dtype
 

@@ -46,7 +46,7 @@ SMOKE = ["network.generation.max_new_tokens=4"]  # with 2 questions a task
 
 
 def task_config(task: str, limit: int | None, extra: list[str]):
-    from neuromas.config import load_config
+    from neuromas.configfile import load_config
 
     path, overrides, _ = TASKS[task]
     sets = [*overrides, *extra] + ([f"eval.limit={limit}"] if limit else [])

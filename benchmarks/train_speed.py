@@ -29,12 +29,14 @@ each does `--warmup` untimed steps, then reports the mean of `--steps` timed ste
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import statistics
 import time
 
 import torch
+from tests.reference import ReferenceStep
 
 from benchmarks.common import (
     emit_result,
@@ -51,7 +53,6 @@ from neuromas.network import Network
 from neuromas.rl.trainer import Trainer
 from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
-from tests.reference import ReferenceStep
 
 TEMPERATURE = 0.7
 LORA = {"rank": 8, "alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -99,6 +100,7 @@ class Reference:
 
         topology = Network(network_config(args)).topology  # the graph only; loads no model
         model, tokenizer = load_model(None, dtype="float32")  # left padding, frozen base
+        model = copy.deepcopy(model)  # its own adapters: the cached model is shared in the process
         lora = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], target_modules=LORA["target_modules"],
                           lora_dropout=0.0, bias="none")
         names = [node.id for node in topology.nodes]

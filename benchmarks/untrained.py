@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import ROOT, arm_config, peak_rss_gb, table, write_results
-from neuromas.config import load_config
+from neuromas.configfile import load_config
 from neuromas.runner import run_eval
 
 ARMS = ("net21", "neuromas3", "single")  # in the order of the table
@@ -47,8 +47,8 @@ def main() -> None:
                 "seconds": round(result.seconds, 1),
             }
             rows.append([task, f"{arm} {[layer.width for layer in config.network.layers]}", f"{100 * result.acc:.1f}",
-                         f"[{100 * result.ci_low:.1f}, {100 * result.ci_high:.1f}]", result.n, f"{result.calls_per_q:g}", f"{result.tokens_per_q:.1f}",
-                         f"{result.seconds:.0f}"])
+                         f"[{100 * result.ci_low:.1f}, {100 * result.ci_high:.1f}]", result.n, f"{result.calls_per_q:g}",
+                         f"{result.tokens_per_q:.1f}", f"{result.seconds:.0f}"])
     metrics["peak_rss_gb"] = round(peak_rss_gb(), 3)
     markdown = (
         "Untrained (greedy) on the embedded SmolLM2-135M-Instruct, bf16.\n\n"

@@ -64,9 +64,9 @@ What cannot be matched exactly, and why:
   the rewards: `loss_rows_mean` (ours) vs `trl_loss_rows_mean` (always all completions) shows
   how much, `steps_with_update` counts our timed steps that updated, and the report warns when
   that is below `--steps`.
-- ours copies the base model when it attaches adapters (`neuromas.adapters.attach_adapters`
-  keeps the process-wide cached model clean); TRL wraps the loaded model in place. That copy
-  counts in our memory.
+- both add adapters to the loaded model in place (ours to the one shared base model, under names
+  of its own per network, `neuromas.backends.lora`); the committed results were measured when
+  ours still copied the base model, a copy that counted in our memory.
 
 Memory: `peak_rss_gb` is the whole process's peak (ru_maxrss: imports, loading, setup and the
 steps); `train_peak_rss_gb` is the peak during the steps alone (the high-water mark is reset

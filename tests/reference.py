@@ -38,8 +38,10 @@ class ReferenceStep:
     """One joint RL step over a PEFT model holding one adapter per node, named by node id."""
 
     def __init__(self, model, tokenizer, topology: Topology, task: Task, group_size: int, lr: float = 2e-4,
-                 micro_batch: int = 16):
+                 micro_batch: int = 16, adapter_keys: dict[str, str] | None = None):
+        """`adapter_keys`: node id -> the PEFT adapter name it has on `model`, when not its id."""
         self.model, self.tokenizer, self.topology, self.task = model, tokenizer, topology, task
+        self.adapter_keys = adapter_keys or {}
         self.group_size, self.micro_batch = group_size, micro_batch
         self.lora_params = [p for n, p in model.named_parameters() if "lora_" in n]
         self.optimizer = torch.optim.AdamW(self.lora_params, lr=lr, weight_decay=0.0)
@@ -47,7 +49,7 @@ class ReferenceStep:
         self.stop_ids = {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
 
     def use_adapter(self, node_id: str) -> None:
-        self.model.set_adapter(node_id)
+        self.model.set_adapter(self.adapter_keys.get(node_id, node_id))
         for p in self.lora_params:  # set_adapter freezes every other adapter; keep all trainable
             p.requires_grad_(True)
 

@@ -141,5 +141,45 @@ def test_the_cached_copy_loads_the_same_weights_as_the_gguf(backend32, tmp_path)
     copy = _dequantized_copy(str(gguf.parent), gguf.name)
     assert (copy / "model.safetensors").is_file()
     again = AutoModelForCausalLM.from_pretrained(str(copy), dtype=torch.float32)
-    ours = backend32.model.state_dict()
+    # networks' adapters sit on the session's model (backends/lora.py): PEFT keeps a wrapped layer's own weight
+    # under `base_layer`
+    ours = {k.replace(".base_layer.", "."): v for k, v in backend32.model.state_dict().items() if "lora_" not in k}
     assert all(torch.equal(ours[k], v) for k, v in again.state_dict().items())
+
+
+@pytest.mark.slow
+def test_networks_share_one_base_model_and_never_see_each_others_adapters(backend32):
+    """Adapters are added to the one base model, not to a copy; each network runs its own only,
+    a plain forward stays the base model, and a network's adapters leave the model with it."""
+    import gc
+
+    from neuromas.network import Network
+
+    question = ["What is 3+5?"]
+    base = backend32.generate([request(CHATS[0], 12)])[0].token_ids
+
+    def trained(seed):
+        config = {"layers": [1], "generation": {"max_new_tokens": 12}, "adapters": {"rank": 2}}
+        net = Network(config, backend=backend32, seed=seed).attach_adapters().eval()
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, param in net.named_parameters():
+                if "lora_B" in name:
+                    param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+        return net
+
+    a = trained(1)
+    assert a.backend.model.get_base_model() is backend32.model, "no copy of the base model"
+    first = a(question)[0].messages["L1N1"]
+    b = trained(2)
+    assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()], "both call theirs L1N1"
+    again = a(question)[0].messages["L1N1"]
+    assert again.token_ids == first.token_ids and again.logprobs == first.logprobs, "b's adapters stay out of a's"
+    assert b(question)[0].messages["L1N1"].logprobs != first.logprobs
+    assert all(p.requires_grad for _, p in a.named_parameters()), "adding b's adapters leaves a's trainable"
+    assert backend32.generate([request(CHATS[0], 12)])[0].token_ids == base, "a plain forward is the base model"
+    keys = set(b.backend.adapter_keys.values())
+    del b
+    gc.collect()
+    assert keys and not keys & set(a.backend.model.peft_config), "b's adapters left the model with b"
+    assert a(question)[0].messages["L1N1"].logprobs == first.logprobs

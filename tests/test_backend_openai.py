@@ -8,8 +8,8 @@ from neuromas.backends.base import GenerationRequest
 from neuromas.backends.openai import OpenAIBackend
 from neuromas.config import ModelConfig, ServerConfig
 from neuromas.errors import NeuromasError
-from neuromas.localserver import ThreadedServer, free_port
 from neuromas.eval import evaluate
+from neuromas.localserver import ThreadedServer, free_port
 from neuromas.network import Network
 
 pytest.importorskip("openai")
@@ -127,7 +127,7 @@ def test_the_eval_command_runs_through_the_server(llama_server, tmp_path):
 
 
 def test_a_server_backend_cannot_train():
-    from neuromas.config import parse_config
+    from neuromas.configfile import parse_config
 
     with pytest.raises(NeuromasError, match="model.backend openai cannot train"):
         parse_config({"model": {"backend": "openai"}, "network": {"layers": [1]}, "task": {"name": "arith"},

@@ -64,6 +64,25 @@ def test_show_prints_the_network(tmp_path):
     assert "Network(widths=[3, 2, 1]" in result.stdout and "(L3N1) <- L2N1, L2N2, input  [readout]" in result.stdout
 
 
+
+def test_help_show_tasks_and_config_errors_load_no_torch(tmp_path):
+    """The answers that need no model come without torch's seconds of import time."""
+    good, bad = write_config(tmp_path / "c.yaml"), write_config(tmp_path / "bad.yaml", network__widht=2)
+    code = f"""
+import sys
+from typer.testing import CliRunner
+from neuromas.cli import app
+for args, status in ((["--help"], 0), (["show", {str(good)!r}], 0), (["tasks"], 0), (["run", {str(bad)!r}], 2),
+                     (["eval", {str(bad)!r}], 2), (["train", {str(bad)!r}], 2),
+                     (["grow", ".", "-o", "x", "--widen", "a"], 2)):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == status, (args, result.output)
+print(sorted(m for m in ("torch", "transformers", "peft") if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
 @pytest.mark.parametrize(
     "changes, expected",
     [

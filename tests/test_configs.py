@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from neuromas.config import load_config
+from neuromas.configfile import load_config
 from neuromas.topology import Topology
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))

@@ -3,10 +3,10 @@
 import pytest
 
 from neuromas import baselines
-from neuromas.config import parse_config
-from neuromas.network import Network
-from neuromas.runner import load_task
+from neuromas.build import load_task
+from neuromas.configfile import parse_config
 from neuromas.eval import evaluate
+from neuromas.network import Network
 
 ray = pytest.importorskip("ray")
 

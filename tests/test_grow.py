@@ -11,7 +11,7 @@ import yaml
 import neuromas as nm
 from neuromas.config import TrainConfig
 from neuromas.errors import NeuromasError
-from neuromas.grow import Growth
+from neuromas.fadein import Growth
 from neuromas.network import Network
 from neuromas.rl.trainer import Trainer
 from neuromas.tasks.base import Example, Task
@@ -64,12 +64,13 @@ def tokens(traces):
 
 # ---- operators: bad requests (no model needed) ------------------------------------------------
 @pytest.mark.parametrize("call, message", [
-    (lambda net: nm.grow.widen(net, 2, 2), "cannot widen the last layer"),
-    (lambda net: nm.grow.widen(net, 0, 1), "already has 1 nodes; give width > 1"),
-    (lambda net: nm.grow.widen(net, 5, 2), "layer 5 does not exist; layers are 0 to 2"),
-    (lambda net: nm.grow.deepen(net, 2, 2), "cannot add a layer after the readout's"),
-    (lambda net: nm.grow.deepen(net, 0, 0), "width must be >= 1"),
-    (lambda net: nm.grow.widen(net, 0, 2), "grow a trained network"),
+    (lambda net: nm.grow.widen(net, 3, 2), "cannot widen layer 3, the last"),
+    (lambda net: nm.grow.widen(net, 1, 1), "layer 1 already has 1 nodes; give width > 1"),
+    (lambda net: nm.grow.widen(net, 5, 2), "layer 5 does not exist; layers are 1 to 3"),
+    (lambda net: nm.grow.widen(net, 0, 2), "layer 0 does not exist; layers are 1 to 3"),
+    (lambda net: nm.grow.deepen(net, 3, 2), "after layer 3, the readout's; give after_layer from 1 to 2"),
+    (lambda net: nm.grow.deepen(net, 1, 0), "width must be >= 1"),
+    (lambda net: nm.grow.widen(net, 1, 2), "grow a trained network"),
 ])
 def test_bad_growth_requests_name_the_problem(call, message):
     with pytest.raises(NeuromasError, match=message):
@@ -79,7 +80,7 @@ def test_bad_growth_requests_name_the_problem(call, message):
 def test_explicit_edges_cannot_grow():
     net = Network({"layers": [2, 1], "edges": ["L1N1->L2N1", "L1N2->L2N1"]})
     with pytest.raises(NeuromasError, match="explicit network.edges"):
-        nm.grow.widen(net, 0, 3)
+        nm.grow.widen(net, 1, 3)
 
 
 def test_fade_in_draws_the_grown_form_with_probability_alpha():
@@ -98,14 +99,14 @@ def test_fade_in_draws_the_grown_form_with_probability_alpha():
 @pytest.mark.slow
 def test_widen_keeps_trained_adapters_and_clones_a_sibling(backend32):
     net = trained_net(backend32)
-    grown = nm.grow.widen(net, layer=1, width=3)
+    grown = nm.grow.widen(net, layer=2, width=3)
     assert grown.topology.widths == [1, 3, 1]
     assert grown.topology.node("L3N1").reads == ("L2N1", "L2N2", "L2N3")
     for node in ("L1N1", "L2N1", "L3N1"):
         assert_same_adapter(net, node, grown, node)
     assert_same_adapter(net, "L2N1", grown, "L2N2")
     assert_same_adapter(net, "L2N1", grown, "L2N3")
-    fresh = nm.grow.widen(net, layer=0, width=2, init="fresh")
+    fresh = nm.grow.widen(net, layer=1, width=2, init="fresh")
     assert all(not p.any() for n, p in adapter_state(fresh, "L1N2").items() if "lora_B" in n)
     assert_same_adapter(net, "L1N1", fresh, "L1N1")
     assert net(INPUTS[:1])[0].messages.keys() == {"L1N1", "L2N1", "L3N1"}, "the parent is left usable"
@@ -114,7 +115,7 @@ def test_widen_keeps_trained_adapters_and_clones_a_sibling(backend32):
 @pytest.mark.slow
 def test_deepen_renames_the_layers_after_the_insert(backend32):
     net = trained_net(backend32, layers=(2, 2, 1))
-    grown = nm.grow.deepen(net, after_layer=1, width=2)
+    grown = nm.grow.deepen(net, after_layer=2, width=2)
     assert grown.topology.widths == [2, 2, 2, 1] and grown.topology.readout == "L4N1"
     assert grown.topology.node("L3N2").reads == ("L2N1", "L2N2")
     assert grown.topology.node("L4N1").reads == ("L3N1", "L3N2")
@@ -127,8 +128,8 @@ def test_deepen_renames_the_layers_after_the_insert(backend32):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("grow, same_layers", [
-    (lambda net: nm.grow.widen(net, layer=0, width=2), True),
-    (lambda net: nm.grow.deepen(net, after_layer=0, width=2), False),
+    (lambda net: nm.grow.widen(net, layer=1, width=2), True),
+    (lambda net: nm.grow.deepen(net, after_layer=1, width=2), False),
 ], ids=["widen", "deepen"])
 def test_grown_network_starts_equal_to_its_parent(backend32, grow, same_layers):
     net = trained_net(backend32)
@@ -151,7 +152,7 @@ def test_grown_network_starts_equal_to_its_parent(backend32, grow, same_layers):
 
 @pytest.mark.slow
 def test_training_moves_the_fade_in_and_saves_it(backend32, tmp_path):
-    grown = nm.grow.widen(trained_net(backend32, tokens=6), layer=0, width=2, ramp_steps=2)
+    grown = nm.grow.widen(trained_net(backend32, tokens=6), layer=1, width=2, ramp_steps=2)
     grown.growth.done_steps = 1  # half faded in: both forms appear among the passes
     trainer = Trainer(grown, LetterTask(), TrainConfig(steps=1, batch_size=2, group_size=4, lr=1e-2), progress=False)
     grown.save(tmp_path / "mid")
@@ -167,26 +168,41 @@ def test_training_moves_the_fade_in_and_saves_it(backend32, tmp_path):
 # ---- plans and schedules (no model) -----------------------------------------------------------
 def test_a_stage_is_planned_as_one_growth_from_the_original():
     from neuromas.config import GrowthStage, NetworkConfig
-    from neuromas.grow import plan_stage
+    from neuromas.plan import plan_stage
 
-    stage = GrowthStage(at_step=1, widen=[{"layer": 0, "width": 2}], deepen=[{"after_layer": 0, "width": 2}])
+    stage = GrowthStage(at_step=1, widen=[{"layer": 1, "width": 2}], deepen=[{"after_layer": 1, "width": 2}])
     plan = plan_stage(NetworkConfig(layers=[1, 1]), stage)
     assert [layer.width for layer in plan.config.layers] == [2, 2, 1]
     assert plan.old_ids == {"L1N1": "L1N1", "L3N1": "L2N1"}, "old ids point at the network before the stage"
     assert plan.sources == {"L1N2": "L1N1", "L2N1": "L1N1", "L2N2": "L1N1"}, "clones come from trained nodes"
+    assert plan.record(NetworkConfig(layers=[1, 1])) == {
+        "widths": [[1, 1], [2, 2, 1]], "renamed": {"L2N1": "L3N1"},
+        "new": {"L1N2": "L1N1", "L2N1": "L1N1", "L2N2": "L1N1"}}
+
+
+def test_layers_count_from_1_in_growth_ops_and_layer_errors():
+    from neuromas.configfile import parse_config
+
+    with pytest.raises(NeuromasError, match="train.growth.0.widen.0.layer: Input should be greater than or equal to 1"):
+        parse_config({"network": {"layers": [1, 1]}, "task": {"name": "arith"},
+                      "train": {"steps": 4, "growth": [{"at_step": 2, "widen": [{"layer": 0, "width": 2}]}]}})
+    with pytest.raises(NeuromasError, match=r"layers.1 \(layer 2\): connect: sparse needs fan_in"):
+        Network([2, {"width": 1, "connect": "sparse"}])
+    with pytest.raises(NeuromasError, match="layer 2 has fan_in 3, more than the 2 nodes of layer 1"):
+        Network([2, {"width": 1, "connect": "sparse", "fan_in": 3}])
 
 
 @pytest.mark.parametrize("growth, message", [
-    ([{"at_step": 4, "widen": [{"layer": 0, "width": 2}]}, {"at_step": 2, "deepen": [{"after_layer": 0}]}],
+    ([{"at_step": 4, "widen": [{"layer": 1, "width": 2}]}, {"at_step": 2, "deepen": [{"after_layer": 1}]}],
      "at_step values \\[4, 2\\] must increase"),
-    ([{"at_step": 2, "widen": [{"layer": 0, "width": 2}], "ramp_steps": 5}, {"at_step": 4, "deepen": [{"after_layer": 0}]}],
+    ([{"at_step": 2, "widen": [{"layer": 1, "width": 2}], "ramp_steps": 5}, {"at_step": 4, "deepen": [{"after_layer": 1}]}],
      "growth\\[0\\]: its fade-in \\(ramp_steps 5\\) must end before growth\\[1\\] at step 4"),
-    ([{"at_step": 2, "widen": [{"layer": 0, "width": 2}], "ramp_steps": 1},
-      {"at_step": 4, "widen": [{"layer": 2, "width": 2}]}], "growth\\[1\\].widen\\[0\\]: cannot widen the last layer"),
-    ([{"at_step": 9, "widen": [{"layer": 0, "width": 2}]}], "at_step 9 must be below train.steps \\(8\\)"),
+    ([{"at_step": 2, "widen": [{"layer": 1, "width": 2}], "ramp_steps": 1},
+      {"at_step": 4, "widen": [{"layer": 3, "width": 2}]}], "growth\\[1\\].widen\\[0\\]: cannot widen layer 3, the last"),
+    ([{"at_step": 9, "widen": [{"layer": 1, "width": 2}]}], "at_step 9 must be below train.steps \\(8\\)"),
 ])
 def test_a_bad_growth_schedule_fails_when_the_config_loads(growth, message):
-    from neuromas.config import parse_config
+    from neuromas.configfile import parse_config
 
     data = {"network": {"layers": [1, 1, 1]}, "task": {"name": "arith"}, "train": {"steps": 8, "growth": growth}}
     with pytest.raises(NeuromasError, match=message):
@@ -202,12 +218,12 @@ RUN = {
              "train_size": 6, "test_size": 4},
     "eval": {"limit": 2},
     "train": {"steps": 5, "batch_size": 2, "group_size": 2, "lr": 1e-2, "checkpoint_every": 1, "keep_checkpoints": 10,
-              "growth": [{"at_step": 2, "widen": [{"layer": 0, "width": 2}], "ramp_steps": 2}]},
+              "growth": [{"at_step": 2, "widen": [{"layer": 1, "width": 2}], "ramp_steps": 2}]},
 }
 
 
 def run_config(tmp_path, name, data=RUN):
-    from neuromas.config import parse_config
+    from neuromas.configfile import parse_config
 
     return parse_config({**data, "out_dir": str(tmp_path / name)})
 
@@ -230,6 +246,9 @@ def test_growth_schedule_grows_in_one_run_and_resumes_across_the_growth(tmp_path
     steps = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [m.get("growth/alpha") for m in steps] == [None, None, 0.0, 0.5, None]
     assert steps[2]["growth/calls_per_pass"] == 3.0 and "node/L1N2/tokens" not in steps[1]
+    growths = [json.loads(line) for line in (whole / "growth.jsonl").read_text().splitlines()]
+    assert growths == [{"step": 3, "widths": [[1, 1], [2, 1]], "renamed": {}, "new": {"L1N2": "L1N1"}, "init": "clone",
+                        "ramp_steps": 2}]
     assert Network.load(whole).topology.widths == [2, 1]
     table = (whole / "results.md").read_text()
     assert "| [1, 1] | before |" in table and "| [2, 1] | after |" in table
@@ -240,6 +259,7 @@ def test_growth_schedule_grows_in_one_run_and_resumes_across_the_growth(tmp_path
     config = run_config(tmp_path, "cut")
     run_train(config, cut, resume=True, progress=False)
     assert [json.loads(line)["step"] for line in (cut / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
+    assert (cut / "growth.jsonl").read_text() == (whole / "growth.jsonl").read_text(), "the growth is logged once"
     expected, got = lora_weights(whole / "final"), lora_weights(cut / "final")
     assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
 
@@ -259,8 +279,11 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path,
     assert first.exit_code == 0, first.output
     bad = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "one:2"])
     assert bad.exit_code == 2 and "write LAYER:WIDTH" in bad.output
-    grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "0:2"])
+    grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "1:2"])
     assert grown.exit_code == 0, grown.output
+    assert "nodes renamed: L2N1 -> L3N1" in grown.output
+    record = json.loads((tmp_path / "g" / "growth.jsonl").read_text())
+    assert record["renamed"] == {"L2N1": "L3N1"} and record["new"] == {"L2N1": "L1N1", "L2N2": "L1N1"}
     config = yaml.safe_load((tmp_path / "g" / "config.yaml").read_text())
     assert [layer["width"] for layer in config["network"]["layers"]] == [1, 2, 1]
     assert config["init_from"] == str(tmp_path / "g" / "grown") and config["train"]["growth"] == []
@@ -275,12 +298,12 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path,
 
     # a checkpoint grows too (the network as it was at that step), and a plain folder does not
     checkpoint = tmp_path / "small" / "checkpoints" / "step-000001"
-    early = cli.invoke(app, ["grow", str(checkpoint), "--out", str(tmp_path / "early"), "--widen", "0:2"])
+    early = cli.invoke(app, ["grow", str(checkpoint), "--out", str(tmp_path / "early"), "--widen", "1:2"])
     assert early.exit_code == 0, early.output
     assert Network.load(tmp_path / "early" / "grown").topology.widths == [2, 1]
     saved, grown_weights = lora_weights(checkpoint), lora_weights(tmp_path / "early" / "grown")
     assert saved and all(torch.equal(saved[k], grown_weights[k]) for k in saved)  # the step-1 nodes, bit for bit
-    nowhere = cli.invoke(app, ["grow", str(tmp_path), "--out", str(tmp_path / "x"), "--widen", "0:2"])
+    nowhere = cli.invoke(app, ["grow", str(tmp_path), "--out", str(tmp_path / "x"), "--widen", "1:2"])
     assert nowhere.exit_code == 2 and "not a run directory or a run's checkpoint" in nowhere.output
 
 

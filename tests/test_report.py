@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from neuromas import tasks
-from neuromas.config import parse_config
+from neuromas.configfile import parse_config
 from neuromas.report import graph_svg, write_report
 from neuromas.report.stats import node_statistics
 from neuromas.topology import Topology

@@ -8,8 +8,8 @@ import urllib.request
 import pytest
 
 from neuromas import tasks
-from neuromas.backends.openai import OpenAIBackend
 from neuromas.backends.base import GenerationRequest
+from neuromas.backends.openai import OpenAIBackend
 from neuromas.config import ServerConfig
 from neuromas.errors import NeuromasError
 from neuromas.localserver import ThreadedServer

@@ -2,7 +2,8 @@
 
 import pytest
 
-from neuromas.config import NetworkConfig, apply_override, parse_config
+from neuromas.config import NetworkConfig
+from neuromas.configfile import apply_override, parse_config
 from neuromas.errors import NeuromasError
 from neuromas.network import Network
 from neuromas.topology import Topology
@@ -93,7 +94,7 @@ def test_bad_configs_name_the_field(data, message):
 
 
 def test_python_api_validates_too():
-    with pytest.raises(NeuromasError, match="layers.1.width: Input should be greater than or equal to 1"):
+    with pytest.raises(NeuromasError, match=r"layers.1.width \(layer 2\): Input should be greater than or equal to 1"):
         Network([2, 0, 1])
     assert Network([1, 1, 1]).calls_per_pass == 3
 
@@ -116,7 +117,7 @@ def test_overrides_parse_yaml_values():
     ],
 )
 def test_unreadable_config_files_fail_with_one_line(tmp_path, content, message):
-    from neuromas.config import load_config
+    from neuromas.configfile import load_config
 
     path = tmp_path / "bad.yaml"
     path.write_bytes(content)

@@ -5,14 +5,15 @@ import math
 
 import pytest
 import torch
-from reference import ReferenceStep, Row
 
+from neuromas.backends import lora
 from neuromas.backends.hf import _prefix_groups, token_logprobs
 from neuromas.config import EvalConfig, TrainConfig
 from neuromas.errors import NeuromasError
 from neuromas.network import Network
 from neuromas.rl.trainer import Trainer
 from neuromas.tasks.base import Example, Task
+from reference import ReferenceStep, Row
 
 
 class LetterTask(Task):
@@ -283,13 +284,13 @@ def test_trainer_loss_and_gradients_equal_the_reference_step(backend32):
     assert 0 < len(needed) < len(batch.rows), "some rows (the tied group's) are skipped"
     assert len(trainer._chunks(batch.rows)) > 3 and any(m.finished for t in traces for m in t.messages.values())
     reference = ReferenceStep(copy.deepcopy(net.backend.model), backend32.tokenizer, net.topology, trainer.task,
-                              config.group_size)
+                              config.group_size, adapter_keys=net.backend.adapter_keys)
 
     losses = trainer.backward(batch.rows)
     ours = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
     rows = [Row(node, p, m.prompt_ids, m.token_ids, 1.0) for p, t in enumerate(traces) for node, m in t.messages.items()]
     reference_loss = reference.backward(rows, batch.rewards)
-    theirs = {n: p.grad for n, p in reference.model.named_parameters() if p.grad is not None}
+    theirs = {n: p.grad for n, p in lora.named_parameters(reference.model, net.backend.adapter_keys) if p.grad is not None}
 
     assert losses["finite"] and losses["loss/policy"] == pytest.approx(reference_loss, abs=1e-7)
     assert ours.keys() == theirs.keys() and len(ours) == 3 * 30 * 4 * 2  # 3 adapters x 30 layers x q,k,v,o x A,B
@@ -335,7 +336,8 @@ def test_the_stop_token_is_learned(backend32):
         stop_ids = backend32.stop_ids
         values = []
         for m in probe:
-            logits = net.backend.model(input_ids=torch.tensor([m.prompt_ids + m.token_ids]), adapter_names=["L1N1"]).logits
+            ids = torch.tensor([m.prompt_ids + m.token_ids])
+            logits = net.backend.model(input_ids=ids, **net.backend.adapter_kwargs(["L1N1"])).logits
             values.append(logits[0, -2].float().softmax(-1)[stop_ids].sum().item())
         return sum(values) / len(values)
 

@@ -9,77 +9,50 @@ crash are ignored and cleaned up.
                                   grown network's fade-in state (grow.py) while it lasts
     <dir>/adapters/<name>/        one PEFT adapter per node (or per layer / one for all)
     <dir>/trainer.pt              (checkpoints only) optimizer, RNG states, step (the lr schedule is a function of the step)
+
+The functions here take a `Network` (network.py) without importing it: this module sits below
+the network, whose `save` and `load` call it (DESIGN.md section 7, layers import one way).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import re
 import shutil
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
 
-import torch
 import yaml
 
 from neuromas.config import ModelConfig, NetworkConfig
 from neuromas.errors import NeuromasError
-
-if TYPE_CHECKING:
-    from neuromas.network import Network
+from neuromas.fadein import Growth
+from neuromas.files import atomic_directory
+from neuromas.topology import Topology
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
 
-@contextlib.contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory that replaces `final` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():  # rename the old one away first: os.replace cannot replace a non-empty directory
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-def _write_network_files(net: Network, directory: Path) -> None:
+def _write_network_files(net, directory: Path) -> None:
     spec = {"network": net.config.model_dump(mode="json"), "model": net.model_config.model_dump(mode="json")}
     if net.growth is not None:  # a grown network whose new nodes are still fading in (grow.py)
         spec["growth"] = net.growth.to_dict()
     (directory / "network.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    if net.adapters:
-        names = sorted(set(net.adapters.values()))
-        net.backend.model.save_pretrained(str(directory / "adapters"), selected_adapters=names)
+    if net.adapters and not getattr(net.backend, "serves_adapters", False):  # else a server holds them
+        net.backend.save_adapters(directory / "adapters")
 
 
-def save_network(net: Network, path: Path) -> None:
+def save_network(net, path: Path) -> None:
     with atomic_directory(path) as tmp:
         _write_network_files(net, tmp)
 
 
-def load_adapter_weights(net: Network, directory: Path) -> None:
+def load_adapter_weights(net, directory: Path) -> None:
     """Load each adapter's saved weights into the network's (already attached) adapters."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
     for name in sorted(set(net.adapters.values())):
         file = directory / "adapters" / name / "adapter_model.safetensors"
         if not file.is_file():
             raise NeuromasError(f"{directory}: adapter {name} is missing ({file} not found)")
-        result = set_peft_model_state_dict(net.backend.model, load_file(str(file)), adapter_name=name)
-        unexpected = [k for k in result.unexpected_keys if "lora_" in k]
+        unexpected = net.backend.load_adapter(name, file)
         if unexpected:
             raise NeuromasError(f"{file}: does not match this network's adapters ({unexpected[0]} ...)")
 
@@ -101,7 +74,7 @@ def saved_network_config(path: Path) -> NetworkConfig:
     return NetworkConfig.model_validate(_read_spec(path)["network"])
 
 
-def load_network(cls, path: Path, backend=None) -> Network:
+def load_network(cls, path: Path, backend=None):
     path = _saved_dir(path)
     spec = _read_spec(path)
     net = cls(NetworkConfig.model_validate(spec["network"]), ModelConfig.model_validate(spec["model"]), backend=backend)
@@ -113,16 +86,12 @@ def load_network(cls, path: Path, backend=None) -> Network:
     return net
 
 
-def _load_growth(net: Network, spec: dict) -> None:
-    from neuromas.grow import Growth
-
+def _load_growth(net, spec: dict) -> None:
     net.growth = Growth.from_dict(spec["growth"]) if spec.get("growth") else None
 
 
-def init_from(net: Network, path: Path) -> None:
+def init_from(net, path: Path) -> None:
     """Give `net` the adapters (and fade-in state) of a saved network of the same shape."""
-    from neuromas.topology import Topology
-
     path = _saved_dir(path)
     spec = _read_spec(path)
     saved = NetworkConfig.model_validate(spec["network"])
@@ -138,7 +107,9 @@ def init_from(net: Network, path: Path) -> None:
 
 
 # training checkpoints ---------------------------------------------------------------------
-def save_checkpoint(run_dir: Path, step: int, net: Network, trainer_state: dict, keep: int) -> Path:
+def save_checkpoint(run_dir: Path, step: int, net, trainer_state: dict, keep: int) -> Path:
+    import torch  # imported when a checkpoint is written, so that `neuromas show` never loads torch
+
     final = run_dir / "checkpoints" / f"step-{step:06d}"
     with atomic_directory(final) as tmp:
         _write_network_files(net, tmp)
@@ -164,8 +135,10 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
 
 
-def load_checkpoint(directory: Path, net: Network) -> dict:
+def load_checkpoint(directory: Path, net) -> dict:
     """Restore adapters and RNG states; return the trainer state (its step fixes every later seed)."""
+    import torch
+
     load_adapter_weights(net, directory)
     _load_growth(net, _read_spec(directory))
     state = torch.load(directory / "trainer.pt", weights_only=False)

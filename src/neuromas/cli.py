@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 
-from neuromas.config import RunConfig, load_config
+from neuromas.config import RunConfig
+from neuromas.configfile import load_config
 from neuromas.errors import NeuromasError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
@@ -55,9 +56,11 @@ def _resolve(config_path: Path, overrides: list[str] | None, out: Path | None) -
 def _start(config: RunConfig, config_path: Path):
     """(run directory, task) of a new run; the task is built first, so a bad task or missing
     data fails before any directory is made or model loaded."""
-    from neuromas.runner import load_task, make_run_dir, save_config
+    from neuromas.build import load_task
 
     task = load_task(config)
+    from neuromas.runner import make_run_dir, save_config  # torch comes with it: only once the config is good
+
     run_dir = make_run_dir(config, config_path)
     text = save_config(config, run_dir)
     console.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
@@ -69,7 +72,7 @@ def _prepare(
     config_path: Path | None, overrides: list[str] | None, out: Path | None, resume: Path | None, training: bool = False
 ):
     """(config, run directory, task): a new run from a config, or an interrupted one to continue."""
-    from neuromas.runner import load_task
+    from neuromas.build import load_task
 
     if resume is not None and (config_path is not None or overrides or out is not None):
         raise NeuromasError("--resume continues a run with its saved config; give no config, --set or --out with it")
@@ -101,11 +104,10 @@ def run(
     quiet: QuietOpt = False,
 ) -> None:
     """The main job: evaluate, train (when train.steps > 0), evaluate, write a run directory."""
+    config, run_dir, task = _prepare(config_path, set, out, resume)
+    from neuromas.report import write_report
     from neuromas.runner import run_eval, run_train
 
-    from neuromas.report import write_report
-
-    config, run_dir, task = _prepare(config_path, set, out, resume)
     if config.train.steps > 0:
         results = run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task)
     else:
@@ -121,9 +123,9 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train every node jointly from the task's reward; checkpoints allow --resume."""
+    config, run_dir, task = _prepare(config_path, set, out, resume, training=True)
     from neuromas.runner import run_train
 
-    config, run_dir, task = _prepare(config_path, set, out, resume, training=True)
     _report(run_dir, run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task))
 
 
@@ -140,13 +142,13 @@ def eval_(
     quiet: QuietOpt = False,
 ) -> None:
     """Greedy accuracy (Wilson 95% CI), LLM calls and tokens per question, time."""
-    from neuromas.runner import run_eval
-
     overrides = list(set or []) + [f"eval.split={split}"] + ([f"eval.limit={limit}"] if limit else [])
     config = _resolve(config_path, overrides, out)
-    run_dir, task = _start(config, config_path)
     if ray is not None and ray_workers < 1:
         raise NeuromasError(f"--ray-workers {ray_workers}: give at least 1")
+    run_dir, task = _start(config, config_path)
+    from neuromas.runner import run_eval
+
     result = run_eval(config, run_dir, progress=not quiet, task=task, ray=ray, ray_workers=ray_workers)
     typer.echo(json.dumps(result.summary(), indent=2))
 
@@ -167,10 +169,10 @@ def baselines_(
     quiet: QuietOpt = False,
 ) -> None:
     """The network and frozen-backbone baselines on the same test inputs: one table (MD, CSV)."""
-    from neuromas.compare import check_methods, run_baselines
-
     overrides = list(set or []) + ([f"eval.limit={limit}"] if limit else [])
     config = _resolve(config_path, overrides, out)
+    from neuromas.compare import check_methods, run_baselines
+
     check_methods(method or [])
     if run_dir is not None and ray is not None:
         raise NeuromasError("--run with --ray: the Ray workers build the network from the config; give init_from in it")
@@ -193,7 +195,9 @@ def report(
     typer.echo(write_report(run_dir, baselines, ablation=ablation, max_examples=examples))
 
 
-GrowOpt = Annotated[Optional[list[str]], typer.Option(help="LAYER:WIDTH, 0-based layer; repeat for several.")]
+GrowOpt = Annotated[Optional[list[str]], typer.Option(
+    help="LAYER:WIDTH, layers counted from 1 as in node ids (--widen 1:2 widens the layer of L1N1); repeat for "
+    "several.")]
 
 
 @app.command()
@@ -209,19 +213,24 @@ def grow(
     ramp_steps: Annotated[int, typer.Option(help="Training steps over which the grown network fades in.")] = 10,
 ) -> None:
     """Grow a trained network wider (--widen) or deeper (--deepen) into a new run to train."""
-    from neuromas.runner import run_grow
-
     stage = {"at_step": 1, "widen": [_layer_width(w, "widen", "layer") for w in widen or []],
              "deepen": [_layer_width(d, "deepen", "after_layer") for d in deepen or []],
              "init": init, "ramp_steps": ramp_steps}
-    config_path = run_grow(run_dir, out, stage)
-    console.print(f"grown network in [bold]{out}[/]; train it with: neuromas run {config_path}")
+    from neuromas.runner import run_grow
+
+    config_path, record = run_grow(run_dir, out, stage)
+    widths = " -> ".join(str(w) for w in record["widths"])
+    renamed = ", ".join(f"{old} -> {new}" for old, new in record["renamed"].items())
+    console.print(f"grown network {widths} in [bold]{out}[/]", soft_wrap=True)
+    if renamed:  # a deepening: per-node metrics of the new run use the new ids (growth.jsonl)
+        console.print(f"nodes renamed: {renamed}", soft_wrap=True)
+    console.print(f"train it with: neuromas run {config_path}", soft_wrap=True)
 
 
 def _layer_width(text: str, option: str, key: str) -> dict[str, int]:
     layer, sep, width = text.partition(":")
     if not sep or not layer.strip().isdigit() or not width.strip().isdigit():
-        raise NeuromasError(f"--{option} {text!r}: write LAYER:WIDTH with a 0-based layer, e.g. --{option} 0:2")
+        raise NeuromasError(f"--{option} {text!r}: write LAYER:WIDTH with layers counted from 1, e.g. --{option} 1:2")
     return {key: int(layer), "width": int(width)}
 
 
@@ -229,15 +238,14 @@ def _layer_width(text: str, option: str, key: str) -> dict[str, int]:
 @user_errors
 def show(config_path: ConfigArg, set: SetOpt = None) -> None:
     """Validate a config and its task and print the network it builds (no model is loaded)."""
+    from neuromas.build import load_task
     from neuromas.network import Network
-    from neuromas.runner import load_task
+    from neuromas.plan import plan_schedule
 
     config = _resolve(config_path, set, None)
     load_task(config)
     typer.echo(repr(Network.from_config(config)))
     if config.train.growth:
-        from neuromas.grow import plan_schedule
-
         for stage, plan in zip(config.train.growth, plan_schedule(config.network, config.train.growth)):
             widths = [layer.width for layer in plan.config.layers]
             typer.echo(f"grows after step {stage.at_step} to widths {widths} (fade-in {stage.ramp_steps} steps)")

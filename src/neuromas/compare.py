@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 from neuromas import baselines
+from neuromas.build import build_network, load_task, model_dtype
 from neuromas.config import RunConfig
+from neuromas.distributed import evaluate_on_ray
 from neuromas.eval import EvalResult, evaluate
 from neuromas.files import atomic_write
 from neuromas.network import Network
-from neuromas.runner import build_network, load_task, model_dtype
 from neuromas.trace import write_traces
 
 NETWORK = "network"
@@ -54,8 +55,6 @@ def run_baselines(config: RunConfig, run_dir: Path, methods: list[str] | None = 
     results: dict[str, EvalResult] = {}
     (run_dir / "traces").mkdir(parents=True, exist_ok=True)
     if ray is not None:  # one pool of workers, each loading the model once, runs every method
-        from neuromas.distributed import evaluate_on_ray
-
         keyed, _ = evaluate_on_ray(config, ray, ray_workers, methods=[None if m == NETWORK else m for m in methods])
         results = {spec: keyed[None if spec == NETWORK else spec] for spec in methods}
     for spec in methods:

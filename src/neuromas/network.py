@@ -15,11 +15,16 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from neuromas.backends.base import Backend, GenerationRequest
 from pydantic import ValidationError
 
-from neuromas.config import ModelConfig, NetworkConfig, RunConfig, format_validation_error, load_config
+from neuromas.adapters import adapter_name
+from neuromas.backends import from_config
+from neuromas.backends.base import Backend, GenerationRequest
+from neuromas.checkpoint import load_network, save_network
+from neuromas.config import ModelConfig, NetworkConfig, RunConfig, format_validation_error
+from neuromas.configfile import load_config
 from neuromas.errors import NeuromasError
+from neuromas.fadein import Growth
 from neuromas.prompts import node_prompt, prompt_text
 from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
@@ -28,8 +33,6 @@ from neuromas.trace import NodeMessage, Trace
 
 if TYPE_CHECKING:
     import torch
-
-    from neuromas.grow import Growth
 
 DEFAULT_ANSWER_FORMAT = "End your message with 'Answer: <answer>'."
 
@@ -72,8 +75,6 @@ class Network:
     def backend(self) -> Backend:
         """Created on first use, so building and printing a network never loads a model."""
         if self._backend is None:
-            from neuromas.backends import from_config
-
             self._backend = from_config(self.model_config)
         return self._backend
 
@@ -83,46 +84,39 @@ class Network:
 
     # parameters ---------------------------------------------------------------------------
     def attach_adapters(self) -> Network:
-        """Give every node its trainable LoRA adapter (`network.adapters`); idempotent."""
+        """Give every node its trainable LoRA adapter (`network.adapters`); idempotent.
+
+        The backend owns the adapters (`AdapterBackend.with_adapters`): the network names them
+        and the backend it gets back runs them (hf: on the one base model, backends/lora.py).
+        """
         if self.adapters:
             return self
-        from neuromas.adapters import adapter_name, attach_adapters
-        from neuromas.backends.hf import HFBackend
-
         backend = self.backend
-        sharing = self.config.adapters.sharing
-        names = {node.id: adapter_name(node, sharing) for node in self.topology.nodes}
-        if getattr(backend, "serves_adapters", False):  # a server holds each adapter under its name
-            self.adapters = names
-            return self
-        if not isinstance(backend, HFBackend):
+        if not hasattr(backend, "with_adapters"):
             raise NeuromasError("training needs the hf backend (transformers + PEFT); set model.backend: hf")
+        names = {node.id: adapter_name(node, self.config.adapters.sharing) for node in self.topology.nodes}
+        self._backend = backend.with_adapters(list(dict.fromkeys(names.values())), self.config.adapters, self.seed)
         self.base_backend = backend
-        model = attach_adapters(backend.model, self.topology, self.config.adapters, seed=self.seed)
-        self._backend = HFBackend(model, backend.tokenizer, backend.max_batch_rows, backend.chat_template_kwargs)
         self.adapters = names
         return self
 
     def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
-        """Trainable parameters (the adapters'), with PEFT's names."""
-        if not self.adapters:
+        """Trainable parameters (the adapters'), with PEFT's names holding the adapter's name
+        (`...self_attn.q_proj.lora_A.L1N1.weight`); none when a server holds the adapters."""
+        if not self.adapters or not hasattr(self.backend, "named_adapter_parameters"):
             return iter(())
-        return ((n, p) for n, p in self.backend.model.named_parameters() if "lora_" in n)
+        return self.backend.named_adapter_parameters()
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for _, p in self.named_parameters()]
 
     def save(self, path: str | Path) -> None:
         """Adapters (PEFT format, one folder per adapter) and the network + model config."""
-        from neuromas.checkpoint import save_network
-
         save_network(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path, backend: Backend | None = None) -> Network:
         """A network saved by `save`, or the final network of a run directory."""
-        from neuromas.checkpoint import load_network
-
         return load_network(cls, Path(path), backend)
 
     # torch-style mode switches ------------------------------------------------------------

@@ -9,6 +9,8 @@ Layout of a run directory (every file is written whole or not at all):
     results.json     accuracy with CI, cost, time, peak memory, versions (before/after training)
     results_before.json                          the evaluation before training, for --resume
     metrics.jsonl, tensorboard/                  one line of scalars per training step
+    growth.jsonl     (with growth) one line per growth: the widths, which node ids a deepening renamed,
+                     where new nodes' adapters came from (rl/metrics.py; `neuromas grow` writes one too)
     checkpoints/step-NNNNNN/                     the last few atomic checkpoints
     final/           the trained network: `Network.load(run_dir)`
     rollout-adapters/  (train.rollout_backend: vllm) the adapters vLLM samples the next rollouts with
@@ -25,11 +27,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from neuromas.config import RunConfig, dump_config
+from pydantic import ValidationError
+
+from neuromas.build import build_network, load_task, model_dtype
+from neuromas.checkpoint import saved_network_config
+from neuromas.config import GrowthStage, RunConfig, dump_config, format_validation_error
+from neuromas.configfile import load_config
+from neuromas.distributed import evaluate_on_ray
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
 from neuromas.files import atomic_write
+from neuromas.grow import apply
 from neuromas.network import Network
+from neuromas.plan import plan_stage
+from neuromas.rl.trainer import Trainer
 from neuromas.tasks.base import Task
 from neuromas.trace import write_traces
 
@@ -65,22 +76,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def load_task(config: RunConfig) -> Task:
-    from neuromas import tasks
-
-    return tasks.load(config.task.name, **config.task.params)
-
-
-def build_network(config: RunConfig) -> Network:
-    """The configured network, starting from `init_from`'s saved adapters when it is set."""
-    net = Network.from_config(config)
-    if config.init_from is not None:
-        from neuromas.checkpoint import init_from
-
-        init_from(net, Path(config.init_from))
-    return net
-
-
 def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, progress: bool) -> EvalResult:
     result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
     write_traces(result.traces, run_dir / f"{name}.jsonl")
@@ -104,24 +99,12 @@ def _write_results(net: Network, run_dir: Path, results: dict[str, EvalResult], 
     atomic_write(run_dir / "results.md", results_markdown(results, widths))
 
 
-def model_dtype(net: Network) -> str | None:
-    """The dtype `model.dtype: auto` chose (None for a server backend, whose weights are its own)."""
-    if not net.backend_loaded:  # e.g. a Ray run: the workers hold the model (they report its dtype)
-        return None
-    model = getattr(net.backend, "model", None)
-    if not hasattr(model, "parameters"):
-        return None
-    return str(next(model.parameters()).dtype).removeprefix("torch.")
-
-
 def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task | None = None,
              ray: str | None = None, ray_workers: int = 2) -> EvalResult:
     """Evaluate the configured network on the configured task and write the run directory;
     with `ray` ('local' or a cluster address), sharded over `ray_workers` Ray workers."""
     task = task or load_task(config)  # before the model: a bad task fails in a second, not after loading
     if ray is not None:
-        from neuromas.distributed import evaluate_on_ray
-
         results, info = evaluate_on_ray(config, ray, ray_workers)
         result = results[None]
         net = Network.from_config(config)  # the structure, for results.json; its model is never loaded here
@@ -143,8 +126,6 @@ def run_train(
     On `resume` the newest complete checkpoint is loaded and the evaluation before training is
     read back from the run directory rather than redone.
     """
-    from neuromas.rl.trainer import Trainer
-
     task = task or load_task(config)
     net = build_network(config)
     trainer = Trainer(net, task, config.train, run_dir, eval_config=config.eval, progress=progress)
@@ -173,20 +154,15 @@ def run_train(
     return {"before": before, "after": after}
 
 
-def run_grow(run_dir: Path, out: Path, stage: dict) -> Path:
-    """Grow a run's network into a new run directory; return the new run's config.
+def run_grow(run_dir: Path, out: Path, stage: dict) -> tuple[Path, dict]:
+    """Grow a run's network into a new run directory; return the new run's config and what the
+    growth did (`Plan.record`, also written to `<out>/growth.jsonl` as a schedule's growths are).
 
     `run_dir` is a finished run (its `final/` network grows) or one of its checkpoints
     (`RUN/checkpoints/step-N`: the network as it was at step N, e.g. before a scheduled growth).
     The new run keeps the old run's config (task, training recipe, seed) with the grown network,
     `init_from` pointing at the grown network saved in `<out>/grown`, and no growth schedule.
     """
-    from pydantic import ValidationError
-
-    from neuromas.checkpoint import saved_network_config
-    from neuromas.config import GrowthStage, format_validation_error, load_config
-    from neuromas.grow import apply, plan_stage
-
     if (run_dir / "config.yaml").is_file():
         config_file, saved = run_dir / "config.yaml", run_dir / "final"
     elif run_dir.parent.name == "checkpoints" and (run_dir.parent.parent / "config.yaml").is_file():
@@ -208,7 +184,10 @@ def run_grow(run_dir: Path, out: Path, stage: dict) -> Path:
         "train": config.train.model_copy(update={"growth": []}),
     })
     save_config(new, out)
-    return out / "config.yaml"
+    record = {"step": 0, "from": str(run_dir), **plan.record(saved_network_config(saved), growth.init),
+              "init": growth.init, "ramp_steps": growth.ramp_steps}
+    atomic_write(out / "growth.jsonl", json.dumps(record) + "\n")
+    return out / "config.yaml", record
 
 
 def save_config(config: RunConfig, run_dir: Path) -> str:

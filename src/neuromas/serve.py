@@ -22,10 +22,13 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from neuromas.build import load_task
+from neuromas.configfile import load_config
 from neuromas.errors import NeuromasError
 from neuromas.network import Network
 from neuromas.tasks.base import Task
@@ -207,11 +210,6 @@ def _completion(request: ChatRequest, trace: Trace, model_id: str) -> dict[str, 
 def load_served_network(path) -> tuple[Network, Task | None, str]:
     """(network, task for its answer format, model id) from a run directory, a saved network
     or a config file (an untrained network)."""
-    from pathlib import Path
-
-    from neuromas.config import load_config
-    from neuromas.runner import load_task
-
     path = Path(path)
     if path.is_file():
         config = load_config(path)

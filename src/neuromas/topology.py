@@ -179,8 +179,8 @@ def _rule_edges(layers: list[LayerConfig]) -> list[tuple[str, str]]:
             else:
                 if layer.fan_in > previous:
                     raise NeuromasError(
-                        f"network.layers.{l}.fan_in: {layer.fan_in} is more than the {previous} nodes of "
-                        f"layer {l}; lower it or use connect: dense"
+                        f"network.layers: layer {l + 1} has fan_in {layer.fan_in}, more than the {previous} nodes "
+                        f"of layer {l}; lower it or use connect: dense"
                     )
                 # Round-robin: node i reads fan_in consecutive nodes starting at i*fan_in, so a layer
                 # with width*fan_in >= previous width covers every node before it.

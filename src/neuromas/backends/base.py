@@ -2,13 +2,16 @@
 
 The network hands a backend one whole layer at a time (every node x every input x every
 sample), so a backend is free to batch them however it runs fastest. Each request says which
-node's adapter to use; a backend without adapters ignores it.
+node's adapter to use; a backend without adapters ignores it. A backend that can run adapters
+(`AdapterBackend`) owns them: the network only names them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from neuromas.config import AdapterConfig
 
 
 @dataclass(frozen=True)
@@ -37,4 +40,13 @@ class Generation:
 class Backend(Protocol):
     def generate(self, requests: list[GenerationRequest], seed: int) -> list[Generation]:
         """One Generation per request, in request order; seeded and reproducible."""
+        ...
+
+
+class AdapterBackend(Backend, Protocol):
+    """A backend that runs node adapters by name: the hf backend (PEFT adapters it owns and a
+    trainer can train), or a server that holds them (`server.adapters_as_models`)."""
+
+    def with_adapters(self, names: list[str], config: AdapterConfig, seed: int) -> Backend:
+        """A backend whose requests may name adapters `names` (fresh ones equal the base model)."""
         ...

@@ -18,12 +18,17 @@ The loop is checked against `model.generate` under greedy decoding in the tests.
 from __future__ import annotations
 
 import inspect
+import weakref
+from pathlib import Path
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from neuromas.backends import lora
 from neuromas.backends.base import Generation, GenerationRequest
-from neuromas.config import ModelConfig
+from neuromas.config import AdapterConfig, ModelConfig
 from neuromas.models import load_model
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
@@ -31,13 +36,20 @@ _PRUNE_FRACTION = 0.25  # drop finished rows once this share of the batch is don
 
 
 class HFBackend:
-    """Generates node messages with one shared transformers model."""
+    """Generates node messages with one shared transformers model.
 
-    def __init__(self, model, tokenizer, max_batch_rows: int = 64, chat_template_kwargs: dict | None = None):
-        self.model = model
+    A backend from `from_config` runs the base model; `with_adapters` gives a backend that also
+    runs a network's LoRA adapters, added to the same model (lora.py: the model is never copied,
+    and networks never see each other's adapters).
+    """
+
+    def __init__(self, model, tokenizer, max_batch_rows: int = 64, chat_template_kwargs: dict | None = None,
+                 adapter_keys: dict[str, str] | None = None):
+        self.model = model  # the base model, or the PeftModel over it when this backend runs adapters
         self.tokenizer = tokenizer
         self.max_batch_rows = max_batch_rows
         self.chat_template_kwargs = chat_template_kwargs or {}
+        self.adapter_keys = adapter_keys or {}  # adapter name (L1N1) -> its PEFT name on the shared model
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         # transformers 5.x renamed the cache argument; support both spellings.
@@ -74,9 +86,43 @@ class HFBackend:
         return results
 
     def _adapter_kwargs(self, requests: list[GenerationRequest]) -> dict:
-        if not hasattr(self.model, "peft_config"):
+        return self.adapter_kwargs([r.adapter for r in requests])
+
+    def adapter_kwargs(self, adapters: list[str | None]) -> dict:
+        """PEFT's mixed-batch argument: each row's adapter by its PEFT name (`__base__`: none)."""
+        if not self.adapter_keys:
             return {}
-        return {"adapter_names": [r.adapter or BASE_ADAPTER for r in requests]}
+        return {"adapter_names": [self.adapter_keys[a] if a else BASE_ADAPTER for a in adapters]}
+
+    # adapters: owned by the backend, named as the network names them ------------------------
+    def with_adapters(self, names: list[str], config: AdapterConfig, seed: int = 0) -> HFBackend:
+        """A backend running fresh LoRA adapters `names` (equal to the base model until trained)
+        besides the base model, on this backend's base model (not a copy). The adapters are
+        deleted from the model when the returned backend is garbage collected."""
+        base = self.model.get_base_model() if self.adapter_keys else self.model
+        peft, keys = lora.add_adapters(base, names, config, seed)
+        backend = HFBackend(peft, self.tokenizer, self.max_batch_rows, self.chat_template_kwargs, keys)
+        weakref.finalize(backend, lora.remove_adapters, peft, list(keys.values())).atexit = False
+        return backend
+
+    def adapter_parameters(self, name: str) -> list[torch.nn.Parameter]:
+        return lora.parameters(self.model, self.adapter_keys[name])
+
+    def named_adapter_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        """This backend's adapters' parameters, PEFT's names with each adapter's own name in them."""
+        return lora.named_parameters(self.model, self.adapter_keys)
+
+    def save_adapters(self, directory: Path) -> None:
+        """Every adapter in PEFT's format: `<directory>/<name>/adapter_model.safetensors` and its config."""
+        lora.save(self.model, self.adapter_keys, directory)
+
+    def load_adapter(self, name: str, file: Path) -> list[str]:
+        """Load adapter `name`'s saved weights; return saved LoRA keys it has no place for (a mismatch)."""
+        return lora.load(self.model, self.adapter_keys[name], file)
+
+    def copy_adapter(self, name: str, source: HFBackend, source_name: str) -> None:
+        """Give adapter `name` the weights of `source`'s adapter `source_name`."""
+        lora.copy(source.model, source.adapter_keys[source_name], self.model, self.adapter_keys[name])
 
     @torch.inference_mode()
     def _generate_batch(
@@ -259,7 +305,7 @@ def _right_padded(backend: HFBackend, completions: list[list[int]]) -> tuple[tor
 
 
 def _adapter_names(backend: HFBackend, adapters: list[str | None]) -> dict:
-    return {"adapter_names": [a or BASE_ADAPTER for a in adapters]} if hasattr(backend.model, "peft_config") else {}
+    return backend.adapter_kwargs(adapters)
 
 
 def _full_logits(backend, prompts, completions, adapters):

@@ -19,7 +19,7 @@ import concurrent.futures
 import os
 
 from neuromas.backends.base import Generation, GenerationRequest
-from neuromas.config import ModelConfig, ServerConfig
+from neuromas.config import AdapterConfig, ModelConfig, ServerConfig
 from neuromas.errors import NeuromasError
 from neuromas.seeds import derive_seed
 
@@ -39,6 +39,13 @@ class OpenAIBackend:
     def serves_adapters(self) -> bool:
         """A trained network's nodes run on the server's LoRA modules named after their adapters."""
         return self.server.adapters_as_models
+
+    def with_adapters(self, names: list[str], config: AdapterConfig, seed: int = 0) -> OpenAIBackend:
+        """The server holds the adapters: requests name them (`server.adapters_as_models`)."""
+        if not self.serves_adapters:
+            raise NeuromasError("training needs the hf backend (transformers + PEFT); set model.backend: hf "
+                                "(or model.server.adapters_as_models: true to run adapters a server holds)")
+        return self
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> OpenAIBackend:

@@ -18,12 +18,13 @@ import collections
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from neuromas.backends import from_config
 from neuromas.backends.base import Backend, GenerationRequest
 from neuromas.config import ModelConfig
 from neuromas.network import DEFAULT_ANSWER_FORMAT, score
 from neuromas.prompts import prompt_text
-from neuromas.tasks.base import Example, Task
 from neuromas.seeds import derive_seed
+from neuromas.tasks.base import Example, Task
 from neuromas.trace import NodeMessage, Trace
 
 ASSISTANT = "You are a helpful assistant."
@@ -57,8 +58,6 @@ class Method:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            from neuromas.backends import from_config
-
             self._backend = from_config(self.model_config)
         return self._backend
 

@@ -20,7 +20,9 @@ import random
 from neuromas.baselines.base import Method, Run, chat
 from neuromas.baselines.prompting import STEP_BY_STEP
 from neuromas.errors import NeuromasError
+from neuromas.network import score
 from neuromas.tasks.base import Task
+from neuromas.trace import Trace
 
 Edge = tuple[int, int]
 
@@ -70,9 +72,6 @@ class GPTSwarm(Method):
 
     def optimize(self, task: Task, steps: int = 5, batch_size: int = 8, samples: int = 4, lr: float = 0.5) -> list[float]:
         """Learn the edge logits on `task`'s train split; returns the mean reward of each step."""
-        from neuromas.network import score
-        from neuromas.trace import Trace
-
         rng = random.Random(self.seed)
         train = task.examples("train")
         self._task, history = task, []

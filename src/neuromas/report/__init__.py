@@ -17,8 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from neuromas.config import load_config
+from neuromas.build import build_network, load_task
+from neuromas.checkpoint import saved_network_config
+from neuromas.configfile import load_config
 from neuromas.errors import NeuromasError
+from neuromas.files import atomic_write
+from neuromas.network import Network
 from neuromas.report import plots
 from neuromas.report.stats import node_ablation, node_statistics
 from neuromas.rl.metrics import read_metrics
@@ -31,9 +35,6 @@ TEMPLATE = Path(__file__).with_name("page.html")
 def write_report(run_dir: str | Path, baselines_dir: str | Path | None = None, ablation: bool = False,
                  max_examples: int = 100) -> Path:
     """Write `<run_dir>/report.html` (and `report/*.png`); return its path."""
-    from neuromas.files import atomic_write
-    from neuromas.runner import load_task
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "results.json").is_file():
         raise NeuromasError(f"{run_dir}: not a finished run (config.yaml and results.json are needed)")
@@ -77,16 +78,11 @@ def _read_phases(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def _final_network_config(run_dir: Path, config):
-    from neuromas.checkpoint import saved_network_config
-
     final = run_dir / "final"
     return saved_network_config(final) if (final / "network.yaml").is_file() else config.network
 
 
 def _ablation(run_dir: Path, config, task, examples, limit: int) -> dict[str, float]:
-    from neuromas.network import Network
-    from neuromas.runner import build_network
-
     if task is None:
         raise NeuromasError("--ablation needs the task's data to score answers, and it is not on this machine")
     net = Network.load(run_dir) if (run_dir / "final" / "network.yaml").is_file() else build_network(config)

@@ -10,6 +10,11 @@ average over the passes they ran in), `growth/alpha` (while a grown network fade
 share of passes that run the grown form, grow.py), `growth/calls_per_pass` (on the step a
 scheduled growth happened: the grown network's size), and on evaluation steps
 `eval/acc`, `eval/ci_low`, `eval/ci_high`.
+
+A growth also gets a line in `growth.jsonl`: `step` (the first step of the grown network, the
+one with `growth/calls_per_pass`), `widths` ([before, after]), `renamed` (parent id -> new id of
+every node a deepening moved down: from `step` on, `node/L3N1/...` is what `node/L2N1/...` was),
+`new` (each new node -> the node its adapter was cloned from, or null), `init`, `ramp_steps`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 class MetricsLog:
     def __init__(self, run_dir: Path):
         self.path = run_dir / "metrics.jsonl"
+        self.growth_path = run_dir / "growth.jsonl"
         self.tb_dir = run_dir / "tensorboard"
         self._writer = None
         self._purge_step: int | None = None
@@ -41,14 +47,19 @@ class MetricsLog:
                 self.writer.add_scalar(key, value, step)
         self.writer.flush()
 
+    def write_growth(self, record: dict) -> None:
+        """One line of `growth.jsonl` (see above)."""
+        with open(self.growth_path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+
     def truncate_after(self, step: int) -> None:
         """Drop what was logged after `step` (a resumed run redoes those steps): the JSONL lines,
         and in TensorBoard (SummaryWriter's purge_step) the events from step + 1 on."""
         self._purge_step = step + 1
-        if not self.path.is_file():
-            return
-        lines = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in lines))
+        for path in (self.path, self.growth_path):
+            if path.is_file():
+                lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+                path.write_text("".join(line + "\n" for line in lines))
 
     def close(self) -> None:
         if self._writer is not None:
@@ -69,3 +80,9 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
             record = json.loads(line)
             by_step[record["step"]] = record  # the later line of a redone step wins
     return sorted(by_step.values(), key=lambda record: record["step"])
+
+
+def read_growths(run_dir: str | Path) -> list[dict]:
+    """A run's `growth.jsonl` records, in order."""
+    path = Path(run_dir) / "growth.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []

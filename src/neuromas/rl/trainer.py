@@ -22,14 +22,17 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from neuromas.adapters import adapter_parameters
 from neuromas.backends.hf import token_logprobs
+from neuromas.backends.vllm import VLLMBackend
+from neuromas.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_network, saved_network_config
 from neuromas.config import EvalConfig, TrainConfig
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
+from neuromas.grow import apply
 from neuromas.network import Network
+from neuromas.plan import plan_stage
 from neuromas.rl.grpo import group_advantages, kl_loss, loss_weights, policy_loss, tied_fraction
-from neuromas.rl.metrics import MetricsLog
+from neuromas.rl.metrics import MetricsLog, read_growths
 from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
 from neuromas.trace import Trace, write_traces
@@ -105,8 +108,6 @@ class Trainer:
             raise NeuromasError(f"task {task.name} has no training examples; raise its train_size")
         self.rollout_backend = None  # None: the network samples with its own backend
         if self.config.rollout_backend == "vllm":  # before the adapters: a missing GPU fails first
-            from neuromas.backends.vllm import VLLMBackend
-
             self.rollout_backend = VLLMBackend.from_config(net.model_config, max_lora_rank=net.config.adapters.rank)
         net.attach_adapters()
         unknown = [n for n in self.config.freeze if n not in net.adapters]
@@ -118,6 +119,7 @@ class Trainer:
         self.stages_done = 0  # growth stages of the schedule applied so far
         self.log = MetricsLog(self.run_dir) if self.run_dir is not None else None
         self.history: list[dict] = []
+        self.growths: list[dict] = []  # what each scheduled growth did (also growth.jsonl in the run directory)
 
     def _bind(self, net: Network) -> None:
         """Train `net`: its unfrozen adapters, with a fresh optimizer (also after a growth)."""
@@ -128,9 +130,9 @@ class Trainer:
         self.net = net
         self.trainable = {a for a in net.adapters.values() if a not in frozen}
         for name in set(net.adapters.values()):
-            for param in adapter_parameters(net.backend.model, name):
+            for param in net.backend.adapter_parameters(name):
                 param.requires_grad_(name in self.trainable)
-        self.params = [p for name in sorted(self.trainable) for p in adapter_parameters(net.backend.model, name)]
+        self.params = [p for name in sorted(self.trainable) for p in net.backend.adapter_parameters(name)]
         self.optimizer = torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def grow_if_due(self) -> bool:
@@ -139,22 +141,26 @@ class Trainer:
         The grown network gets a fresh optimizer: Adam's moments belong to the parent's
         parameters, and a renamed or cloned adapter is a new parameter to the optimizer.
         """
-        from neuromas.grow import apply, plan_stage
-
         stages = self.config.growth
         if self.stages_done >= len(stages) or stages[self.stages_done].at_step != self.step:
             return False
         stage = stages[self.stages_done]
-        self._bind(apply(self.net, plan_stage(self.net.config, stage), stage.init, stage.ramp_steps))
+        parent, plan = self.net.config, plan_stage(self.net.config, stage)
+        self._bind(apply(self.net, plan, stage.init, stage.ramp_steps))
         self.stages_done += 1
+        # From the next step on, `node/<id>/...` keys name the grown network's nodes: the record
+        # says which parent node each renamed id was.
+        record = {"step": self.step + 1, **plan.record(parent, stage.init), "init": stage.init,
+                  "ramp_steps": stage.ramp_steps}
+        self.growths.append(record)
+        if self.log is not None:
+            self.log.write_growth(record)
         return True
 
     def _synced_rollout_backend(self):
         """The vLLM rollout backend running the adapters as they are now (None: the network's own)."""
         if self.rollout_backend is None:
             return None
-        from neuromas.checkpoint import save_network
-
         root = self.run_dir if self.run_dir is not None else Path(tempfile.gettempdir()) / f"neuromas-{os.getpid()}"
         save_network(self.net, root / "rollout-adapters")
         self.rollout_backend.load_adapters(root / "rollout-adapters" / "adapters")
@@ -344,8 +350,6 @@ class Trainer:
 
     def train(self) -> list[dict]:
         """Run the remaining steps with periodic evaluation, logging and checkpoints."""
-        from neuromas.checkpoint import save_checkpoint
-
         c = self.config
         columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
                    TimeElapsedColumn(), TimeRemainingColumn())
@@ -383,8 +387,6 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from the newest complete checkpoint in the run directory, if there is one."""
-        from neuromas.checkpoint import checkpoints, load_checkpoint, saved_network_config
-
         found = checkpoints(self.run_dir) if self.run_dir is not None else []
         if not found:
             if self.log is not None:
@@ -401,6 +403,7 @@ class Trainer:
         self.step = state["step"]
         if self.log is not None:
             self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
+            self.growths = read_growths(self.run_dir)
         return True
 
 

@@ -21,7 +21,8 @@ from neuromas.tasks.base import Example, Task
 from neuromas.tasks.data import resolve_data_dir
 from neuromas.tasks.registry import load, names, register
 
-# Importing the task modules registers them.
-from neuromas.tasks import arc, arithmetic, bbh, gsm8k, humaneval, jsonl, mmlu  # noqa: F401, I001
+# isort: split
+# Importing the task modules registers them (after the registry they register in).
+from neuromas.tasks import arc, arithmetic, bbh, gsm8k, humaneval, jsonl, mmlu  # noqa: F401
 
 __all__ = ["Example", "Task", "load", "names", "register", "resolve_data_dir"]

@@ -1,0 +1,145 @@
+"""The hf backend's node adapters: PEFT LoRA adapters on the one base model every network shares.
+
+A base model is loaded once per process (`models.load_model` caches it) and is never copied:
+every network's adapters are added to it in place, through one `PeftModel` per base model
+(`_SHARED`). Measured on the embedded model in float32 (load, a [1, 1] network's adapters, widen
+to [2, 1], one greedy forward): peak RSS 2.03 GB when every network deep-copied the model, 0.98
+GB now. Ownership rules, so networks in one process never see each other's adapters (tested in
+tests/test_backend_hf.py):
+
+- **Unique PEFT names.** A network's adapter `L1N1` is stored on the model as `L1N1@k`, k
+  counting the adapter sets added to that model; the backend a network gets back
+  (`HFBackend.with_adapters`) maps the network's names to these keys, so a network can only
+  name its own adapters, and adding network B's adapters never touches network A's.
+- **No adapter is active.** PEFT activates an adapter when it adds one; we deactivate all of
+  them again, so a plain forward of the model (a network without adapters, a baseline,
+  `load_model`'s model in a test) is the base model. Adapter rows run through PEFT's
+  mixed-batch `adapter_names` (one key per row, `__base__` for the base model), which does not
+  depend on the active set; so a base-model pass needs no `disable_adapter()` (a flag on the
+  shared model that would switch every network's adapters off at once).
+- **requires_grad is ours.** PEFT's `set_adapter` sets requires_grad on every adapter of the
+  model (only the active one trains); we restore it around every addition, so adding network
+  B's adapters does not freeze network A's mid-training.
+- **Adapters go with their network.** When the backend holding a set of adapters is garbage
+  collected (its network is gone: the parent after a growth, a test's network), the adapters
+  are deleted from the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors.torch import load_file
+
+from neuromas.adapters import adapter_seed
+from neuromas.config import AdapterConfig
+
+
+@dataclass
+class _Shared:
+    peft: PeftModel
+    sets: Iterator[int] = field(default_factory=lambda: itertools.count(2))  # numbers the adapter sets after the first
+
+
+# id(base model) -> the PeftModel over it. It holds the base model, which therefore lives as long
+# as the process, as `load_model`'s cached one does anyway.
+_SHARED: dict[int, _Shared] = {}
+
+
+def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) -> tuple[PeftModel, dict[str, str]]:
+    """Fresh LoRA adapters, one per name, on base model `model`, all trainable: (the model's
+    PeftModel, name -> PEFT key). LoRA's B starts at zero, so a fresh adapter is exactly the
+    base model; each A is drawn from its own seed (`adapter_seed`) without disturbing the
+    global generator."""
+    lora = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha if config.alpha is not None else 2 * config.rank,
+        target_modules=list(config.target_modules),
+        lora_dropout=0.0,
+        bias="none",
+    )
+    shared = _SHARED.get(id(model))
+    number = next(shared.sets) if shared else 1
+    keys = {name: f"{name}@{number}" for name in names}
+    existing = shared.peft.named_parameters() if shared else ()
+    trainable = {p: p.requires_grad for n, p in existing if "lora_" in n}
+    for name, key in keys.items():
+        with torch.random.fork_rng(devices=_devices(model)):
+            torch.manual_seed(adapter_seed(seed, name))
+            if shared is None:
+                shared = _SHARED[id(model)] = _Shared(get_peft_model(model, lora, adapter_name=key))
+            else:
+                shared.peft.add_adapter(key, lora)
+    peft = shared.peft
+    if peft.active_adapter not in peft.peft_config:  # PEFT's own pointer must name an adapter that exists
+        peft.active_adapter = keys[names[0]]
+    for module in peft.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.set_adapter([])  # none active: a plain forward is the base model
+    for param, requires_grad in trainable.items():
+        param.requires_grad_(requires_grad)
+    for key in keys.values():
+        for param in parameters(peft, key):
+            param.requires_grad_(True)
+    peft.eval()  # PEFT takes `adapter_names` only in eval mode; LoRA dropout is 0 and gradients flow all the same
+    return peft, keys
+
+
+def remove_adapters(peft: PeftModel, keys: list[str]) -> None:
+    """Delete adapters from the shared model (their network is gone)."""
+    for key in keys:
+        if key in peft.peft_config:
+            peft.base_model.delete_adapter(key)  # no adapter is active, so PEFT activates none and leaves requires_grad
+    if peft.peft_config and peft.active_adapter not in peft.peft_config:
+        peft.active_adapter = next(iter(peft.peft_config))
+
+
+def parameters(peft: PeftModel, key: str) -> list[torch.nn.Parameter]:
+    """The parameters of one adapter (matched by PEFT's `.<key>.` name segment)."""
+    segment = f".{key}."
+    return [p for n, p in peft.named_parameters() if "lora_" in n and segment in n]
+
+
+def named_parameters(peft: PeftModel, keys: dict[str, str]) -> Iterator[tuple[str, torch.nn.Parameter]]:
+    """The parameters of adapters `keys` (name -> key) in model order, named by PEFT with the
+    adapter's own name for its key (`...q_proj.lora_A.L1N1.weight`)."""
+    names = {key: name for name, key in keys.items()}
+    for n, p in peft.named_parameters():
+        if "lora_" not in n:
+            continue
+        parts = n.split(".")
+        for i, part in enumerate(parts):
+            if part in names:
+                yield ".".join([*parts[:i], names[part], *parts[i + 1 :]]), p
+                break
+
+
+def save(peft: PeftModel, keys: dict[str, str], directory: Path) -> None:
+    """Each adapter in PEFT's format, in a folder named after the adapter: `<directory>/L1N1/`."""
+    peft.save_pretrained(str(directory), selected_adapters=list(keys.values()))
+    for name, key in keys.items():
+        os.replace(directory / key, directory / name)
+
+
+def load(peft: PeftModel, key: str, file: Path) -> list[str]:
+    """Load an adapter's saved weights; return the saved LoRA keys this adapter has no place for."""
+    result = set_peft_model_state_dict(peft, load_file(str(file)), adapter_name=key)
+    return [k for k in result.unexpected_keys if "lora_" in k]
+
+
+def copy(source: PeftModel, source_key: str, target: PeftModel, target_key: str) -> None:
+    """Give adapter `target_key` the weights of `source_key`."""
+    state = get_peft_model_state_dict(source, adapter_name=source_key)
+    set_peft_model_state_dict(target, state, adapter_name=target_key)
+
+
+def _devices(model) -> list[int]:
+    """The CUDA devices whose generators an adapter's initialisation may draw from."""
+    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
