@@ -21,8 +21,8 @@ The slices arms run only on tasks that split (`split_input`). Every (task, arm, 
 `neuromas run` directory, `runs/claims/<task>/<arm>/seed<k>`, run in a child process; a run
 started but not finished (no results.json) is continued with `neuromas run --resume` from its
 newest checkpoint, a finished one is reused. A started run keeps the steps it started with;
-`--extend` lets finished runs train on to a larger `--steps` (from their last checkpoint). After each finished run the report is recomputed from all finished runs:
-`benchmarks/results/claims.{json,md,png}`.
+`--extend` lets finished runs train on to a larger `--steps` (from their last checkpoint). After
+each finished run the report is recomputed from all finished runs: `benchmarks/results/claims.{json,md,png}`.
 
 Statistics (DESIGN.md section 5): answers are paired by example id and seeds by seed number;
 an arm's accuracy is the mean over seeds with a 95% bootstrap interval resampling seeds and
@@ -62,7 +62,7 @@ from benchmarks.common import (
     smoke_runs,
     write_results,
 )
-from neuromas.config import load_config
+from neuromas.configfile import load_config
 from neuromas.rl.metrics import read_metrics
 from neuromas.trace import read_traces
 
@@ -97,14 +97,14 @@ TASKS: dict[str, TaskInfo] = {
 
 @dataclass(frozen=True)
 class Arm:
-    layers: list[int]
+    layers: tuple[int, ...]
     rank: int
     slices: str | None = None  # None: every node sees the input; "input": slices, readout sees the input; "msgs": not
     steps_factor: int = 1  # x the task's steps (and eval_every): the equal-compute single agent
     network: bool = True
 
     def overrides(self, steps: int, eval_every: int) -> list[str]:
-        sets = [f"network.layers={self.layers}", f"network.adapters.rank={self.rank}",
+        sets = [f"network.layers={list(self.layers)}", f"network.adapters.rank={self.rank}",
                 f"train.steps={steps * self.steps_factor}", f"train.eval_every={eval_every * self.steps_factor}"]
         if self.slices:
             sets.append("network.input_slices=true")
@@ -114,16 +114,21 @@ class Arm:
 
 
 ARMS: dict[str, Arm] = {
-    "net21": Arm([2, 1], 8),
-    "net21-slices": Arm([2, 1], 8, slices="input"),
-    "net21-msgs": Arm([2, 1], 8, slices="msgs"),
-    "neuromas3": Arm([1, 1, 1], 8),
-    "single": Arm([1], 24, network=False),
-    "single-compute": Arm([1], 24, steps_factor=3, network=False),
+    "net21": Arm((2, 1), 8),
+    "net21-slices": Arm((2, 1), 8, slices="input"),
+    "net21-msgs": Arm((2, 1), 8, slices="msgs"),
+    "neuromas3": Arm((1, 1, 1), 8),
+    "single": Arm((1,), 24, network=False),
+    "single-compute": Arm((1,), 24, steps_factor=3, network=False),
 }
+# The campaign's tasks, as the ladder picked them from measured numbers (claims_ladder.md): the
+# default of run, pilot and report (the ladder's default is every task).
+CAMPAIGN = ("arith-4x1", "arith-2x2", "bbh-object_counting")
 SINGLES = ("single", "single-compute")
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
 LADDER_ARMS = ("single", "net21", "net21-slices", "net21-msgs")
+# Message budgets checked against another (the ladder's second table): does the budget cut answers?
+BUDGET_CHECKS = {"arith-2x2": 16, "bbh-object_counting": 96}
 
 
 def task_arms(task: str, arms: list[str]) -> list[str]:
@@ -327,6 +332,19 @@ def best_constant(traces: list[dict], task) -> float:
     return max(counts.values()) / len(traces) if traces else 0.0
 
 
+def any_line_right(traces: list[dict], task, examples: dict) -> float:
+    """A parsing check: the share of readout messages of which some line, read alone (and again
+    without a leading "Label:"), parses to the target. An upper bound on what a more forgiving
+    parser could score; far above the accuracy, the parser would be the problem."""
+    right = 0
+    for t in traces:
+        example, target = examples.get(t["example_id"]), task.normalize(t["target"])
+        lines = [line for line in t["answer"].splitlines() if line.strip()]
+        variants = lines + [line.split(":", 1)[1] for line in lines if ":" in line[:20]]
+        right += any(task.extract(v, example) == target for v in variants)
+    return right / max(len(traces), 1)
+
+
 def truncated(traces: list[dict]) -> float:
     """Share of messages the token budget cut off."""
     messages = [m for t in traces for m in t["messages"].values()]
@@ -336,14 +354,13 @@ def truncated(traces: list[dict]) -> float:
 # ---- the ladder ----------------------------------------------------------------------------------
 
 
-def ladder_cell(task: str, arm: str, runs: Path) -> dict:
-    run_dir = runs / "ladder" / task / arm
+def ladder_cell(task: str, arm: str, runs: Path, tokens: int | None = None) -> dict:
+    """One untrained greedy evaluation (its own run directory, reused once finished); `tokens`
+    overrides the task's message budget."""
+    run_dir = runs / "ladder" / task / (arm if tokens is None else f"{arm}-tokens{tokens}")
     a = ARMS[arm]
-    sets = [f"network.layers={a.layers}", "train.steps=0"]
-    if a.slices:
-        sets.append("network.input_slices=true")
-    if a.slices == "msgs":
-        sets.append("network.input_to_all=false")
+    sets = a.overrides(steps=0, eval_every=0)  # steps 0: evaluate only
+    sets += [] if tokens is None else [f"network.generation.max_new_tokens={tokens}"]
     started = time.perf_counter()
     ran = ensure_run(run_dir, CONFIGS / f"{task}.yaml", sets)
     results = json.loads((run_dir / "results.json").read_text())
@@ -354,7 +371,8 @@ def ladder_cell(task: str, arm: str, runs: Path) -> dict:
             "n": e["n"], "calls_per_q": e["calls_per_q"], "tokens_per_q": round(e["tokens_per_q"], 1),
             "max_new_tokens": config.network.generation.max_new_tokens, "truncated": round(truncated(traces), 4),
             "seconds": round(e["seconds"], 1), "dtype": results.get("model_dtype"),
-            "best_constant": round(best_constant(traces, task_obj), 4)}
+            "best_constant": round(best_constant(traces, task_obj), 4),
+            "any_line_right": round(any_line_right(traces, task_obj, examples), 4)}
     if a.network:
         cell["division"] = division_of_labour(traces, task_obj, TASKS[task], bool(a.slices), examples)
     if ran:
@@ -365,50 +383,53 @@ def ladder_cell(task: str, arm: str, runs: Path) -> dict:
 def pick(ladder: dict, low: float = 0.10, high: float = 0.50) -> tuple[list[str], list[str]]:
     """Apply item 1's criteria to measured numbers: (picked tasks, one line of reasoning per task).
 
-    Eligible: the untrained single node between `low` and `high`, and no constant answer scoring
-    `MAX_CONSTANT` or more (a two-answer task: about half; RL finds such an answer and stays there,
-    BBH Navigate's lesson in DESIGN.md).
-    Picked: every eligible task, nearest the middle of the window first, at most four; among them
-    at least one that is not arithmetic and one that splits, where any eligible task is.
+    In the window: the untrained single node between `low` and `high`, and no constant answer
+    scoring `MAX_CONSTANT` or more (a two-answer task: about half; RL finds such an answer and
+    stays there, BBH Navigate's lesson in DESIGN.md). Picked: those, nearest the middle of the
+    window first, at most four; if fewer than three, tasks whose 95% CI reaches the window ("~10%"),
+    nearest first; then, if none of the picks is one, a task that is not arithmetic and one that
+    splits, from the same two groups.
     """
-    lines, eligible = [], []
+    inside, near, why = [], [], {}
     for task, cells in ladder.items():
-        acc, constant = cells["single"]["acc"], cells["single"].get("best_constant")
-        info = TASKS[task]
+        single, info = cells["single"], TASKS[task]
+        acc, constant = single["acc"], single.get("best_constant")
+        kind = ("splits" if info.splits else "does not split") + (", arithmetic" if task.startswith("arith") else "")
+        head = f"`{task}`: single {100 * acc:.1f}%"
+        head += f" (best constant {100 * constant:.1f}%)" if constant is not None else ""
         if info.binary or (constant is not None and constant >= MAX_CONSTANT):
-            lines.append(f"`{task}`: single {100 * acc:.1f}%, but "
-                         + ("two possible answers" if info.binary else "one answer is common")
-                         + (f" (always answering the commonest scores {100 * constant:.1f}%)" if constant is not None else "")
-                         + ": RL can win by collapsing to it, not picked")
-        elif not low <= acc <= high:
-            lines.append(f"`{task}`: single {100 * acc:.1f}%, outside {100 * low:.0f}-{100 * high:.0f}%: not picked")
+            why[task] = (head + ", but " + ("two possible answers" if info.binary else "one answer is common")
+                         + (f" (always answering the commonest scores {100 * constant:.1f}%)"
+                            if constant is not None else "")
+                         + ": RL can win by collapsing to it")
+        elif low <= acc <= high:
+            inside.append(task)
+            why[task] = f"{head}, inside the window ({kind})"
+        elif single.get("ci_high", acc) >= low and single.get("ci_low", acc) <= high:
+            near.append(task)
+            why[task] = f"{head}, outside {100 * low:.0f}-{100 * high:.0f}% but its 95% CI reaches it ({kind})"
         else:
-            eligible.append(task)
-    middle = (low + high) / 2
-    eligible.sort(key=lambda t: abs(ladder[t]["single"]["acc"] - middle))
-    picked = eligible[:4]
+            why[task] = f"{head}, outside {100 * low:.0f}-{100 * high:.0f}%"
+    inside.sort(key=lambda t: abs(ladder[t]["single"]["acc"] - (low + high) / 2))
+    near.sort(key=lambda t: min(abs(ladder[t]["single"]["acc"] - low), abs(ladder[t]["single"]["acc"] - high)))
+    picked = inside[:4]
+    if len(picked) < 3:
+        picked += near[:3 - len(picked)]
     for need in (lambda t: not t.startswith("arith"), lambda t: TASKS[t].splits):
         if not any(need(t) for t in picked):
-            extra = next((t for t in eligible if need(t)), None)
+            extra = next((t for t in inside + near if need(t) and t not in picked), None)
             if extra:
                 picked = picked[:3] + [extra]
+    lines = [f"{why[t]}: " + ("**picked**" if t in picked else "not picked") for t in ladder]
     if len(picked) < 3:
-        near = sorted((t for t in ladder if t not in eligible and not TASKS[t].binary),
-                      key=lambda t: min(abs(ladder[t]["single"]["acc"] - low), abs(ladder[t]["single"]["acc"] - high)))
-        lines.append(f"Only {len(picked)} task(s) meet the criteria; nearest outside the window: "
-                     + ", ".join(f"`{t}` ({100 * ladder[t]['single']['acc']:.1f}%)" for t in near[:3]))
-    for task in eligible:
-        acc = ladder[task]["single"]["acc"]
-        kind = ("splits" if TASKS[task].splits else "does not split") + (", arithmetic" if task.startswith("arith") else "")
-        verdict = "picked" if task in picked else "eligible, not picked (four is enough for the time we have)"
-        lines.append(f"`{task}`: single {100 * acc:.1f}% ({kind}): {verdict}")
+        lines.append(f"Only {len(picked)} task(s) meet the criteria.")
     return picked, lines
 
 
-def ladder_markdown(ladder: dict, picked: list[str], reasons: list[str]) -> str:
-    rows = ["| task | arm | tokens | acc % | 95% CI | best constant % | calls/q | tokens/q | cut off % | "
+def ladder_markdown(ladder: dict, picked: list[str], reasons: list[str], budgets: dict | None = None) -> str:
+    rows = ["| task | arm | tokens | acc % | 95% CI | any line % | best constant % | calls/q | tokens/q | cut off % | "
             "parts right % | parts add up % | readout copies % | readout = sum % | s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def pct(value):
         return "" if value is None else f"{100 * value:.1f}"
@@ -418,8 +439,8 @@ def ladder_markdown(ladder: dict, picked: list[str], reasons: list[str]) -> str:
             d = c.get("division", {})
             rows.append(
                 f"| {task} | {arm} | {c['max_new_tokens']} | {100 * c['acc']:.1f} | [{100 * c['ci_low']:.1f}, "
-                f"{100 * c['ci_high']:.1f}] | {pct(c.get('best_constant'))} | {c['calls_per_q']:g} | {c['tokens_per_q']:.1f} "
-                f"| {pct(c['truncated'])} "
+                f"{100 * c['ci_high']:.1f}] | {pct(c.get('any_line_right'))} | {pct(c.get('best_constant'))} "
+                f"| {c['calls_per_q']:g} | {c['tokens_per_q']:.1f} | {pct(c['truncated'])} "
                 f"| {pct(d.get('parts_right'))} | {pct(d.get('parts_sum_right'))} | {pct(d.get('readout_copies'))} "
                 f"| {pct(d.get('readout_is_sum'))} | {c['seconds']:.0f} |")
     dtypes = sorted({str(c.get("dtype")) for cells in ladder.values() for c in cells.values()})
@@ -427,7 +448,9 @@ def ladder_markdown(ladder: dict, picked: list[str], reasons: list[str]) -> str:
         f"Untrained greedy accuracy, embedded SmolLM2-135M-Instruct ({', '.join(dtypes)}), one model job at a "
         "time with 1 thread. n = 128 questions of each task's test split (configs/claims/<task>.yaml: "
         "arith's fixed split; BBH a seeded 128 of its 250 rows; GSM8K a seeded 128 of its test file). "
-        "`tokens` is every node's message budget, `cut off` the share of messages it cut, `best constant` the "
+        "`tokens` is every node's message budget, `cut off` the share of messages it cut, `any line` a parsing "
+        "check (some line of the answer, read alone or without a leading \"Label:\", is right: an upper bound "
+        "for a more forgiving parser), `best constant` the "
         "accuracy of always giving the test split's most common answer (where a policy that collapses to one "
         "answer lands). Arms: `single` [1]; "
         "`net21` [2, 1], every node sees the input; `net21-slices` first-layer node i sees part i, the "
@@ -438,25 +461,59 @@ def ladder_markdown(ladder: dict, picked: list[str], reasons: list[str]) -> str:
         "first-layer node solved its own part (tasks that know each part's answer: arith, word_sorting); "
         "`parts add up` the first-layer answers add up to the target (sums and counts); `readout copies` the "
         "readout's answer is one first-layer node's; `readout = sum` it is the sum of theirs.",
+        *budget_markdown(ladder, budgets or {}),
         "", "## Picked for the campaign", "",
         "Criteria (issue 18, item 1): the untrained single node between 10% and 50%, at least three tasks, at "
         "least one not arithmetic, one that splits into independent parts. " +
         (f"Picked: {', '.join(f'`{t}`' for t in picked)}." if picked else "No task meets them."),
-        "", *[f"- {line}" for line in reasons],
+        "", *[f"- {line}" for line in reasons], *constant_warning(ladder, picked),
     ]
     return "\n".join(text) + "\n"
 
 
+def constant_warning(ladder: dict, picked: list[str]) -> list[str]:
+    """Picked tasks where one constant answer scores about what the untrained model does."""
+    close = [t for t in picked if ladder[t]["single"].get("best_constant", 0) >= 0.75 * ladder[t]["single"]["acc"]]
+    if not close:
+        return []
+    return ["", f"On {', '.join(f'`{t}`' for t in close)} always giving the commonest answer scores about what the "
+            "untrained model does: a trained arm's gain means it learned the task only when it rises well above "
+            "that level (claims.md lists what each node writes)."]
+
+
+def budget_markdown(ladder: dict, budgets: dict) -> list[str]:
+    """The budget check: each checked task's single and [2, 1] at its budget and at another one."""
+    if not budgets:
+        return []
+    rows = ["", "Message budget check: the same untrained evaluations with another budget.", "",
+            "| task | arm | tokens | acc % | 95% CI | cut off % | tokens/q |", "|---|---|---|---|---|---|---|"]
+    for task, by_arm in budgets.items():
+        for arm, longer in by_arm.items():
+            for c in (ladder.get(task, {}).get(arm), longer):
+                if c:
+                    rows.append(f"| {task} | {arm} | {c['max_new_tokens']} | {100 * c['acc']:.1f} | "
+                                f"[{100 * c['ci_low']:.1f}, {100 * c['ci_high']:.1f}] | {100 * c['truncated']:.1f} "
+                                f"| {c['tokens_per_q']:.1f} |")
+    return rows
+
+
 def cmd_ladder(args) -> None:
     ladder: dict = {}
-    for task in args.tasks:
-        for arm in task_arms(task, list(LADDER_ARMS)):
-            ladder.setdefault(task, {})[arm] = ladder_cell(task, arm, args.runs)
-            picked, reasons = pick(ladder)
-            config = {"configs": [f"configs/claims/{t}.yaml" for t in ladder], "greedy": True,
-                      "threads": args.threads, "runs": str(args.runs / "ladder")}
-            write_results("claims_ladder", config, {"ladder": ladder, "picked": picked},
-                          ladder_markdown(ladder, picked, reasons))
+    budgets: dict = {}
+    cells = [(task, arm, None) for task in args.tasks for arm in task_arms(task, list(LADDER_ARMS))]
+    cells += [(task, arm, tokens) for task, tokens in BUDGET_CHECKS.items() if task in args.tasks
+              for arm in ("single", "net21")]
+    for task, arm, tokens in cells:
+        cell = ladder_cell(task, arm, args.runs, tokens)
+        if tokens is None:
+            ladder.setdefault(task, {})[arm] = cell
+        else:
+            budgets.setdefault(task, {})[arm] = cell
+        picked, reasons = pick(ladder)
+        config = {"configs": [f"configs/claims/{t}.yaml" for t in ladder], "greedy": True,
+                  "threads": args.threads, "runs": str(args.runs / "ladder"), "budget_checks": BUDGET_CHECKS}
+        write_results("claims_ladder", config, {"ladder": ladder, "budget_checks": budgets, "picked": picked},
+                      ladder_markdown(ladder, picked, reasons, budgets))
 
 
 # ---- the campaign: reading runs ----------------------------------------------------------------
@@ -550,7 +607,8 @@ def _ci(d: dict, mean: str = "acc") -> str:
 
 
 def report_markdown(metrics: dict) -> str:
-    dtypes = sorted({str(m.get("dtype")) for t in metrics.values() for m in t.values() if isinstance(m, dict) and "dtype" in m})
+    dtypes = sorted({str(m["dtype"]) for t in metrics.values() for m in t.values()
+                     if isinstance(m, dict) and "dtype" in m})
     lines = [
         f"Embedded SmolLM2-135M-Instruct ({', '.join(dtypes) or 'dtype unknown'}), greedy evaluation on each task's "
         "fixed test questions (configs/claims/). `acc` is the mean over seeds; its 95% CI is a bootstrap resampling "
@@ -582,7 +640,8 @@ def report_markdown(metrics: dict) -> str:
               "`agree` the first-layer nodes give one answer; `node right` each first-layer node's answer is the "
               "task's; with slices, `parts right` every part solved, `right | parts` the readout right when they "
               "were, `readout = sum` the readout answers the sum of the parts' answers.", "",
-              "| task | arm | copies % | agree % | node right % | parts right % | right given parts % | readout = sum % |",
+              "| task | arm | copies % | agree % | node right % | parts right % | right given parts % "
+              "| readout = sum % |",
               "|---|---|---|---|---|---|---|---|"]
     examples = []
     for task, t in metrics.items():
@@ -754,8 +813,9 @@ def cmd_pilot(args) -> None:
                     rows.append(f"| {task} | {arm} | {lr:g} | {group} | {result['reward_first']:.3f} | "
                                 f"{result['reward_last']:.3f} | {result['tied_first']:.2f} | {result['step_s']} | "
                                 f"{result['tokens_per_step']} |")
-                    write_results("claims_pilot", {"steps": args.steps, "lrs": args.lrs, "group_sizes": args.group_sizes},
-                                  {"runs": table, "recommended": recommend(table)}, pilot_markdown(rows, table))
+                    config = {"steps": args.steps, "lrs": args.lrs, "group_sizes": args.group_sizes}
+                    write_results("claims_pilot", config, {"runs": table, "recommended": recommend(table)},
+                                  pilot_markdown(rows, table))
 
 
 def recommend(table: dict) -> dict:
@@ -786,14 +846,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     common.add_argument("--runs", type=Path, default=RUNS, help="where the run directories go")
     common.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each model job")
-    sub.add_parser("ladder", parents=[common], help="untrained greedy accuracy of the candidate tasks")
+    ladder = sub.add_parser("ladder", parents=[common], help="untrained greedy accuracy of the candidate tasks")
+    ladder.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     run = sub.add_parser("run", parents=[common], help="the campaign: every (task, arm, seed), resumable")
     report = sub.add_parser("report", parents=[common], help="statistics and plots of the finished runs")
     for p in (run, report):
         p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    pilot = sub.add_parser("pilot", parents=[common], help="short runs to choose lr and G per task")
+    for p in (run, report, pilot):
+        p.add_argument("--tasks", nargs="+", default=list(CAMPAIGN), choices=list(TASKS))
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--steps", type=int, default=None, help="network steps (default: the task config's); "
                      "single-compute trains steps_factor times as many")
@@ -801,7 +864,6 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--commit", action="store_true", help="commit the claims results after each finished run")
     run.add_argument("--smoke", action="store_true", help="2 steps, 4 questions, under a temporary directory, "
                      "then one run extended and resumed; writes no results")
-    pilot = sub.add_parser("pilot", parents=[common], help="short runs to choose lr and G per task")
     pilot.add_argument("--lrs", nargs="+", type=float, default=[5e-4, 1e-3])
     pilot.add_argument("--group-sizes", nargs="+", type=int, default=[8])
     pilot.add_argument("--steps", type=int, default=10)

@@ -5,9 +5,9 @@ import itertools
 
 import numpy as np
 import pytest
+from benchmarks import claims
 
 import neuromas.tasks as tasks
-from benchmarks import claims
 
 
 def test_bootstrap_of_a_constant_matrix_is_that_constant():
@@ -125,13 +125,14 @@ def test_a_single_node_has_no_division_of_labour():
 def test_arms_overrides_and_which_tasks_get_slices():
     assert claims.ARMS["single-compute"].overrides(40, 10) == [
         "network.layers=[1]", "network.adapters.rank=24", "train.steps=120", "train.eval_every=30"]
-    assert claims.ARMS["net21-msgs"].overrides(40, 10)[-2:] == ["network.input_slices=true", "network.input_to_all=false"]
+    assert claims.ARMS["net21-msgs"].overrides(40, 10)[-2:] == [
+        "network.input_slices=true", "network.input_to_all=false"]
     assert claims.task_arms("arith-2x2", list(claims.ARMS)) == ["net21", "neuromas3", "single", "single-compute"]
     assert "net21-msgs" in claims.task_arms("bbh-object_counting", list(claims.ARMS))
 
 
 def test_every_task_has_a_config_that_validates():
-    from neuromas.config import load_config
+    from neuromas.configfile import load_config
 
     for task in claims.TASKS:
         config = load_config(claims.CONFIGS / f"{task}.yaml")
@@ -150,4 +151,15 @@ def test_pick_applies_the_criteria_to_measured_numbers():
     ladder["arith-2x2"]["single"]["best_constant"] = 0.35  # one answer scores 35%: collapsing to it wins
     picked, lines = claims.pick(ladder)
     assert "arith-2x2" not in picked and any("arith-2x2" in line and "35.0%" in line for line in lines)
-    assert any("arith-4x1" in line and "outside" in line for line in lines)
+    assert any("arith-4x1" in line and "outside" in line and line.endswith("not picked") for line in lines)
+
+
+def test_pick_fills_up_with_tasks_whose_interval_reaches_the_window():
+    ladder = {"arith-2x2": {"single": {"acc": 0.19, "ci_low": 0.13, "ci_high": 0.26}},
+              "bbh-object_counting": {"single": {"acc": 0.11, "ci_low": 0.07, "ci_high": 0.17}},
+              "arith-4x1": {"single": {"acc": 0.094, "ci_low": 0.054, "ci_high": 0.157}},
+              "arith-3x2": {"single": {"acc": 0.039, "ci_low": 0.017, "ci_high": 0.088}}}
+    picked, lines = claims.pick(ladder)
+    assert picked == ["arith-2x2", "bbh-object_counting", "arith-4x1"]
+    assert any("arith-4x1" in line and "CI reaches it" in line and line.endswith("**picked**") for line in lines)
+    assert any("arith-3x2" in line and line.endswith("not picked") for line in lines)

@@ -12,7 +12,6 @@ from neuromas.errors import NeuromasError
 from neuromas.network import Network
 from neuromas.tasks.base import consecutive_runs
 
-
 FIXTURE_DATA = str(Path(__file__).parent / "fixtures" / "data")
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_real_data = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"no shared data at {REAL_DATA}")
@@ -116,7 +115,8 @@ def test_every_real_word_sorting_and_object_counting_row_splits():
     task = tasks.load("bbh", subset="object_counting", test_size=128, data_dir=str(REAL_DATA))
     for example in task.examples("test") + task.examples("train"):
         parts = task.split_input(example, 3)  # a few rows have two items: the third part says so
-        assert all(p.startswith("I have ") and p.endswith("do I have?") or p == "(no items in this part)" for p in parts)
+        empty = "(no items in this part)"
+        assert all(p.startswith("I have ") and p.endswith("do I have?") or p == empty for p in parts)
         assert parts[0] != "(no items in this part)"
 
 
