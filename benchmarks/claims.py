@@ -67,6 +67,12 @@ from neuromas.rl.metrics import read_metrics
 from neuromas.trace import read_traces
 
 CONFIGS = ROOT / "configs" / "claims"
+
+
+def repo_relative(path: Path) -> str:
+    """A path as the results files record it: relative to the repository, never this machine's."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 RUNS = ROOT / "runs" / "claims"
 N_BOOT = 10_000
 
@@ -511,7 +517,7 @@ def cmd_ladder(args) -> None:
             budgets.setdefault(task, {})[arm] = cell
         picked, reasons = pick(ladder)
         config = {"configs": [f"configs/claims/{t}.yaml" for t in ladder], "greedy": True,
-                  "threads": args.threads, "runs": str(args.runs / "ladder"), "budget_checks": BUDGET_CHECKS}
+                  "threads": args.threads, "runs": repo_relative(args.runs / "ladder"), "budget_checks": BUDGET_CHECKS}
         write_results("claims_ladder", config, {"ladder": ladder, "budget_checks": budgets, "picked": picked},
                       ladder_markdown(ladder, picked, reasons, budgets))
 
@@ -736,7 +742,7 @@ SMOKE = ["eval.limit=4", "train.eval_limit=4", "train.batch_size=2", "train.grou
 def cmd_run(args) -> None:
     with smoke_runs(args):
         config = {"tasks": args.tasks, "arms": args.arms, "seeds": args.seeds, "steps": args.steps,
-                  "threads": args.threads, "runs": str(args.runs)}
+                  "threads": args.threads, "runs": repo_relative(args.runs)}
         for seed in args.seeds:  # seed-major: one seed of every (task, arm) before a second of any
             for task in args.tasks:
                 steps, eval_every = (2, 1) if args.smoke else task_recipe(task)
@@ -781,7 +787,7 @@ def smoke_resume(args) -> None:
 
 
 def cmd_report(args) -> None:
-    write_report(args.runs, args.tasks, args.arms, {"tasks": args.tasks, "arms": args.arms, "runs": str(args.runs)})
+    write_report(args.runs, args.tasks, args.arms, {"tasks": args.tasks, "arms": args.arms, "runs": repo_relative(args.runs)})
 
 
 def cmd_pilot(args) -> None:
