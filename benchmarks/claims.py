@@ -55,6 +55,7 @@ import yaml
 from benchmarks.common import (
     RESULTS,
     ROOT,
+    machine,
     neuromas,
     pyplot,
     run_or_reuse,
@@ -91,6 +92,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-2x2": TaskInfo(),
     "arith-3x2": TaskInfo(splits=True, additive=True),
     "arith-4x1": TaskInfo(splits=True, additive=True),
+    "arith-4x1-mix": TaskInfo(splits=True, additive=True),  # trained on 2-4 numbers
     "arith-4x2": TaskInfo(splits=True, additive=True),
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-word_sorting": TaskInfo(splits=True),
@@ -108,10 +110,19 @@ class Arm:
     slices: str | None = None  # None: every node sees the input; "input": slices, readout sees the input; "msgs": not
     steps_factor: int = 1  # x the task's steps (and eval_every): the equal-compute single agent
     network: bool = True
+    tree: bool = False  # tree rollouts (train.branching) at the calls per input of G independent passes
 
-    def overrides(self, steps: int, eval_every: int) -> list[str]:
+    def overrides(self, steps: int, eval_every: int, group_size: int) -> list[str]:
+        """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`.
+
+        A tree arm samples G / 2 first-layer pairs per input and 4 readouts of each: 2G passes for
+        2 x G/2 + 2G = 3G calls, what G independent passes of a 3-node network cost."""
         sets = [f"network.layers={list(self.layers)}", f"network.adapters.rank={self.rank}",
                 f"train.steps={steps * self.steps_factor}", f"train.eval_every={eval_every * self.steps_factor}"]
+        if self.tree:
+            sets += [f"train.group_size={2 * group_size}", f"train.branching=[{group_size // 2}, 4]"]
+        else:
+            sets.append(f"train.group_size={group_size}")
         if self.slices:
             sets.append("network.input_slices=true")
         if self.slices == "msgs":
@@ -123,6 +134,8 @@ ARMS: dict[str, Arm] = {
     "net21": Arm((2, 1), 8),
     "net21-slices": Arm((2, 1), 8, slices="input"),
     "net21-msgs": Arm((2, 1), 8, slices="msgs"),
+    "net21-tree": Arm((2, 1), 8, tree=True),
+    "net21-msgs-tree": Arm((2, 1), 8, slices="msgs", tree=True),
     "neuromas3": Arm((1, 1, 1), 8),
     "single": Arm((1,), 24, network=False),
     "single-compute": Arm((1,), 24, steps_factor=3, network=False),
@@ -365,7 +378,7 @@ def ladder_cell(task: str, arm: str, runs: Path, tokens: int | None = None) -> d
     overrides the task's message budget."""
     run_dir = runs / "ladder" / task / (arm if tokens is None else f"{arm}-tokens{tokens}")
     a = ARMS[arm]
-    sets = a.overrides(steps=0, eval_every=0)  # steps 0: evaluate only
+    sets = a.overrides(steps=0, eval_every=0, group_size=2)  # steps 0: evaluate only
     sets += [] if tokens is None else [f"network.generation.max_new_tokens={tokens}"]
     started = time.perf_counter()
     ran = ensure_run(run_dir, CONFIGS / f"{task}.yaml", sets)
@@ -728,15 +741,15 @@ def commit_results(message: str) -> None:
 # ---- the campaign: commands ------------------------------------------------------------------------
 
 
-def task_recipe(task: str) -> tuple[int, int]:
-    """(train.steps, train.eval_every) of a task's config."""
+def task_recipe(task: str) -> tuple[int, int, int]:
+    """(train.steps, train.eval_every, train.group_size) of a task's config."""
     config = load_config(CONFIGS / f"{task}.yaml")
-    return config.train.steps, config.train.eval_every
+    return config.train.steps, config.train.eval_every, config.train.group_size
 
 
 # --smoke: 2 steps (one periodic evaluation, a checkpoint each), 4 test questions, tiny batches
-SMOKE = ["eval.limit=4", "train.eval_limit=4", "train.batch_size=2", "train.group_size=2",
-         "network.generation.max_new_tokens=8", "train.checkpoint_every=1"]
+SMOKE = ["eval.limit=4", "train.eval_limit=4", "train.batch_size=2", "network.generation.max_new_tokens=8",
+         "train.checkpoint_every=1"]
 
 
 def cmd_run(args) -> None:
@@ -745,22 +758,26 @@ def cmd_run(args) -> None:
                   "threads": args.threads, "runs": repo_relative(args.runs)}
         for seed in args.seeds:  # seed-major: one seed of every (task, arm) before a second of any
             for task in args.tasks:
-                steps, eval_every = (2, 1) if args.smoke else task_recipe(task)
+                steps, eval_every, group_size = task_recipe(task)
+                if args.smoke:  # G 2 (a tree arm: 4 passes, one first-layer pair and 4 readouts of it)
+                    steps, eval_every, group_size = 2, 1, 2
                 steps = args.steps or steps
                 for arm in task_arms(task, args.arms):
-                    run_one(args, task, arm, seed, steps, eval_every, config)
+                    run_one(args, task, arm, seed, (steps, eval_every, group_size), config)
         if args.smoke:
             smoke_resume(args)
         write_report(args.runs, args.tasks, args.arms, config, smoke=args.smoke)
 
 
-def run_one(args, task: str, arm: str, seed: int, steps: int, eval_every: int, config: dict) -> None:
-    """One (task, arm, seed): started, resumed or reused; then the report is recomputed (and committed)."""
+def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int], config: dict) -> None:
+    """One (task, arm, seed) with the task's (steps, eval_every, G): started, resumed or reused;
+    then the report is recomputed (and committed)."""
+    steps, eval_every, group_size = recipe
     run_dir = args.runs / task / arm / f"seed{seed}"
     total = steps * ARMS[arm].steps_factor
     if args.extend and extend_run(run_dir, total):
         print(f"{task} {arm} seed {seed}: extending to {total} steps", flush=True)
-    overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every), *(SMOKE if args.smoke else [])]
+    overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every, group_size), *(SMOKE if args.smoke else [])]
     started = time.perf_counter()
     if not ensure_run(run_dir, CONFIGS / f"{task}.yaml", overrides):
         print(f"{task} {arm} seed {seed}: finished before, reused", flush=True)
@@ -793,35 +810,42 @@ def cmd_report(args) -> None:
 def cmd_pilot(args) -> None:
     """Short runs per (lr, G) of the [2, 1] network and the single agent, seed 0: the training reward
     early and late, tied groups, time and tokens per step. Chosen on training reward only (the test
-    questions stay unseen); set the pick in configs/claims/<task>.yaml before the campaign."""
+    questions stay unseen); set the pick in configs/claims/<task>.yaml before the campaign.
+
+    Results are merged into the earlier claims_pilot.json by (task, run name), so a pilot of one task
+    keeps the others' rows; each row names the CPU it ran on (its seconds compare only within a CPU)."""
     runs = args.runs.parent / "claims-pilot"
-    table, rows = {}, []
+    earlier = RESULTS / "claims_pilot.json"
+    table = json.loads(earlier.read_text())["metrics"]["runs"] if earlier.is_file() else {}
     for task in args.tasks:
         for lr in args.lrs:
             for group in args.group_sizes:
                 for arm in args.pilot_arms:
                     name = f"{arm}-lr{lr:g}-g{group}"
                     run_dir = runs / task / name / "seed0"
-                    overrides = ["seed=0", *ARMS[arm].overrides(args.steps, 0), f"train.lr={lr}",
-                                 f"train.group_size={group}", f"eval.limit={args.eval_limit}"]
+                    overrides = ["seed=0", *ARMS[arm].overrides(args.steps, 0, group), f"train.lr={lr}",
+                                 f"eval.limit={args.eval_limit}"]
                     ensure_run(run_dir, CONFIGS / f"{task}.yaml", overrides)
                     steps = read_metrics(run_dir)
                     k = min(3, len(steps))
-                    result = {
+                    table.setdefault(task, {})[name] = {
                         "lr": lr, "group_size": group, "arm": arm, "steps": len(steps),
                         "reward_first": round(float(np.mean([m["reward/mean"] for m in steps[:k]])), 4),
                         "reward_last": round(float(np.mean([m["reward/mean"] for m in steps[-k:]])), 4),
                         "tied_first": round(float(np.mean([m["reward/tied_fraction"] for m in steps[:k]])), 4),
                         "step_s": round(float(np.mean([m["time/step_s"] for m in steps])), 1),
                         "tokens_per_step": round(float(np.mean([m["tokens/total"] for m in steps]))),
+                        "cpu": cpu_name(),
                     }
-                    table.setdefault(task, {})[name] = result
-                    rows.append(f"| {task} | {arm} | {lr:g} | {group} | {result['reward_first']:.3f} | "
-                                f"{result['reward_last']:.3f} | {result['tied_first']:.2f} | {result['step_s']} | "
-                                f"{result['tokens_per_step']} |")
                     config = {"steps": args.steps, "lrs": args.lrs, "group_sizes": args.group_sizes}
                     write_results("claims_pilot", config, {"runs": table, "recommended": recommend(table)},
-                                  pilot_markdown(rows, table))
+                                  pilot_markdown(table))
+
+
+def cpu_name() -> str:
+    """This machine's CPU model, short ("AMD EPYC", "Intel Xeon"): pilot rows from several sessions sit in one table."""
+    model = machine().split(", ")[2]
+    return " ".join(w for w in model.replace("(R)", "").split() if w not in {"Processor", "CPU"})[:40]
 
 
 def recommend(table: dict) -> dict:
@@ -836,14 +860,18 @@ def recommend(table: dict) -> dict:
     return picks
 
 
-def pilot_markdown(rows: list[str], table: dict) -> str:
+def pilot_markdown(table: dict) -> str:
     picks = recommend(table)
+    rows = [f"| {task} | {r['arm']} | {r['lr']:g} | {r['group_size']} | {r['reward_first']:.3f} | "
+            f"{r['reward_last']:.3f} | {r['tied_first']:.2f} | {r['step_s']} | {r['tokens_per_step']} | "
+            f"{r.get('cpu', 'AMD EPYC')} |" for task, results in table.items() for r in results.values()]
     return "\n".join([
         "Short training runs (seed 0) to fix each task's recipe before the campaign: the mean training reward "
         "of the first and last three steps, the share of tied groups at the start (no signal), seconds and "
-        "rollout tokens per step. Chosen on training reward, never on the test questions.", "",
-        "| task | arm | lr | G | reward first | reward last | tied first | s/step | tokens/step |",
-        "|---|---|---|---|---|---|---|---|---|", *rows, "",
+        "rollout tokens per step (1 thread, beside one other job; seconds compare only within one CPU). "
+        "Chosen on training reward, never on the test questions.", "",
+        "| task | arm | lr | G | reward first | reward last | tied first | s/step | tokens/step | cpu |",
+        "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
         *[f"- `{t}`: lr {p['lr']:g}, G {p['group_size']} (reward +{p['reward_gain']:.3f})" for t, p in picks.items()],
     ]) + "\n"
 
@@ -858,8 +886,9 @@ def main(argv: list[str] | None = None) -> None:
     ladder.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     run = sub.add_parser("run", parents=[common], help="the campaign: every (task, arm, seed), resumable")
     report = sub.add_parser("report", parents=[common], help="statistics and plots of the finished runs")
-    for p in (run, report):
-        p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    run.add_argument("--arms", nargs="+", default=[a for a in ARMS if not ARMS[a].tree], choices=list(ARMS),
+                     help="default: every arm but the tree levers (item 9), which are asked for by name")
+    report.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     pilot = sub.add_parser("pilot", parents=[common], help="short runs to choose lr and G per task")
     for p in (run, report, pilot):
         p.add_argument("--tasks", nargs="+", default=list(CAMPAIGN), choices=list(TASKS))

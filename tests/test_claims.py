@@ -123,11 +123,14 @@ def test_a_single_node_has_no_division_of_labour():
 
 
 def test_arms_overrides_and_which_tasks_get_slices():
-    assert claims.ARMS["single-compute"].overrides(40, 10) == [
-        "network.layers=[1]", "network.adapters.rank=24", "train.steps=120", "train.eval_every=30"]
-    assert claims.ARMS["net21-msgs"].overrides(40, 10)[-2:] == [
+    assert claims.ARMS["single-compute"].overrides(40, 10, 8) == [
+        "network.layers=[1]", "network.adapters.rank=24", "train.steps=120", "train.eval_every=30", "train.group_size=8"]
+    assert claims.ARMS["net21-msgs"].overrides(40, 10, 8)[-2:] == [
         "network.input_slices=true", "network.input_to_all=false"]
-    assert claims.task_arms("arith-2x2", list(claims.ARMS)) == ["net21", "neuromas3", "single", "single-compute"]
+    # a tree arm: G/2 first-layer pairs x 4 readouts = 2G passes for the 3G calls of G plain passes
+    assert claims.ARMS["net21-tree"].overrides(40, 10, 8)[-2:] == ["train.group_size=16", "train.branching=[4, 4]"]
+    assert claims.task_arms("arith-2x2", list(claims.ARMS)) == [
+        "net21", "net21-tree", "neuromas3", "single", "single-compute"]
     assert "net21-msgs" in claims.task_arms("bbh-object_counting", list(claims.ARMS))
 
 

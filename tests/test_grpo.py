@@ -5,7 +5,16 @@ import math
 import pytest
 import torch
 
-from neuromas.rl.grpo import aggregate, group_advantages, kl_loss, kl_penalty, loss_weights, policy_loss, tied_fraction
+from neuromas.rl.grpo import (
+    aggregate,
+    group_advantages,
+    kl_loss,
+    kl_penalty,
+    loss_weights,
+    policy_loss,
+    tied_fraction,
+    tree_advantages,
+)
 
 
 def test_group_advantages_by_hand():
@@ -84,3 +93,25 @@ def test_learning_rate_schedules():
     cosine = TrainConfig(steps=4, lr=2.0, lr_schedule="cosine")
     assert [learning_rate(cosine, s) for s in range(4)] == pytest.approx([2.0, 1 + 2 ** -0.5, 1.0, 1 - 2 ** -0.5])
     assert learning_rate(TrainConfig(steps=4, lr=0.5), 3) == 0.5
+
+
+def test_tree_advantages_by_hand():
+    # one input, branching [2, 2]: first-layer samples A (passes 0, 1) and B (passes 2, 3)
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    first, readout = tree_advantages(rewards, [2, 2], std_normalize=False)
+    # A is worth 0.5, B 0: against their mean 0.25, +0.25 and -0.25, for every pass below each
+    assert first.tolist() == [[0.25, 0.25, -0.25, -0.25]]
+    # readouts of A: 1 and 0 against 0.5; readouts of B tie: no signal, whatever A's got
+    assert readout.tolist() == [[0.5, -0.5, 0.0, 0.0]]
+    # normalised within each sibling group: A's readouts +-1, B's tie at 0
+    assert tree_advantages(rewards, [2, 2])[1][0].tolist() == pytest.approx([1.0, -1.0, 0.0, 0.0], rel=1e-4)  # eps 1e-6
+
+
+def test_independent_passes_are_a_flat_tree():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]])
+    flat = group_advantages(rewards)
+    for layers in tree_advantages(rewards, [6, 1, 1]):
+        assert torch.equal(layers, flat)  # every node of a pass gets the pass's advantage, bit for bit
+    # a first layer sampled once per input has no sibling to compare with: no signal for it
+    first, readout = tree_advantages(rewards, [1, 6], std_normalize=False)
+    assert first.abs().sum() == 0 and torch.equal(readout, group_advantages(rewards, std_normalize=False))

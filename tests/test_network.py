@@ -69,6 +69,36 @@ def test_samples_are_grouped_seeded_and_scored(backend32):
     assert greedy[0].answer == greedy[1].answer and greedy[0].sample == 0 and greedy[1].sample == 1
 
 
+class CountingBackend:
+    """Numbers every message it writes: which passes share a sample shows in the text."""
+
+    def __init__(self):
+        self.written = 0
+
+    def generate(self, requests, seed):
+        from neuromas.backends.base import Generation
+
+        start, self.written = self.written, self.written + len(requests)
+        return [Generation(f"m{start + k}", [1], [-0.5]) for k in range(len(requests))]
+
+
+def test_branching_shares_each_upstream_sample_with_the_passes_below_it():
+    backend = CountingBackend()
+    net = Network({"layers": [2, 1]}, backend=backend).train()
+    traces = net(["What is 1+2?", "What is 3+4?"], num_samples=6, seed=0, branching=[3, 2])
+    assert backend.written == 2 * (2 * 3 + 6)  # per input: 2 first-layer nodes x 3 samples, 6 readouts
+    for i in range(2):
+        group = traces[6 * i: 6 * (i + 1)]
+        first = [t.messages["L1N1"] for t in group]
+        assert [first[s] is first[s - s % 2] for s in range(6)] == [True] * 6  # passes 2k and 2k + 1 share
+        assert len({m.text for m in first}) == 3 and len({t.messages["L2N1"].text for t in group}) == 6
+        assert group[1].messages["L2N1"].prompt == group[0].messages["L2N1"].prompt  # siblings read the same
+    with pytest.raises(NeuromasError, match="product is the group size 6"):
+        net(["What is 1+2?"], num_samples=6, seed=0, branching=[2, 2])
+    greedy = net.eval()(["What is 1+2?"], num_samples=6, branching=[3, 2])  # eval decodes once: no tree
+    assert len({t.messages["L1N1"].text for t in greedy}) == 1
+
+
 class EchoBackend:
     """Answers every request with the last line of its user turn: shows what each node was shown."""
 

@@ -347,3 +347,30 @@ def test_the_stop_token_is_learned(backend32):
     for _ in range(3):
         trainer.train_step()
     assert p_stop() > before + 0.1
+
+
+@pytest.mark.slow
+def test_tree_rollouts_train_each_shared_message_once_with_its_layers_advantage(backend32):
+    net = tiny_net(backend32)
+    config = TrainConfig(steps=1, batch_size=2, group_size=4, lr=1e-2, branching=[2, 2], std_normalize=False)
+    trainer = Trainer(net, LetterTask(), config, progress=False)
+    traces = trainer.rollout(0)
+    batch = trainer.score(traces)
+    # per input: 2 first-layer samples of each of 2 nodes, and 4 readouts
+    assert len(batch.rows) == 2 * (2 * 2 + 4)
+    first = {id(t.messages["L1N1"]) for t in traces}
+    assert len(first) == 4
+    for b in range(2):
+        rewards = batch.rewards[b].tolist()
+        group = traces[4 * b: 4 * b + 4]
+        assert group[0].messages["L1N1"] is group[1].messages["L1N1"] is not group[2].messages["L1N1"]
+        expected_first = [(rewards[0] + rewards[1]) / 2 - sum(rewards) / 4, (rewards[2] + rewards[3]) / 2 - sum(rewards) / 4]
+        expected_readout = [rewards[0] - (rewards[0] + rewards[1]) / 2, rewards[1] - (rewards[0] + rewards[1]) / 2,
+                            rewards[2] - (rewards[2] + rewards[3]) / 2, rewards[3] - (rewards[2] + rewards[3]) / 2]
+        # rows in pass order, a shared message at its first pass: L1N1 L1N2 L2N1 | L2N1 | L1N1 L1N2 L2N1 | L2N1
+        rows = batch.rows.advantages[8 * b: 8 * b + 8].tolist()
+        assert [rows[0], rows[1], rows[4], rows[5]] == pytest.approx([expected_first[0]] * 2 + [expected_first[1]] * 2)
+        assert [rows[2], rows[3], rows[6], rows[7]] == pytest.approx(expected_readout)
+    metrics = trainer.train_step()  # step 0 again, from the same adapters: the same samples
+    assert metrics["tokens/total"] == sum(m.num_tokens for m in {id(m): m for t in traces for m in t.messages.values()}.values())
+    assert metrics["grad/norm"] > 0

@@ -11,6 +11,7 @@ graph from `NetworkConfig`, and the growth schedule is planned by `neuromas.plan
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import yaml
@@ -252,6 +253,12 @@ class TrainConfig(_Strict):
     """Average the loss over all generated tokens, or per message then over messages."""
     std_normalize: bool = True
     """Divide advantages by the group's reward std (GRPO) or not (plain mean baseline)."""
+    branching: list[int] | None = None
+    """Tree-structured rollouts: one factor per layer, product `group_size`. [4, 4] on a [2, 1]
+    network with G 16: 4 samples of the first layer per input, each read by 4 readout samples, so
+    each readout sample is judged against readouts of the same messages and each first-layer
+    sample by the mean reward of its readouts (`grpo.tree_advantages`), for 24 calls per input as
+    8 independent passes make. None: G independent passes, one baseline for every node."""
     drop_tied_groups: bool = False
     """Skip the loss on groups whose G rewards all tie (they carry no signal anyway)."""
     freeze: list[str] = Field(default_factory=list)
@@ -288,6 +295,17 @@ class TrainConfig(_Strict):
         if steps and steps[-1] >= self.steps:
             raise ValueError(f"growth: at_step {steps[-1]} must be below train.steps ({self.steps}), "
                              "or the grown network never trains")
+        return self
+
+    @model_validator(mode="after")
+    def _branching_makes_the_group(self) -> TrainConfig:
+        if self.branching is not None:
+            if any(b < 1 for b in self.branching) or math.prod(self.branching) != self.group_size:
+                raise ValueError(f"branching {self.branching}: factors >= 1, one per layer, whose product is "
+                                 f"group_size ({self.group_size})")
+            if self.growth:
+                raise ValueError("branching and growth cannot be combined yet (a fading-in pass runs one of two "
+                                 "networks); unset one of them")
         return self
 
     @model_validator(mode="after")

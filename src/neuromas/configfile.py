@@ -28,7 +28,10 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
         config = RunConfig.model_validate(data)
     except ValidationError as error:
         raise NeuromasError(format_validation_error(error, source)) from None
-    Topology.from_config(config.network)  # raises NeuromasError for impossible graphs
+    depth = len(Topology.from_config(config.network).layers)  # raises NeuromasError for impossible graphs
+    if config.train.branching is not None and len(config.train.branching) != depth:
+        raise NeuromasError(f"{source}: train.branching {config.train.branching} needs one factor per layer of the "
+                            f"network ({depth} layers)")
     if config.train.growth:
         try:  # every growth must fit the shape the ones before it leave
             plan_schedule(config.network, config.train.growth)

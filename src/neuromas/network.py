@@ -12,6 +12,7 @@ network of D layers costs D batched generations per forward pass.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -147,6 +148,7 @@ class Network:
         seed: int | None = None,
         backend: Backend | None = None,
         blank: frozenset[str] = frozenset(),
+        branching: Sequence[int] | None = None,
     ) -> list[Trace]:
         """Run every layer in order on every input, `num_samples` passes each.
 
@@ -158,6 +160,11 @@ class Network:
         Nodes in `blank` still run, but their readers see an empty message (node ablation).
         `seed` fixes every sample of the call (`seeds.derive_seed`); without one, a call in train
         mode draws from the network's seed and a count of such calls (greedy calls need none).
+        `branching` (train mode; one factor per layer, product `num_samples`) samples an input's
+        passes as a tree: layer l writes prod(branching[:l+1]) samples per input, each shared by
+        the passes below it, so a node's samples share what reached them from upstream and can be
+        compared with each other (`grpo.tree_advantages`). Shared messages are the same object in
+        every trace that holds them. None: every pass samples every layer anew.
         """
         examples = [x if isinstance(x, Example) else Example(id=str(i), input=x, target=None) for i, x in enumerate(inputs)]
         answer_format = task.answer_format if task is not None else DEFAULT_ANSWER_FORMAT
@@ -165,14 +172,21 @@ class Network:
             seed = derive_seed(self.seed, "forward", self._sampled_calls)
             self._sampled_calls += self.training
         draws = 1 if not self.training else num_samples
+        spans = sample_spans(branching, draws, len(self.topology.layers)) if branching and self.training else None
+        if spans and self.growth is not None:
+            raise NeuromasError("train.branching cannot sample a network while it fades in a growth "
+                                "(a pass runs the parent or the grown form); unset train.branching")
         passes = [(example, s) for example in examples for s in range(draws)]
         messages: list[dict[str, NodeMessage]] = [{} for _ in passes]
         grown_form = self.growth.draw(len(passes), seed, self.training) if self.growth else [True] * len(passes)
 
         for l, layer in enumerate(self.topology.layers):
             requests, owners = [], []
+            span = spans[l] if spans else 1  # passes that share each sample of this layer
             for node in layer:
-                for p, (example, _) in enumerate(passes):
+                for p, (example, s) in enumerate(passes):
+                    if s % span:  # written by the first pass of its span
+                        continue
                     form = self._form(node, grown_form[p])
                     if form is None:  # a new node, in a pass that runs the parent
                         continue
@@ -189,10 +203,12 @@ class Network:
                 continue
             generations = (backend or self.backend).generate(requests, seed=derive_seed(seed, "layer", l))
             for (p, id, prompt), gen in zip(owners, generations):
-                messages[p][id] = NodeMessage(
+                message = NodeMessage(
                     id, prompt, gen.text, gen.token_ids, gen.logprobs, gen.prompt_ids, gen.finished,
                     gen.completion_tokens, gen.prompt_tokens,
                 )
+                for q in range(p, p + span):
+                    messages[q][id] = message
 
         traces = [
             Trace(example.id, example.input, s, messages[p], messages[p][self.topology.readout].text, target=example.target)
@@ -242,6 +258,19 @@ class Network:
                 tag += f"  (role: {node.role.split('.')[0]})" if node.role else ""
                 lines.append(f"    ({node.id}) <- {', '.join(sources)}{tag}")
         return "\n".join(lines)
+
+
+def sample_spans(branching: Sequence[int], num_samples: int, depth: int) -> list[int]:
+    """Per layer, how many consecutive passes of an input share each of its samples: branching
+    [4, 4] over 16 passes gives [4, 1] (4 first-layer samples, each read by 4 readout samples)."""
+    if len(branching) != depth or any(b < 1 for b in branching) or math.prod(branching) != num_samples:
+        raise NeuromasError(f"train.branching {list(branching)} must give each of the network's {depth} layers a "
+                            f"factor >= 1 whose product is the group size {num_samples}")
+    spans, written = [], 1
+    for factor in branching:
+        written *= factor
+        spans.append(num_samples // written)
+    return spans
 
 
 def score(task: Task, traces: list[Trace], examples: list[Example]) -> None:

@@ -9,11 +9,14 @@ departures from the paper are options, off by default unless stated:
   rewards give groups very different scales;
 - `clip_eps` turns the loss into PPO's clipped surrogate, which only matters when a batch is
   reused for several update epochs (with one epoch the ratio is 1 and the gradient is REINFORCE's);
-- `kl` to the base model (adapters disabled), with the k3 estimator, as a penalty.
+- `kl` to the base model (adapters disabled), with the k3 estimator, as a penalty;
+- `branching` samples each input's passes as a tree and gives each layer's samples the baseline
+  of their siblings (`tree_advantages`) instead of one baseline for the whole pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -32,6 +35,35 @@ def group_advantages(rewards: torch.Tensor, std_normalize: bool = True, eps: flo
     if std_normalize:
         advantages = advantages / (rewards.std(dim=1, keepdim=True, unbiased=False) + eps)
     return advantages
+
+
+def tree_advantages(rewards: torch.Tensor, branching: Sequence[int], std_normalize: bool = True) -> list[torch.Tensor]:
+    """Advantages of a tree of samples (`Network.forward(branching=...)`), one (B, G) tensor per layer.
+
+    A sample at layer l is worth the mean reward of the passes below it, and is compared with its
+    siblings: the samples of the same layer drawn from the same upstream messages (`group_advantages`
+    over those). So a readout sample is judged against other readout samples that read the very same
+    messages, and a first-layer sample by the average of the readouts it led to: each node's credit is
+    for what it wrote, not for the luck upstream of it, the way AT-GRPO groups by agent and turn.
+    A layer with factor 1 has no siblings: its samples take the advantage of the sample above them.
+    Independent passes are branching [G, 1, ..., 1], which gives every layer `group_advantages(rewards)`.
+    Entry [l][b, s] is the advantage of layer l's sample in pass s of input b.
+    """
+    batch, group = rewards.shape
+    above = torch.zeros(batch, 1)  # the input: nothing to compare it with
+    layers, written = [], 1
+    for factor in branching:
+        span = group // (written * factor)  # passes below each sample of this layer
+        if factor == 1:
+            advantages = above
+        else:
+            values = rewards.view(batch * written * factor, span).mean(dim=1) if span > 1 else rewards
+            advantages = group_advantages(values.reshape(batch * written, factor), std_normalize)
+            advantages = advantages.reshape(batch, written * factor)
+        written *= factor
+        above = advantages
+        layers.append(advantages.repeat_interleave(span, dim=1))
+    return layers
 
 
 def tied_fraction(rewards: torch.Tensor) -> float:

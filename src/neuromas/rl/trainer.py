@@ -31,7 +31,7 @@ from neuromas.eval import EvalResult, evaluate
 from neuromas.grow import apply
 from neuromas.network import Network
 from neuromas.plan import plan_stage
-from neuromas.rl.grpo import group_advantages, kl_loss, loss_weights, policy_loss, tied_fraction
+from neuromas.rl.grpo import group_advantages, kl_loss, loss_weights, policy_loss, tied_fraction, tree_advantages
 from neuromas.rl.metrics import MetricsLog, read_growths
 from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
@@ -212,7 +212,7 @@ class Trainer:
                 "reward/std": batch.rewards.std(unbiased=False).item(),
                 "reward/tied_fraction": tied_fraction(batch.rewards),
                 "lr": learning_rate(self.config, self.step - 1),
-                "tokens/total": float(sum(t.tokens for t in traces)),
+                "tokens/total": float(generated_tokens(traces)),
                 "time/rollout_s": rollout_s,
                 "time/step_s": time.perf_counter() - start,
             }
@@ -226,32 +226,40 @@ class Trainer:
         examples = self.batch_examples(step)
         seed = derive_seed(self.net.seed, "rollout", step)
         return self.net(examples, num_samples=self.config.group_size, task=self.task, seed=seed,
-                        backend=self._synced_rollout_backend())
+                        backend=self._synced_rollout_backend(), branching=self.config.branching)
 
     def score(self, traces: list[Trace]) -> Batch:
         """Rewards of a step's passes, their group advantages, and the rows the loss runs on."""
         c = self.config
         rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(-1, c.group_size)  # (B, G)
-        advantages = group_advantages(rewards, std_normalize=c.std_normalize).flatten()  # (B * G,)
-        keep_pass = torch.ones_like(advantages, dtype=torch.bool)
+        if c.branching is None:  # one advantage per pass, shared by all its nodes
+            per_layer = [group_advantages(rewards, std_normalize=c.std_normalize).flatten()] * len(self.net.topology.layers)
+        else:  # a tree: each layer's samples against their siblings
+            per_layer = [a.flatten() for a in tree_advantages(rewards, c.branching, std_normalize=c.std_normalize)]
+        keep_pass = torch.ones(rewards.numel(), dtype=torch.bool)
         if c.drop_tied_groups:
             keep_pass = (rewards.max(1).values != rewards.min(1).values).repeat_interleave(c.group_size)
-        return Batch(rewards, self._rows(traces, advantages, keep_pass))
+        return Batch(rewards, self._rows(traces, per_layer, keep_pass))
 
-    def _rows(self, traces: list[Trace], advantages: torch.Tensor, keep_pass: torch.Tensor) -> Rows:
+    def _rows(self, traces: list[Trace], per_layer: list[torch.Tensor], keep_pass: torch.Tensor) -> Rows:
+        """One row per message a trainable node wrote; a message several passes share (a tree's
+        upstream sample) is one row, with its layer's advantage for it."""
         prompts, completions, adapters, temperatures, row_adv = [], [], [], [], []
+        seen: set[int] = set()
         for p, trace in enumerate(traces):
             if not keep_pass[p]:
                 continue
             for node_id, message in trace.messages.items():
                 adapter = self.net.adapters[node_id]
-                if adapter not in self.trainable or not message.token_ids:
+                if adapter not in self.trainable or not message.token_ids or id(message) in seen:
                     continue
+                seen.add(id(message))
+                node = self.net.topology.node(node_id)
                 prompts.append(message.prompt_ids)
                 completions.append(message.token_ids)  # the stop token included: stopping is learned
                 adapters.append(adapter)
-                temperatures.append(self.net.topology.node(node_id).generation.temperature)
-                row_adv.append(advantages[p].item())
+                temperatures.append(node.generation.temperature)
+                row_adv.append(per_layer[node.layer][p].item())
         return Rows(prompts, completions, adapters, temperatures, torch.tensor(row_adv, dtype=torch.float32))
 
     def update(self, rows: Rows) -> dict[str, float]:
@@ -419,12 +427,17 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * factor
 
 
+def generated_tokens(traces: list[Trace]) -> int:
+    """Tokens the step's rollout generated: a message shared by several passes (a tree's) counts once."""
+    return sum(m.num_tokens for m in {id(m): m for t in traces for m in t.messages.values()}.values())
+
+
 def node_statistics(traces: list[Trace]) -> dict[str, float]:
     """Per node: mean message length and mean negative log-prob per token (an entropy estimate)."""
     stats: dict[str, float] = {}
     ids = dict.fromkeys(node_id for t in traces for node_id in t.messages)  # a grown net's new nodes may sit out
     for node_id in ids:
-        messages = [t.messages[node_id] for t in traces if node_id in t.messages]
+        messages = list({id(t.messages[node_id]): t.messages[node_id] for t in traces if node_id in t.messages}.values())
         tokens = sum(len(m.token_ids) for m in messages)
         stats[f"node/{node_id}/tokens"] = tokens / len(messages)
         stats[f"node/{node_id}/entropy"] = -sum(sum(m.logprobs) for m in messages) / max(tokens, 1)
