@@ -17,6 +17,13 @@ recipe, shared by every arm). Arms differ only in the network (`ARMS`):
                     the network must combine its parts
     neuromas3       [1, 1, 1], rank 8 per node (the paper's NeuroMAS-3)
 
+Levers (issue 18 item 9), run when asked for by name:
+
+    net21-tree       net21 with tree rollouts (train.branching [G/2, 4] over 2G passes: the calls of G
+                     independent passes), each node judged against its own siblings
+    net21-msgs-tree  net21-msgs with tree rollouts
+    net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
+
 The slices arms run only on tasks that split (`split_input`). Every (task, arm, seed) is one
 `neuromas run` directory, `runs/claims/<task>/<arm>/seed<k>`, run in a child process; a run
 started but not finished (no results.json) is continued with `neuromas run --resume` from its
@@ -111,6 +118,7 @@ class Arm:
     steps_factor: int = 1  # x the task's steps (and eval_every): the equal-compute single agent
     network: bool = True
     tree: bool = False  # tree rollouts (train.branching) at the calls per input of G independent passes
+    grown: bool = False  # trained as [1, 1] for half the steps, then widened to `layers` with fade-in (grow.py)
 
     def overrides(self, steps: int, eval_every: int, group_size: int) -> list[str]:
         """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`.
@@ -119,6 +127,11 @@ class Arm:
         2 x G/2 + 2G = 3G calls, what G independent passes of a 3-node network cost."""
         sets = [f"network.layers={list(self.layers)}", f"network.adapters.rank={self.rank}",
                 f"train.steps={steps * self.steps_factor}", f"train.eval_every={eval_every * self.steps_factor}"]
+        if self.grown:  # the first layer widened once the [1, 1] network has trained half the steps
+            half = steps * self.steps_factor // 2
+            sets[0] = f"network.layers={[1] * len(self.layers)}"
+            sets.append(f"train.growth=[{{at_step: {half}, widen: [{{layer: 1, width: {self.layers[0]}}}], "
+                        f"ramp_steps: {max(1, half // 4)}}}]")
         if self.tree:
             sets += [f"train.group_size={2 * group_size}", f"train.branching=[{group_size // 2}, 4]"]
         else:
@@ -136,6 +149,7 @@ ARMS: dict[str, Arm] = {
     "net21-msgs": Arm((2, 1), 8, slices="msgs"),
     "net21-tree": Arm((2, 1), 8, tree=True),
     "net21-msgs-tree": Arm((2, 1), 8, slices="msgs", tree=True),
+    "net21-grown": Arm((2, 1), 8, grown=True),
     "neuromas3": Arm((1, 1, 1), 8),
     "single": Arm((1,), 24, network=False),
     "single-compute": Arm((1,), 24, steps_factor=3, network=False),
@@ -144,6 +158,7 @@ ARMS: dict[str, Arm] = {
 # default of run, pilot and report (the ladder's default is every task).
 CAMPAIGN = ("arith-4x1", "arith-2x2", "bbh-object_counting")
 SINGLES = ("single", "single-compute")
+LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown)  # issue 18 item 9: tried one at a time
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
 LADDER_ARMS = ("single", "net21", "net21-slices", "net21-msgs")
 # Message budgets checked against another (the ladder's second table): does the budget cut answers?
@@ -886,8 +901,8 @@ def main(argv: list[str] | None = None) -> None:
     ladder.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     run = sub.add_parser("run", parents=[common], help="the campaign: every (task, arm, seed), resumable")
     report = sub.add_parser("report", parents=[common], help="statistics and plots of the finished runs")
-    run.add_argument("--arms", nargs="+", default=[a for a in ARMS if not ARMS[a].tree], choices=list(ARMS),
-                     help="default: every arm but the tree levers (item 9), which are asked for by name")
+    run.add_argument("--arms", nargs="+", default=[a for a in ARMS if a not in LEVERS], choices=list(ARMS),
+                     help=f"default: every arm but the levers of item 9 ({', '.join(LEVERS)}), asked for by name")
     report.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     pilot = sub.add_parser("pilot", parents=[common], help="short runs to choose lr and G per task")
     for p in (run, report, pilot):

@@ -130,7 +130,11 @@ def test_arms_overrides_and_which_tasks_get_slices():
     # a tree arm: G/2 first-layer pairs x 4 readouts = 2G passes for the 3G calls of G plain passes
     assert claims.ARMS["net21-tree"].overrides(40, 10, 8)[-2:] == ["train.group_size=16", "train.branching=[4, 4]"]
     assert claims.task_arms("arith-2x2", list(claims.ARMS)) == [
-        "net21", "net21-tree", "neuromas3", "single", "single-compute"]
+        "net21", "net21-tree", "net21-grown", "neuromas3", "single", "single-compute"]
+    # grown: [1, 1] trained half the steps, then widened with a fade-in over a quarter of the rest
+    grown = claims.ARMS["net21-grown"].overrides(40, 10, 8)
+    assert grown[0] == "network.layers=[1, 1]"
+    assert "train.growth=[{at_step: 20, widen: [{layer: 1, width: 2}], ramp_steps: 5}]" in grown
     assert "net21-msgs" in claims.task_arms("bbh-object_counting", list(claims.ARMS))
 
 
