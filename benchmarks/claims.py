@@ -749,8 +749,14 @@ def commit_results(message: str) -> None:
     """Commit the claims results files only (explicit paths; whatever else is staged stays out)."""
     paths = [str(p.relative_to(ROOT)) for p in (RESULTS / "claims.json", RESULTS / "claims.md", RESULTS / "claims.png")
              if p.is_file()]
-    subprocess.run(["git", "add", *paths], cwd=ROOT, check=True)
-    subprocess.run(["git", "commit", "-m", message, "--", *paths], cwd=ROOT, check=False)
+    for attempt in range(5):  # two campaign lanes (or a person) may hold the index lock for a moment
+        added = subprocess.run(["git", "add", *paths], cwd=ROOT, capture_output=True, text=True)
+        if added.returncode == 0:
+            subprocess.run(["git", "commit", "-m", message, "--", *paths], cwd=ROOT, check=False)
+            return
+        time.sleep(2 + 5 * attempt)
+    print(f"claims: could not commit the results ({added.stderr.strip()}); they are written, commit them by hand",
+          flush=True)
 
 
 # ---- the campaign: commands ------------------------------------------------------------------------
