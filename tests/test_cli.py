@@ -11,10 +11,17 @@ import yaml
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def neuromas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "neuromas.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+# What only the extras install (pyproject.toml). The command runs with them blocked, so these tests
+# also show that every command works after README command 1, which installs none (issue 19).
+OPTIONAL = ("fastapi", "uvicorn", "openai", "ray", "vllm", "datasets", "llama_cpp", "playwright", "trl")
+
+
+def neuromas(*args: str, cwd: Path, blocked: tuple[str, ...] = OPTIONAL) -> subprocess.CompletedProcess:
+    """`neuromas ARGS` in a child interpreter where the `blocked` packages cannot be imported:
+    `sys.modules[name] = None` makes `import name` raise ImportError, as when it is not installed."""
+    code = (f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
+            f"from neuromas.cli import app\nsys.argv = ['neuromas', *{list(args)!r}]\napp()\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def write_config(path: Path, **changes) -> Path:

@@ -14,11 +14,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 
 from neuromas.config import RunConfig
 from neuromas.configfile import load_config
-from neuromas.errors import NeuromasError
+from neuromas.errors import NeuromasError, missing_extra
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
@@ -40,7 +41,8 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except NeuromasError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # escaped: a message may hold brackets (".[serve]", "layers [2, 1]") that rich would read as markup
+            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -266,8 +268,11 @@ def serve(
     """Serve a (trained) network as an OpenAI-compatible /v1/chat/completions endpoint."""
     import os
 
-    import uvicorn
-
+    try:  # default dependencies since issue 19; a trimmed install still gets one line, not a traceback
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise missing_extra("neuromas serve (FastAPI and uvicorn)", "serve") from None
     from neuromas.serve import ServeSettings, create_app, load_served_network
 
     api_key = None
