@@ -36,6 +36,14 @@ def test_evaluation_bars_print_no_lines_and_off_prints_nothing(monkeypatch, caps
     assert capsys.readouterr().err == "" and progress.mode(enabled=False) == "off"
 
 
+def test_a_terminal_bar_takes_any_label_and_status(monkeypatch, capsys):
+    monkeypatch.setenv("NEUROMAS_PROGRESS", "rich")
+    with progress.Progress("moa:widths=[2,2,1] {x}", 2, transient=False) as bar:
+        bar.update(1, "[bold]reward[/] {0}")
+        bar.update(2, "done")
+    assert "moa:widths=[2,2,1] {x}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("seconds, text", [(0, "0:00"), (59.6, "1:00"), (754, "12:34"), (3723, "1:02:03")])
 def test_clock(seconds, text):
     assert progress.clock(seconds) == text

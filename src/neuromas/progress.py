@@ -14,6 +14,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
@@ -57,10 +58,11 @@ class Progress:
         self.start_done, self.start_time = completed, time.perf_counter()
         self.bar = None
         if self.mode == "rich":
-            columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                       TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
             self.bar = RichProgress(*columns, console=Console(stderr=True), transient=transient)
-            self.job = self.bar.add_task(label, total=total, completed=completed, status="")
+            # escaped: labels and statuses are ours or a user's names (`moa:widths=[2,2,1]`), not rich markup
+            self.job = self.bar.add_task(escape(label), total=total, completed=completed, status="")
 
     def __enter__(self) -> Progress:
         if self.bar is not None:
@@ -80,7 +82,7 @@ class Progress:
 
     def update(self, done: int, status: str = "") -> None:
         if self.bar is not None:
-            self.bar.update(self.job, completed=done, status=status)
+            self.bar.update(self.job, completed=done, status=escape(status))
         elif self.mode == "plain" and self.plain_lines:
             left = self.eta(done)
             tail = f", {clock(left)} left" if left is not None and done < self.total else ""
