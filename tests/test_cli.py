@@ -11,10 +11,17 @@ import yaml
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def neuromas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "neuromas.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+# What only the extras install (pyproject.toml). The command runs with them blocked, so these tests
+# also show that every command works after README command 1, which installs none (issue 19).
+OPTIONAL = ("fastapi", "uvicorn", "openai", "ray", "vllm", "datasets", "llama_cpp", "playwright", "trl")
+
+
+def neuromas(*args: str, cwd: Path, blocked: tuple[str, ...] = OPTIONAL) -> subprocess.CompletedProcess:
+    """`neuromas ARGS` in a child interpreter where the `blocked` packages cannot be imported:
+    `sys.modules[name] = None` makes `import name` raise ImportError, as when it is not installed."""
+    code = (f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
+            f"from neuromas.cli import app\nsys.argv = ['neuromas', *{list(args)!r}]\napp()\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def write_config(path: Path, **changes) -> Path:
@@ -37,7 +44,7 @@ def write_config(path: Path, **changes) -> Path:
 @pytest.mark.slow
 def test_run_writes_a_complete_run_directory(tmp_path):
     config = write_config(tmp_path / "tiny.yaml")
-    result = neuromas("run", str(config), "--out", "out", "--quiet", cwd=tmp_path)
+    result = neuromas("run", str(config), "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "out"
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -56,6 +63,10 @@ def test_run_writes_a_complete_run_directory(tmp_path):
     assert "| [2, 1] |" in (run_dir / "results.md").read_text()
     assert results["model_dtype"] in ("bfloat16", "float32")  # what dtype: auto chose on this machine
     assert "acc" in result.stdout
+    # Not a terminal: one plain line per evaluation, no redrawn bars, no library warnings; then what to do next.
+    assert "Warning" not in result.stderr and "\r" not in result.stderr and "de-quantizing" not in result.stderr
+    assert "\neval: arith/test: acc " in result.stderr and "open it in a browser: " in result.stderr
+    assert "report: out/report.html" in result.stderr and "next: neuromas baselines out/config.yaml" in result.stderr
 
 
 def test_show_prints_the_network(tmp_path):

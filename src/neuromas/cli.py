@@ -14,11 +14,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 
 from neuromas.config import RunConfig
 from neuromas.configfile import load_config
-from neuromas.errors import NeuromasError
+from neuromas.errors import NeuromasError, missing_extra
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
@@ -40,7 +41,8 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except NeuromasError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # escaped: a message may hold brackets (".[serve]", "layers [2, 1]") that rich would read as markup
+            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -88,9 +90,29 @@ def _prepare(
 
 
 def _report(run_dir: Path, results: dict) -> None:
-    for name, result in results.items():
-        console.print(f"{name:>6}: {result.line()}")
     typer.echo((run_dir / "results.md").read_text())
+    if "after" in results:
+        from neuromas.eval import before_after_line
+
+        console.print(before_after_line(results["before"], results["after"]), highlight=False, soft_wrap=True)
+
+
+def _what_next(run_dir: Path, page: Path, trained: bool) -> None:
+    """The end of `neuromas run`: where the report is, how to open it, what to try next."""
+    console.print(f"report: [bold]{page}[/]", soft_wrap=True)
+    console.print(f"  open it in a browser: python -m webbrowser -t {page.resolve().as_uri()}  "
+                  "(one self-contained file: copy it off a remote machine)", highlight=False, soft_wrap=True)
+    config = run_dir / "config.yaml"
+    if trained:
+        console.print(f"next: neuromas serve {run_dir}   # the trained network as an OpenAI-compatible API",
+                      highlight=False, soft_wrap=True)
+        console.print(f"      neuromas baselines {config} --run {run_dir}   # frozen baselines on the same questions",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(f"next: neuromas baselines {config}   # frozen baselines on the same questions",
+                      highlight=False, soft_wrap=True)
+        console.print(f"      neuromas run {config} --set train.steps=10   # train it, then evaluate again",
+                      highlight=False, soft_wrap=True)
 
 
 OptionalConfig = Annotated[Optional[Path], typer.Argument(help="YAML config (see configs/).", show_default=False)]
@@ -113,7 +135,7 @@ def run(
     else:
         results = {"eval": run_eval(config, run_dir, progress=not quiet, task=task)}
     _report(run_dir, results)
-    console.print(f"report: [bold]{write_report(run_dir)}[/]")
+    _what_next(run_dir, write_report(run_dir), trained=config.train.steps > 0)
 
 
 @app.command()
@@ -266,8 +288,11 @@ def serve(
     """Serve a (trained) network as an OpenAI-compatible /v1/chat/completions endpoint."""
     import os
 
-    import uvicorn
-
+    try:  # default dependencies since issue 19; a trimmed install still gets one line, not a traceback
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise missing_extra("neuromas serve (FastAPI and uvicorn)", "serve") from None
     from neuromas.serve import ServeSettings, create_app, load_served_network
 
     api_key = None

@@ -66,7 +66,7 @@ def run_baselines(config: RunConfig, run_dir: Path, methods: list[str] | None = 
                 start = time.perf_counter()
                 solver.optimize(task)
                 fit_seconds = time.perf_counter() - start
-            results[spec] = evaluate(solver, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
+            results[spec] = evaluate(solver, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress, spec)
             results[spec].fit_seconds = fit_seconds
         write_traces(results[spec].traces, run_dir / "traces" / f"{_file_name(spec)}.jsonl")
     _write_tables(run_dir, results, config, net)

@@ -19,7 +19,7 @@ from typing import Sequence
 from neuromas import baselines
 from neuromas.build import build_network, load_task, model_dtype
 from neuromas.config import RunConfig
-from neuromas.errors import NeuromasError
+from neuromas.errors import NeuromasError, missing_extra
 from neuromas.eval import EvalResult, summarize
 
 NETWORK = None  # the method key of the network itself
@@ -68,7 +68,7 @@ def evaluate_on_ray(
     try:
         import ray
     except ImportError:
-        raise NeuromasError("--ray needs Ray: pip install 'neuromas[ray]'") from None
+        raise missing_extra("--ray (Ray)", "ray") from None
     task = load_task(config)
     count = len(task.examples(config.eval.split)[: config.eval.limit])
     size = config.eval.batch_size

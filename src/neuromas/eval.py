@@ -11,9 +11,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from neuromas.network import Network
+from neuromas.progress import Progress, say
 from neuromas.tasks.base import Split, Task
 from neuromas.trace import Trace
 
@@ -72,25 +71,39 @@ def evaluate(
     limit: int | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    label: str = "eval",
 ) -> EvalResult:
-    """Greedy accuracy of `net` on a task split (the first `limit` examples of it)."""
+    """Greedy accuracy of `net` on a task split (the first `limit` examples of it).
+
+    With `progress`: a bar in a terminal while it runs, and one line with the result at the end
+    (the only line where the output is not a terminal), starting with `label`.
+    """
     examples = task.examples(split)[:limit]
     was_training = net.training
     net.eval()
     traces: list[Trace] = []
     start = time.perf_counter()
-    columns = (TextColumn("eval {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
     try:
-        with Progress(*columns, disable=not progress, transient=True) as bar:
-            job = bar.add_task(f"{task.name}/{split}", total=len(examples))
+        with Progress(f"{label} {task.name}/{split}", len(examples), progress, plain_lines=False, transient=True) as bar:
             for i in range(0, len(examples), batch_size):
                 batch = examples[i : i + batch_size]
                 traces += net(batch, task=task)
-                bar.advance(job, len(batch))
+                bar.update(len(traces), f"{sum(t.reward or 0.0 for t in traces):g} right")
     finally:
         net.train(was_training)
-    return summarize(task.name, split, traces, net.calls_per_pass, time.perf_counter() - start)
+    result = summarize(task.name, split, traces, net.calls_per_pass, time.perf_counter() - start)
+    say(f"{label}: {result.line()}", progress)
+    return result
+
+
+def before_after_line(before: EvalResult, after: EvalResult) -> str:
+    """The one line that says whether training helped, on the same questions."""
+    verdict = ("the intervals do not overlap: it learned" if after.ci_low > before.ci_high else
+               "the intervals do not overlap: it got worse" if after.ci_high < before.ci_low else
+               "the intervals overlap: no difference shown")
+    return (f"accuracy on the same {after.n} test questions: {100 * before.acc:.1f}% "
+            f"[{100 * before.ci_low:.1f}, {100 * before.ci_high:.1f}] before training -> {100 * after.acc:.1f}% "
+            f"[{100 * after.ci_low:.1f}, {100 * after.ci_high:.1f}] after ({verdict})")
 
 
 def reward_interval(rewards: list[float], z: float = 1.959964) -> tuple[float, float]:

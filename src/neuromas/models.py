@@ -12,12 +12,15 @@ every node is the same base model with different adapters.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
 import importlib.util
+import io
 import logging
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -105,6 +108,23 @@ def _save_dequantized(model, tokenizer, directory: Path) -> None:
         logging.getLogger(__name__).warning("could not cache the dequantized model in %s: %s", directory, error)
 
 
+@contextlib.contextmanager
+def _quiet_dequantization(gguf: bool, cached: Path | None):
+    """One line instead of transformers' GGUF dequantization bar.
+
+    transformers draws that bar with `tqdm.auto` directly, which its `disable_progress_bar` does
+    not reach; in a log file it is a flood of carriage returns. Its stream is sys.stderr, so the
+    bar goes to a buffer for the length of this load only, and we say once what is happening.
+    """
+    if not gguf:
+        yield
+        return
+    where = f"; kept for later runs in {cached}" if cached is not None else ""
+    print(f"dequantizing the GGUF model to a float32 copy (once, up to a minute){where}", file=sys.stderr, flush=True)
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 def _source(name: str | None, gguf_file: str | None) -> tuple[str, str | None]:
     """(what to pass to from_pretrained, gguf file name or None)."""
     if name in EMBEDDED_NAMES:
@@ -143,12 +163,13 @@ def _load_model(name: str | None, gguf_file: str | None, dtype: str, device: str
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         torch_dtype = resolve_dtype(dtype, resolve_device(device))
-        if kwargs and cached is not None:  # first load of this GGUF: dequantize in fp32, keep a copy
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
-            _save_dequantized(model, tokenizer, cached)
-            model.to(torch_dtype)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+        with _quiet_dequantization(bool(kwargs), cached):
+            if kwargs and cached is not None:  # first load of this GGUF: dequantize in fp32, keep a copy
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+                _save_dequantized(model, tokenizer, cached)
+                model.to(torch_dtype)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
     except OSError as error:
         raise NeuromasError(f"model.name: cannot load {name!r}: {str(error).splitlines()[0]}") from None
     finally:

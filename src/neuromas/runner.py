@@ -77,7 +77,8 @@ def environment() -> dict[str, Any]:
 
 
 def _evaluate(net: Network, task, config: RunConfig, run_dir: Path, name: str, progress: bool) -> EvalResult:
-    result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress)
+    label = name.removeprefix("traces_") + " training"  # "before training", "after training"
+    result = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress, label)
     write_traces(result.traces, run_dir / f"{name}.jsonl")
     return result
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -74,7 +75,11 @@ def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) 
         with torch.random.fork_rng(devices=_devices(model)):
             torch.manual_seed(adapter_seed(seed, name))
             if shared is None:
-                shared = _SHARED[id(model)] = _Shared(get_peft_model(model, lora, adapter_name=key))
+                with warnings.catch_warnings():
+                    # PEFT asks transformers' deprecated `is_gradient_checkpointing`, which warns on every
+                    # run (transformers 5); we never checkpoint activations, so the answer does not matter.
+                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                    shared = _SHARED[id(model)] = _Shared(get_peft_model(model, lora, adapter_name=key))
             else:
                 shared.peft.add_adapter(key, lora)
     peft = shared.peft
@@ -123,7 +128,9 @@ def named_parameters(peft: PeftModel, keys: dict[str, str]) -> Iterator[tuple[st
 
 def save(peft: PeftModel, keys: dict[str, str], directory: Path) -> None:
     """Each adapter in PEFT's format, in a folder named after the adapter: `<directory>/L1N1/`."""
-    peft.save_pretrained(str(directory), selected_adapters=list(keys.values()))
+    # save_embedding_layers=False: only LoRA weights are trained, never the vocabulary; PEFT's default
+    # ("auto") looks for the base model's config to check, and warns when the embedded GGUF has none.
+    peft.save_pretrained(str(directory), selected_adapters=list(keys.values()), save_embedding_layers=False)
     for name, key in keys.items():
         os.replace(directory / key, directory / name)
 

@@ -20,7 +20,7 @@ import os
 
 from neuromas.backends.base import Generation, GenerationRequest
 from neuromas.config import AdapterConfig, ModelConfig, ServerConfig
-from neuromas.errors import NeuromasError
+from neuromas.errors import NeuromasError, missing_extra
 from neuromas.seeds import derive_seed
 
 
@@ -31,7 +31,7 @@ class OpenAIBackend:
         try:
             import openai  # noqa: F401
         except ImportError:
-            raise NeuromasError("model.backend openai needs the openai client: pip install 'neuromas[openai]'") from None
+            raise missing_extra("model.backend openai (the openai client)", "openai") from None
         self.server = server or ServerConfig()
         self.model = model  # None: the first model the server lists, looked up on first use
 

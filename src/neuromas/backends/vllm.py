@@ -22,7 +22,7 @@ from pathlib import Path
 
 from neuromas.backends.base import Generation, GenerationRequest
 from neuromas.config import ModelConfig
-from neuromas.errors import NeuromasError
+from neuromas.errors import NeuromasError, missing_extra
 from neuromas.seeds import derive_seed
 
 
@@ -84,8 +84,7 @@ class VLLMBackend:
             import torch
             from vllm import LLM
         except ImportError:
-            raise NeuromasError("model.backend vllm needs vLLM and a GPU: pip install 'neuromas[vllm]', "
-                                "or use backend hf (CPU or GPU) or openai (a server)") from None
+            raise missing_extra("model.backend vllm (vLLM, GPU only; or use backend hf or openai)", "vllm") from None
         if not torch.cuda.is_available():
             raise NeuromasError("model.backend vllm needs a CUDA GPU and none is visible; use backend hf or openai")
         if config.name is None or config.name.endswith(".gguf"):

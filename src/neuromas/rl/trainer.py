@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from neuromas.backends.hf import token_logprobs
 from neuromas.backends.vllm import VLLMBackend
@@ -31,6 +30,7 @@ from neuromas.eval import EvalResult, evaluate
 from neuromas.grow import apply
 from neuromas.network import Network
 from neuromas.plan import plan_stage
+from neuromas.progress import Progress
 from neuromas.rl.grpo import group_advantages, kl_loss, loss_weights, policy_loss, tied_fraction, tree_advantages
 from neuromas.rl.metrics import MetricsLog, read_growths
 from neuromas.seeds import derive_seed
@@ -359,10 +359,7 @@ class Trainer:
     def train(self) -> list[dict]:
         """Run the remaining steps with periodic evaluation, logging and checkpoints."""
         c = self.config
-        columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*columns, disable=not self.progress) as bar:
-            job = bar.add_task("train", total=c.steps, completed=self.step, status="")
+        with Progress("train step", c.steps, self.progress, completed=self.step) as bar:
             while self.step < c.steps:
                 grew = self.grow_if_due()
                 metrics = self.train_step()
@@ -379,7 +376,7 @@ class Trainer:
                     self.log.write(self.step, metrics)
                     if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                         save_checkpoint(self.run_dir, self.step, self.net, self.state_dict(), c.keep_checkpoints)
-                bar.update(job, completed=self.step, status=human_line(metrics))
+                bar.update(self.step, human_line(metrics))
         if self.log is not None:
             self.log.close()
         return self.history
@@ -445,8 +442,11 @@ def node_statistics(traces: list[Trace]) -> dict[str, float]:
 
 
 def human_line(metrics: dict[str, float]) -> str:
+    """A step in one line: mean sampled reward, share of tied groups (no signal), loss, gradient
+    norm, tokens generated in the rollouts, seconds; and the held-out accuracy when measured."""
     line = (f"reward {metrics['reward/mean']:.3f} tied {metrics['reward/tied_fraction']:.2f} "
-            f"loss {metrics['loss/policy']:+.4f} |g| {metrics['grad/norm']:.3f} {metrics['time/step_s']:.0f}s")
+            f"loss {metrics['loss/policy']:+.4f} |g| {metrics['grad/norm']:.3f} "
+            f"{metrics['tokens/total']:.0f} tokens {metrics['time/step_s']:.0f}s")
     if "eval/acc" in metrics:
         line += f" eval {100 * metrics['eval/acc']:.1f}%"
     return line

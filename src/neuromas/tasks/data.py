@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from neuromas.errors import NeuromasError
+from neuromas.errors import NeuromasError, missing_extra
 from neuromas.tasks.base import Example
 
 T = TypeVar("T")
@@ -90,9 +90,7 @@ def hf_rows(dataset: str, config: str | None, split: str) -> list[dict[str, Any]
     try:
         import datasets  # lazy: an optional extra, and slow to import
     except ImportError as e:
-        raise NeuromasError(
-            f"hf_dataset={dataset!r} needs the 'datasets' package: pip install 'neuromas[datasets]'"
-        ) from e
+        raise missing_extra(f"hf_dataset={dataset!r} (the datasets package)", "datasets") from e
     try:
         rows = datasets.load_dataset(dataset, config, split=split)
     except Exception as e:  # noqa: BLE001 - network, auth, unknown name: all one message
