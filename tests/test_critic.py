@@ -26,6 +26,8 @@ def test_each_layer_is_valued_on_the_input_and_the_layers_before_it():
     assert inputs[2] == "Task: What is 2+3?\n\n[L1N1] five\n[L1N2] 5"
     assert inputs[3] == inputs[2] + "\n[L2N1] sum 5\n[L2N2] x"  # never a layer's own messages
     assert [layer_of(n) for n in ("L1N2", "L12N3")] == [1, 12]
+    single = Trace("q", "What is 2+3?", 0, {"L1N1": message("L1N1", "Answer: 5")}, "Answer: 5")
+    assert critic_inputs(single) == {1: "Task: What is 2+3?\n"}  # one node: a learned per-input baseline
 
 
 def test_the_algorithm_is_validated_in_one_line():
