@@ -18,6 +18,7 @@ the only one run. Results:
 `benchmarks/results/table1.{json,md}` (metrics keyed by task and method).
 
     python -m benchmarks.table1 --trained navigate:neuromas3=runs/growth/navigate-grown-7/checkpoints/step-000005
+    python -m benchmarks.table1 --tasks arith --methods goa agentnet   # add rows, keep the others
     python -m benchmarks.table1 --smoke     # arith, 2 questions, 4-token replies, to check the script; writes nothing
 """
 
@@ -27,11 +28,11 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.common import ROOT, ci, smoke_runs, table, write_results
+from benchmarks.common import RESULTS, ROOT, ci, smoke_runs, table, write_results
 from neuromas.rl.metrics import read_metrics
 
 FROZEN = ["direct", "cot", "self-consistency:k=3", "self-consistency:k=5", "self-refine", "self-check",
-          "moa:widths=[2,2,1]", "debate", "workflow", "gptswarm"]
+          "moa:widths=[2,2,1]", "debate", "workflow", "gptswarm", "goa", "agentnet"]
 TASKS = {
     "arith": ("configs/arith-neuromas3.yaml", [], FROZEN),
     "navigate": ("configs/navigate-neuromas3.yaml", [], FROZEN),
@@ -42,6 +43,7 @@ TASKS = {
                   FROZEN),
 }
 UNTRAINED = "untrained-neuromas3"
+RESULTS_FILE = RESULTS / "table1.json"
 SMOKE = ["network.generation.max_new_tokens=4"]  # with 2 questions a task
 
 
@@ -53,8 +55,10 @@ def task_config(task: str, limit: int | None, extra: list[str]):
     return load_config(ROOT / path, sets)
 
 
-def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path, extra: list[str]) -> dict:
-    """Every method's summary on one task's test inputs (reusing what an earlier run finished)."""
+def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path, extra: list[str],
+             only: list[str] | None = None) -> dict:
+    """Every method's summary on one task's test inputs (reusing what an earlier run finished);
+    with `only`, just those methods (and the trained networks)."""
     import neuromas as nm
     from neuromas.compare import NETWORK, run_baselines
     from neuromas.files import atomic_write
@@ -65,7 +69,7 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path,
     out = runs / task
     done = out / "baselines.json"
     methods = json.loads(done.read_text())["methods"] if done.is_file() else {}
-    missing = [spec for spec in [NETWORK, *TASKS[task][2]] if spec not in methods]
+    missing = [spec for spec in [NETWORK, *TASKS[task][2]] if spec not in methods and (only is None or spec in only)]
     print(f"{task}: {len(methods)} methods reused from {done}, {len(missing)} to run on "
           f"{config.eval.limit or 'all'} inputs", flush=True)
     for spec in missing:  # one at a time, each kept as soon as it is done
@@ -112,8 +116,10 @@ def markdown(metrics: dict) -> str:
                          m["n"], f"{m['seconds']:.0f}", fit])
     return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
             "SmolLM2-135M-Instruct. Sorted by accuracy within a task. `seconds` is the evaluation; `fit seconds` "
-            "the learning before it: GPTSwarm's edge optimisation on the train split, a trained network's "
-            "training steps; blank for the frozen methods, and for GPTSwarm rows run before it was recorded.\n\n"
+            "the learning before it: GPTSwarm's edge optimisation and AgentNet's adaptation on the train split, a "
+            "trained network's training steps (CoLLM-CC: `train.algorithm: collm-cc`); blank for the frozen methods, "
+            "and for GPTSwarm rows run before it was recorded. GoA's and AgentNet's calls/q are measured means "
+            "(they depend on the question).\n\n"
             + table(["task", "method", "acc %", "95% CI", "calls/q", "tokens/q", "n", "seconds", "fit seconds"], rows)
             + "\n")
 
@@ -138,6 +144,9 @@ def main() -> None:
                         help="a trained network (run directory or checkpoint) to add to a task's table (repeatable)")
     parser.add_argument("--humaneval-limit", type=int, default=32, help="HumanEval problems (of the 64 in the test split)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "table1")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="SPEC",
+                        help="run only these of a task's methods (and --trained networks) and keep the other rows of "
+                             "benchmarks/results/table1.json as they are: adds rows without rerunning the table")
     parser.add_argument("--smoke", action="store_true", help="arith, 2 questions, 4-token replies, "
                         "runs in a temporary directory; writes nothing")
     args = parser.parse_args()
@@ -145,16 +154,21 @@ def main() -> None:
     if args.smoke:
         args.tasks = ["arith"]
 
-    metrics = {}
+    kept = json.loads(RESULTS_FILE.read_text()) if args.methods and RESULTS_FILE.is_file() and not args.smoke else {}
+    metrics = {task: dict(rows) for task, rows in kept.get("metrics", {}).items()}
+    kept_trained = kept.get("config", {}).get("trained", {})
     with smoke_runs(args):
         for task in args.tasks:
             limit = 2 if args.smoke else args.humaneval_limit if task == "humaneval" else None
-            metrics[task] = run_task(task, limit, trained.get(task, {}), args.runs, SMOKE if args.smoke else [])
+            rows = run_task(task, limit, trained.get(task, {}), args.runs, SMOKE if args.smoke else [], args.methods)
+            metrics[task] = {**metrics.get(task, {}), **rows}
             config = {"tasks": {t: {"config": TASKS[t][0], "overrides": TASKS[t][1], "methods": TASKS[t][2]}
                                 for t in metrics},  # the tasks done so far
                       "humaneval_limit": args.humaneval_limit,
-                      "trained": {t: {n: str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
-                                      for n, p in runs.items()} for t, runs in trained.items()}}
+                      "trained": {t: {**kept_trained.get(t, {}),
+                                      **{n: str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
+                                         for n, p in trained.get(t, {}).items()}}
+                                  for t in dict.fromkeys([*kept_trained, *trained])}}
             write_results("table1", config, metrics, markdown(metrics), write=not args.smoke)
 
 

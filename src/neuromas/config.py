@@ -282,6 +282,12 @@ class TrainConfig(_Strict):
     rollout_backend: Literal["hf", "vllm"] = "hf"
     """Who samples the rollouts: the network's own hf backend, or vLLM with one LoRA per node
     (GPU only; the adapters are re-synced after every update). The loss always runs in hf."""
+    algorithm: Literal["reinforce", "collm-cc"] = "reinforce"
+    """How a message's advantage is made: `reinforce`, the reward minus the mean of its input's G
+    passes (the paper); `collm-cc`, the CoLLM-CC baseline (rl/critic.py): the reward minus a
+    learned centralised critic's value of what the message's layer saw, whitened over the batch."""
+    critic_lr: float | None = Field(None, gt=0)
+    """collm-cc: AdamW learning rate of the critic's adapter and value head (None: `lr`)."""
 
     @model_validator(mode="after")
     def _growth_fits_the_steps(self) -> TrainConfig:
@@ -303,6 +309,9 @@ class TrainConfig(_Strict):
             if any(b < 1 for b in self.branching) or math.prod(self.branching) != self.group_size:
                 raise ValueError(f"branching {self.branching}: factors >= 1, one per layer, whose product is "
                                  f"group_size ({self.group_size})")
+            if self.algorithm != "reinforce":
+                raise ValueError(f"branching gives the group baseline a tree; algorithm {self.algorithm} has its own "
+                                 "baseline (a critic): unset one of them")
             if self.growth:
                 raise ValueError("branching and growth cannot be combined yet (a fading-in pass runs one of two "
                                  "networks); unset one of them")

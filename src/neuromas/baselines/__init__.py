@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 
 from neuromas.backends.base import Backend
+from neuromas.baselines.agentnet import AgentNet
 from neuromas.baselines.base import Method
+from neuromas.baselines.goa import GraphOfAgents
 from neuromas.baselines.gptswarm import GPTSwarm
 from neuromas.baselines.multiagent import Debate, MixtureOfAgents, RoleWorkflow
 from neuromas.baselines.prompting import ChainOfThought, Direct, SelfCheck, SelfConsistency, SelfRefine
@@ -23,7 +25,7 @@ from neuromas.errors import NeuromasError
 
 METHODS: dict[str, type[Method]] = {
     m.name: m for m in [Direct, ChainOfThought, SelfConsistency, SelfRefine, SelfCheck, MixtureOfAgents, Debate, RoleWorkflow,
-                        GPTSwarm]
+                        GPTSwarm, GraphOfAgents, AgentNet]
 }
 
 __all__ = ["METHODS", "Method", "load", "names", "parse_spec"]

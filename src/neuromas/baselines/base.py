@@ -54,6 +54,7 @@ class Method:
         self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
         self.training = False  # frozen: evaluation and "training" mode behave the same
         self._calls_made = 0
+        self._answered, self._messages = 0, 0  # questions answered through `__call__`, and their calls
 
     @property
     def backend(self) -> Backend:
@@ -67,8 +68,11 @@ class Method:
         return 1
 
     @property
-    def calls_per_pass(self) -> int:  # the name `evaluate` reads, shared with Network
-        return self.calls
+    def calls_per_pass(self) -> float:  # the name `evaluate` reads, shared with Network
+        """Calls per question: measured over the questions answered so far (every call is one
+        message of a trace), else `calls`. Equal for methods of fixed shape; for those whose
+        calls depend on the question (GoA drops weak agents, AgentNet routes), the mean."""
+        return self._messages / self._answered if self._answered else self.calls
 
     def eval(self) -> Method:
         return self
@@ -82,6 +86,8 @@ class Method:
         runs = [Run(example) for example in examples]
         self._task = task
         self.solve(runs, task.answer_format if task is not None else DEFAULT_ANSWER_FORMAT)
+        self._answered += len(runs)
+        self._messages += sum(len(r.messages) for r in runs)
         traces = [Trace(r.example.id, r.example.input, 0, r.messages, r.answer, target=r.example.target) for r in runs]
         if task is not None:
             score(task, traces, examples)

@@ -8,8 +8,10 @@ advantage, or all with a KL term), `lr`, `tokens/total` (generated in the step's
 `node/<id>/entropy` (mean negative log-prob per sampled token; a grown network's new nodes
 average over the passes they ran in), `growth/alpha` (while a grown network fades in: the
 share of passes that run the grown form, grow.py), `growth/calls_per_pass` (on the step a
-scheduled growth happened: the grown network's size), and on evaluation steps
-`eval/acc`, `eval/ci_low`, `eval/ci_high`.
+scheduled growth happened: the grown network's size), on evaluation steps
+`eval/acc`, `eval/ci_low`, `eval/ci_high`, and with `train.algorithm: collm-cc` (rl/critic.py)
+`critic/value_loss` (mean squared error of the values against the rewards, before the critic's
+update), `critic/value_mean`, `critic/advantage_mean` (before whitening), `critic/grad_norm`.
 
 A growth also gets a line in `growth.jsonl`: `step` (the first step of the grown network, the
 one with `growth/calls_per_pass`), `widths` ([before, after]), `renamed` (parent id -> new id of

@@ -5,7 +5,9 @@ per input), rewards (the task scores the readout's answer), advantages (reward m
 the same input's G passes), loss (every token every node wrote, weighted by its pass's
 advantage; each row runs through its own node's adapter, so each node's gradient reaches only
 its own parameters), backward / clip / step, log. Groups are one input's G passes by
-construction: `Network.forward` returns traces grouped by input.
+construction: `Network.forward` returns traces grouped by input. `train.algorithm: collm-cc`
+replaces the group baseline by a learned centralised critic's value (rl/critic.py, the CoLLM-CC
+baseline); nothing else in the step changes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,6 +33,7 @@ from neuromas.grow import apply
 from neuromas.network import Network
 from neuromas.plan import plan_stage
 from neuromas.progress import Progress
+from neuromas.rl.critic import CentralCritic, layer_of
 from neuromas.rl.grpo import group_advantages, kl_loss, loss_weights, policy_loss, tied_fraction, tree_advantages
 from neuromas.rl.metrics import MetricsLog, read_growths
 from neuromas.seeds import derive_seed
@@ -64,6 +67,7 @@ class Batch:
 
     rewards: torch.Tensor
     rows: Rows
+    metrics: dict[str, float] = field(default_factory=dict)  # what making the advantages logged (collm-cc)
 
 
 @contextlib.contextmanager
@@ -114,6 +118,9 @@ class Trainer:
         if unknown:
             raise NeuromasError(f"train.freeze: {unknown[0]} is not a node of this network ({', '.join(net.adapters)})")
         self._bind(net)
+        # train.algorithm: collm-cc: a centralised critic of its own (rl/critic.py) makes the advantages
+        self.critic = (CentralCritic(net, self.config.critic_lr or self.config.lr, self.config.micro_batch_rows)
+                       if self.config.algorithm == "collm-cc" else None)
         self.step = 0
         self.bad_steps = 0
         self.stages_done = 0  # growth stages of the schedule applied so far
@@ -218,6 +225,7 @@ class Trainer:
             }
         )
         metrics.update(node_statistics(traces))
+        metrics.update(batch.metrics)
         return metrics
 
     def rollout(self, step: int) -> list[Trace]:
@@ -232,18 +240,26 @@ class Trainer:
         """Rewards of a step's passes, their group advantages, and the rows the loss runs on."""
         c = self.config
         rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(-1, c.group_size)  # (B, G)
-        if c.branching is None:  # one advantage per pass, shared by all its nodes
-            per_layer = [group_advantages(rewards, std_normalize=c.std_normalize).flatten()] * len(self.net.topology.layers)
+        metrics = {}
+        if self.critic is not None:  # collm-cc: the reward minus the critic's value of what the message's layer saw
+            with deterministic_algorithms():
+                per_layer, metrics = self.critic.step(traces, rewards.flatten(), c.std_normalize, c.max_grad_norm)
+            per_message = {(p, node): per_layer[(p, layer_of(node))] for p, t in enumerate(traces) for node in t.messages}
+        elif c.branching is None:  # the group baseline: one advantage per pass, shared by its messages
+            advantages = group_advantages(rewards, std_normalize=c.std_normalize).flatten()  # (B * G,)
+            per_message = {(p, node): advantages[p].item() for p, t in enumerate(traces) for node in t.messages}
         else:  # a tree: each layer's samples against their siblings
-            per_layer = [a.flatten() for a in tree_advantages(rewards, c.branching, std_normalize=c.std_normalize)]
-        keep_pass = torch.ones(rewards.numel(), dtype=torch.bool)
+            layers = [a.flatten() for a in tree_advantages(rewards, c.branching, std_normalize=c.std_normalize)]
+            per_message = {(p, node): layers[self.net.topology.node(node).layer][p].item()
+                           for p, t in enumerate(traces) for node in t.messages}
+        keep_pass = torch.ones(len(traces), dtype=torch.bool)
         if c.drop_tied_groups:
             keep_pass = (rewards.max(1).values != rewards.min(1).values).repeat_interleave(c.group_size)
-        return Batch(rewards, self._rows(traces, per_layer, keep_pass))
+        return Batch(rewards, self._rows(traces, per_message, keep_pass), metrics)
 
-    def _rows(self, traces: list[Trace], per_layer: list[torch.Tensor], keep_pass: torch.Tensor) -> Rows:
-        """One row per message a trainable node wrote; a message several passes share (a tree's
-        upstream sample) is one row, with its layer's advantage for it."""
+    def _rows(self, traces: list[Trace], advantages: dict[tuple[int, str], float], keep_pass: torch.Tensor) -> Rows:
+        """One row per message a trainable node wrote, with its advantage; a message several passes
+        share (a tree's upstream sample) is one row."""
         prompts, completions, adapters, temperatures, row_adv = [], [], [], [], []
         seen: set[int] = set()
         for p, trace in enumerate(traces):
@@ -259,7 +275,7 @@ class Trainer:
                 completions.append(message.token_ids)  # the stop token included: stopping is learned
                 adapters.append(adapter)
                 temperatures.append(node.generation.temperature)
-                row_adv.append(per_layer[node.layer][p].item())
+                row_adv.append(advantages[(p, node_id)])
         return Rows(prompts, completions, adapters, temperatures, torch.tensor(row_adv, dtype=torch.float32))
 
     def update(self, rows: Rows) -> dict[str, float]:
@@ -388,6 +404,7 @@ class Trainer:
             "bad_steps": self.bad_steps,
             "stages_done": self.stages_done,
             "config": self.config.model_dump(mode="json"),
+            **({"critic": self.critic.state_dict()} if self.critic is not None else {}),
         }
 
     def resume(self) -> bool:
@@ -405,6 +422,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.bad_steps = state["bad_steps"]
         self.stages_done = state.get("stages_done", 0)
+        if self.critic is not None and "critic" in state:
+            self.critic.load_state_dict(state["critic"])
         self.step = state["step"]
         if self.log is not None:
             self.log.truncate_after(self.step)  # steps logged after the checkpoint are redone
