@@ -58,3 +58,31 @@ def test_rows_sharing_a_prompt_count_it_once():
 def test_mfu_and_a_measured_peak():
     assert mfu(100.0, 2.0, 25.0) == 2.0 and mfu(1.0, 0.0, 1.0) == 0.0
     assert matmul_peak("float32", size=64, repeats=1) > 0
+
+
+def test_a_training_steps_flops_count_its_distinct_messages_and_the_rows_it_updated():
+    """`CountingTrainer.step_flops` (benchmarks/train_speed.py) on a hand-made step, no model: a
+    message two passes share counts once; the update counts only the rows with advantage != 0."""
+    from types import SimpleNamespace
+
+    import torch
+    from benchmarks.train_speed import CountingTrainer
+
+    from neuromas.config import NetworkConfig, TrainConfig
+    from neuromas.rl.trainer import Rows, Trainer
+    from neuromas.trace import NodeMessage
+
+    shared = NodeMessage("L1N1", "", "", [7, 8], [0.0, 0.0], [5, 6])
+    readouts = [NodeMessage("L2N1", "", "", [9], [0.0], [5, 6, 3]), NodeMessage("L2N1", "", "", [4], [0.0], [5, 6, 2])]
+    traces = [SimpleNamespace(messages={"L1N1": shared, "L2N1": r}) for r in readouts]
+    rows = Rows([[5, 6], [5, 6, 3], [5, 6, 2]], [[7, 8], [9], [4]], ["L1N1", "L2N1", "L2N1"], [1.0] * 3,
+                torch.tensor([0.5, 0.0, -0.5]))
+    config = TrainConfig()
+    step = SimpleNamespace(net=SimpleNamespace(config=NetworkConfig(layers=[1, 1]), adapters={"L1N1": "L1N1", "L2N1": "L2N1"}),
+                           traces=traces, rows=rows, config=config,
+                           _needed=lambda r: Trainer._needed(SimpleNamespace(config=config), r))
+    lora = TINY.lora_params(8, ["q_proj", "k_proj", "v_proj", "o_proj"])
+    rollout, update = CountingTrainer.step_flops(step, TINY)
+    messages = [("L1N1", [5, 6], [7, 8]), ("L2N1", [5, 6, 3], [9]), ("L2N1", [5, 6, 2], [4])]
+    assert rollout == rollout_flops(TINY, messages, lora)
+    assert update == update_flops(TINY, [messages[0], messages[2]], lora)  # the row with advantage 0 never ran
