@@ -21,6 +21,13 @@ loss. The same inputs in the same order (the Trainer's shuffle).
 Each arm runs in its own subprocess so peak RSS (`ru_maxrss`, model load included) is its own;
 each does `--warmup` untimed steps, then reports the mean of `--steps` timed steps.
 
+Model FLOPs utilisation (benchmarks/flops.py): the parent measures this machine's matmul peak in
+each arm's dtype first (a large GEMM, best of a few), each arm counts the useful FLOPs of its
+timed steps (the rollout's distinct messages; the update's forward + backward over the rows whose
+advantage is not 0, the only ones that carry gradient), and `mfu_rollout`, `mfu_update` and
+`mfu_step` are those FLOPs over time x peak. The same definition for both arms: the reference's
+redundant work (repeated prompts, zero-advantage rows, padding) is its waste, not extra credit.
+
     python -m benchmarks.train_speed                  # both arms, writes benchmarks/results/train_speed.*
     python -m benchmarks.train_speed --smoke          # tiny settings to check the script; writes nothing
     python -m benchmarks.train_speed --arm ours       # one arm in this process; prints its JSON line
@@ -33,7 +40,9 @@ import copy
 import json
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from tests.reference import ReferenceStep
@@ -46,13 +55,17 @@ from benchmarks.common import (
     table,
     write_results,
 )
+from benchmarks.flops import ModelShape, matmul_peak, mfu, rollout_flops, update_flops
 from neuromas import tasks
+from neuromas.build import model_dtype
 from neuromas.config import TrainConfig
 from neuromas.models import load_model
 from neuromas.network import Network
-from neuromas.rl.trainer import Trainer
+from neuromas.rl.grpo import group_advantages
+from neuromas.rl.trainer import Rows, Trainer
 from neuromas.seeds import derive_seed
 from neuromas.tasks.base import Example, Task
+from neuromas.trace import Trace
 
 TEMPERATURE = 0.7
 LORA = {"rank": 8, "alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -78,17 +91,56 @@ def load_task() -> Task:
     return tasks.load("arith", operands=4, train_operands=[2, 4])
 
 
+class CountingTrainer(Trainer):
+    """The Trainer as shipped, keeping the step's traces and update rows for the FLOP count."""
+
+    traces: list[Trace] = []
+    rows: Rows | None = None
+
+    def rollout(self, step: int) -> list[Trace]:
+        self.traces, self.rows = super().rollout(step), None
+        return self.traces
+
+    def update(self, rows: Rows) -> dict[str, float]:
+        self.rows = rows
+        return super().update(rows)
+
+    def step_flops(self, shape: ModelShape) -> tuple[float, float]:
+        """Useful FLOPs of the last step: (rollout, update). The rollout's distinct messages; the
+        update's forward + backward over the rows it ran (advantage != 0), 0 when it ran none."""
+        lora = self.net.config.adapters
+        size = shape.lora_params(lora.rank, lora.target_modules)
+        messages = {id(m): m for trace in self.traces for m in trace.messages.values()}.values()
+        rollout = rollout_flops(shape, [(self.net.adapters.get(m.node), m.prompt_ids, m.token_ids) for m in messages],
+                                size)
+        if self.rows is None:
+            return rollout, 0.0
+        rows, needed = self.rows, self._needed(self.rows)
+        extra = (self.config.epochs > 1) + (self.config.kl_coef > 0)  # the old policy's and the base model's log-probs
+        update = update_flops(shape, [(rows.adapters[i], rows.prompts[i], rows.completions[i]) for i in needed], size,
+                              self.config.epochs, extra)
+        return rollout, update
+
+
+def lora_size(shape: ModelShape) -> int:
+    return shape.lora_params(LORA["rank"], LORA["target_modules"])
+
+
 class Ours:
     """The Trainer's step, as shipped (bf16 by default)."""
 
     def __init__(self, task: Task, args: argparse.Namespace):
         net = Network(network_config(args), seed=SEED)
-        self.trainer = Trainer(net, task, train_config(args), progress=False)
+        self.trainer = CountingTrainer(net, task, train_config(args), progress=False)
+        self.shape = ModelShape.from_config(net.backend.model.config)
+        self.dtype = model_dtype(net)
 
     def step(self) -> dict:
         m = self.trainer.train_step()
         updated = "update/skipped" in m and not m["update/skipped"]  # absent: every group tied, no update ran
-        return {"rollout_s": m["time/rollout_s"], "tokens": m["tokens/total"], "reward": m["reward/mean"], "updated": float(updated)}
+        flops_rollout, flops_update = self.trainer.step_flops(self.shape)
+        return {"rollout_s": m["time/rollout_s"], "tokens": m["tokens/total"], "reward": m["reward/mean"],
+                "updated": float(updated), "flops_rollout": flops_rollout, "flops_update": flops_update}
 
 
 class Reference:
@@ -110,6 +162,7 @@ class Reference:
         model.eval()
         self.reference = ReferenceStep(model, tokenizer, topology, task, args.samples, lr=2e-4)
         self.examples, self.step_index, self.args = task.examples("train"), 0, args
+        self.shape, self.dtype = ModelShape.from_config(model.config), "float32"
 
     def step(self) -> dict:
         start = time.perf_counter()
@@ -119,7 +172,14 @@ class Reference:
         rollout_s = time.perf_counter() - start
         self.reference.step(rows, rewards)
         tokens = float(sum(len(r.completion) for r in rows))
-        return {"rollout_s": rollout_s, "tokens": tokens, "reward": rewards.float().mean().item(), "updated": 1.0}
+        # useful FLOPs as for ours: each message once; the update over the rows with advantage != 0
+        lora = lora_size(self.shape)
+        advantages = group_advantages(rewards.float()).flatten()
+        flops_rollout = rollout_flops(self.shape, [(r.node, r.prompt, r.completion) for r in rows], lora)
+        flops_update = update_flops(self.shape, [(r.node, r.prompt, r.completion) for r in rows
+                                                 if advantages[r.sample] != 0], lora)
+        return {"rollout_s": rollout_s, "tokens": tokens, "reward": rewards.float().mean().item(), "updated": 1.0,
+                "flops_rollout": flops_rollout, "flops_update": flops_update}
 
 
 def same_batch(examples: list[Example], step: int, size: int) -> list[Example]:
@@ -148,6 +208,8 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
         m = runner.step()
         steps.append({**m, "step_s": time.perf_counter() - start})
     mean = {key: statistics.mean(s[key] for s in steps) for key in steps[0]}
+    if args.profile and arm == "ours":
+        profile_step(runner, args.profile)
     return {
         "step_s": mean["step_s"],
         "rollout_s": mean["rollout_s"],
@@ -160,10 +222,26 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
         "load_peak_rss_gb": load_rss,
         "peak_rss_gb": peak_rss_gb(),
         "threads": torch.get_num_threads(),
+        "dtype": runner.dtype,
+        "flops_rollout": mean["flops_rollout"],
+        "flops_update": mean["flops_update"],
     }
 
 
-CHILD_FLAGS = ["steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens"]
+def profile_step(runner: Ours, path: str) -> None:
+    """One more step of ours under torch's profiler: the operators by their own CPU time, written
+    to `path` (what explains the gap between MFU and 1). Not part of the timed steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        runner.step()
+    by_op = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
+    by_shape = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=30)
+    Path(path).write_text(f"{by_op}\n\nBy input shape:\n{by_shape}\n")
+    print(f"profile written to {path}", file=sys.stderr, flush=True)
+
+
+CHILD_FLAGS = ["steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens", "profile"]
 
 
 def launch(arm: str, args: argparse.Namespace) -> dict:
@@ -173,15 +251,28 @@ def launch(arm: str, args: argparse.Namespace) -> dict:
     return result
 
 
-def report(args: argparse.Namespace, ours: dict, ref: dict) -> tuple[dict, str]:
+def utilisation(arm: dict, peak: float) -> dict:
+    """`mfu_rollout`, `mfu_update`, `mfu_step` of an arm, and the FLOPs they are made of."""
+    return {
+        "mfu_rollout": round(mfu(arm["flops_rollout"], arm["rollout_s"], peak), 4),
+        "mfu_update": round(mfu(arm["flops_update"], arm["update_s"], peak), 4),
+        "mfu_step": round(mfu(arm["flops_rollout"] + arm["flops_update"], arm["step_s"], peak), 4),
+        "gflop_rollout": round(arm["flops_rollout"] / 1e9, 1),
+        "gflop_update": round(arm["flops_update"] / 1e9, 1),
+    }
+
+
+def report(args: argparse.Namespace, ours: dict, ref: dict, peaks: dict[str, float]) -> tuple[dict, str]:
     metrics = {
         "step_s": round(ours["step_s"], 2),
         "reference_step_s": round(ref["step_s"], 2),
         "speedup": round(ref["step_s"] / ours["step_s"], 2),
         "peak_rss_gb": round(ours["peak_rss_gb"], 3),
         "reference_peak_rss_gb": round(ref["peak_rss_gb"], 3),
+        **{f"peak_gflops_{dtype}": round(peak / 1e9, 1) for dtype, peak in peaks.items()},
     }
     for prefix, arm in (("", ours), ("reference_", ref)):
+        metrics.update({f"{prefix}{key}": value for key, value in utilisation(arm, peaks[arm["dtype"]]).items()})
         metrics.update({
             f"{prefix}rollout_s": round(arm["rollout_s"], 2),
             f"{prefix}update_s": round(arm["update_s"], 2),
@@ -198,13 +289,16 @@ def report(args: argparse.Namespace, ours: dict, ref: dict) -> tuple[dict, str]:
         f"{args.inputs} inputs x G={args.samples}, {args.hidden_tokens}/{args.readout_tokens}-token messages, "
         f"temperature {TEMPERATURE}, LoRA r{LORA['rank']} per node; mean of {args.steps} steps after "
         f"{args.warmup} warm-up, each arm in its own process.\n\n"
-        + table(["arm", "s/step", "rollout s", "update s", "tokens/step", "peak RSS GB"], [
+        + table(["arm", "s/step", "rollout s", "update s", "tokens/step", "peak RSS GB", "MFU rollout", "MFU update",
+                 "MFU step"], [
             [name, f"{a['step_s']:.1f}", f"{a['rollout_s']:.1f}", f"{a['update_s']:.1f}", f"{a['tokens_per_step']:.0f}",
-             f"{a['peak_rss_gb']:.2f}"]
-            for name, a in rows
+             f"{a['peak_rss_gb']:.2f}", *(f"{u[k]:.3f}" for k in ("mfu_rollout", "mfu_update", "mfu_step"))]
+            for name, a in rows for u in [utilisation(a, peaks[a["dtype"]])]
         ])
         + f"\n\nSpeed-up: **{metrics['speedup']}x**; peak RSS {metrics['peak_rss_gb']} GB vs "
-        f"{metrics['reference_peak_rss_gb']} GB (target: at least 4x, under 4 GB)."
+        f"{metrics['reference_peak_rss_gb']} GB (target: at least 4x, under 4 GB). MFU: useful FLOPs over time x "
+        f"this machine's matmul peak ({', '.join(f'{d} {p / 1e9:.0f} GFLOP/s' for d, p in peaks.items())}; "
+        f"benchmarks/flops.py; target mfu_step >= 0.5)."
     )
     return metrics, markdown
 
@@ -230,6 +324,9 @@ def main() -> None:
     parser.add_argument("--hidden-tokens", type=int, default=24, help="max new tokens of first-layer nodes")
     parser.add_argument("--readout-tokens", type=int, default=16, help="max new tokens of the readout")
     parser.add_argument("--arm", choices=["ours", "reference"], help="run one arm here and print its JSON line")
+    parser.add_argument("--profile", default="",
+                        help="profile one extra step of ours and write its operator table to this file")
+    parser.add_argument("--peak-size", type=int, default=None, help="side of the square GEMM that measures the peak")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results")
     parser.add_argument("--smoke", action="store_true",
                         help="2 inputs x G=2, 4 tokens, 1 step, no warm-up; writes nothing")
@@ -238,13 +335,16 @@ def main() -> None:
         args.inputs = args.samples = 2
         args.hidden_tokens = args.readout_tokens = 4
         args.steps, args.warmup, args.no_write = 1, 0, True
+        args.peak_size = args.peak_size or 512
 
     if args.arm:
         emit_result(measure(args.arm, args))
         return
 
     ours, ref = launch("ours", args), launch("reference", args)
-    metrics, markdown = report(args, ours, ref)
+    # the peak after the arms, in this process, in each arm's dtype: nothing else runs meanwhile
+    peaks = {dtype: matmul_peak(dtype, size=args.peak_size) for dtype in sorted({ours["dtype"], ref["dtype"]})}
+    metrics, markdown = report(args, ours, ref, peaks)
     print("\n" + markdown)
     if args.no_write:
         print(json.dumps(metrics, indent=2))

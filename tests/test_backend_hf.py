@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from neuromas.backends.base import GenerationRequest
-from neuromas.backends.hf import _prefix_groups, _top_p_filter, sample_tokens
+from neuromas.backends.hf import _left_padded, _prefix_groups, _top_p_filter, sample_tokens
+from neuromas.backends.kvcache import InPlaceCache
 
 CHATS = [
     [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": q}]
@@ -53,6 +54,33 @@ def test_batched_equals_one_at_a_time_under_greedy(backend32):
         assert out.token_ids == alone.token_ids
         assert len(out.token_ids) <= req.max_new_tokens
         assert out.logprobs == pytest.approx(alone.logprobs, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_the_in_place_kv_cache_gives_the_dynamic_caches_logits_bit_for_bit(backend32):
+    """Prefill, decode, drop a row, decode on: the same logits to the last bit with either cache
+    (the in-place one sized too small, so that it also grows once)."""
+    from transformers import DynamicCache
+
+    model = backend32.model
+    ids, first_mask, width = _left_padded(backend32, [backend32.encode(chat) for chat in CHATS[:3]])
+    runs = []
+    for cache in (DynamicCache(config=model.config), InPlaceCache(model.config, capacity=width + 2)):
+        mask, positions, logits, feed = first_mask, (first_mask.cumsum(-1) - 1).clamp(min=0), [], ids
+        with torch.inference_mode():
+            for step in range(6):
+                if step == 3:  # a row finishes and leaves the batch
+                    keep = torch.tensor([0, 2])
+                    cache.batch_select_indices(keep)
+                    mask, positions, feed = mask[keep], positions[keep], feed[keep]
+                out = model(input_ids=feed, attention_mask=mask, position_ids=positions, use_cache=True,
+                            **{backend32._cache_arg: cache}).logits[:, -1]
+                logits.append(out)
+                feed, positions = out.argmax(-1, keepdim=True), positions[:, -1:] + 1
+                mask = torch.cat([mask, mask.new_ones((len(mask), 1))], dim=1)
+        runs.append(logits)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert cache.layers[0].capacity == width + 2 and cache.layers[0]._keys.shape[-2] > width + 2  # it grew
 
 
 @pytest.mark.slow

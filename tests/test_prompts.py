@@ -101,3 +101,30 @@ def test_roles_replace_the_structural_prompt_for_the_role_ablation():
         Topology.from_config(NetworkConfig(layers=[2, 1], roles="malt"))
     with pytest.raises(NeuromasError, match="L3N1 is not a node"):
         Topology.from_config(NetworkConfig(layers=[2, 1], roles={"L3N1": "x"}))
+
+
+def test_the_short_header_tells_the_same_facts_in_under_half_the_text():
+    for node in TOPOLOGY.nodes:
+        incoming = {source: f"message of {source}" for source in node.reads}
+        full = node_prompt(node, TOPOLOGY, TASK, incoming, FORMAT)
+        short = node_prompt(node, TOPOLOGY, TASK, incoming, FORMAT, header="short")
+        assert short[1] == full[1], "only the system turn changes"
+        system = short[0]["content"]
+        assert "\n" not in system and len(system) < len(full[0]["content"]) / 2
+        words = set(re.findall(r"[a-z]+", system.lower()))
+        assert not words & set(ROLE_WORDS)
+        assert f"Node {node.id} of a [3, 2, 1] network" in system and f"layer {node.layer + 1} of 3" in system
+    assert short_system("L2N2").endswith("Reads: the task and L1N1, L1N2, L1N3. Read by: L3N1.")
+    assert short_system("L1N1").endswith("Reads: the task. Read by: L2N1, L2N2.")
+    assert short_system("L3N1").endswith("Your message is the final answer.")
+
+
+def short_system(node_id: str) -> str:
+    node = TOPOLOGY.node(node_id)
+    return node_prompt(node, TOPOLOGY, TASK, {s: "x" for s in node.reads}, FORMAT, header="short")[0]["content"]
+
+
+def test_the_header_is_a_validated_network_setting():
+    assert NetworkConfig(layers=[1]).header == "full" and NetworkConfig(layers=[1], header="short").header == "short"
+    with pytest.raises(ValueError):
+        NetworkConfig(layers=[1], header="tiny")

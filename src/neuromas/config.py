@@ -95,6 +95,10 @@ class NetworkConfig(_Strict):
     paper's method): `malt` (a [1, 1, 1] generator -> verifier -> refiner, as MALT trains),
     `workflow` (first layer solvers, middle layers critics, the readout a judge), or a role
     sentence per node id. A node with a role is told its role, not its position (prompts.py)."""
+    header: Literal["full", "short"] = "full"
+    """The structural description in each node's system turn: `full` (a sentence about the
+    network, then one line per fact: shape, position, inputs, readers) or `short` (the same facts
+    in one line, under half the length; prompts.py), to spend fewer FLOPs on prompts."""
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     """Default sampling settings for every layer."""
     adapters: AdapterConfig = Field(default_factory=AdapterConfig)

@@ -94,16 +94,8 @@ def _dequantized_copy(source: str, gguf: str) -> Path | None:
 
 def _save_dequantized(model, tokenizer, directory: Path) -> None:
     """Write the float32 copy atomically; a failure (read-only disk, full disk) only costs speed."""
-    from safetensors.torch import save_model
-
     try:
-        with atomic_directory(directory) as tmp:
-            config = copy.deepcopy(model.config)
-            if hasattr(config, "quantization_config"):  # transformers refuses to save a "gguf-quantized" model
-                del config.quantization_config
-            config.save_pretrained(tmp)
-            save_model(model, str(tmp / "model.safetensors"))  # handles the tied embedding / LM head
-            tokenizer.save_pretrained(tmp)
+        _write_hf_directory(model, tokenizer, directory)
     except OSError as error:
         logging.getLogger(__name__).warning("could not cache the dequantized model in %s: %s", directory, error)
 
@@ -123,6 +115,41 @@ def _quiet_dequantization(gguf: bool, cached: Path | None):
     print(f"dequantizing the GGUF model to a float32 copy (once, up to a minute){where}", file=sys.stderr, flush=True)
     with contextlib.redirect_stderr(io.StringIO()):
         yield
+
+
+def _write_hf_directory(model, tokenizer, directory: Path) -> None:
+    """A model and tokenizer as a plain transformers directory, written atomically."""
+    from safetensors.torch import save_model
+
+    with atomic_directory(directory) as tmp:
+        config = copy.deepcopy(model.config)
+        if hasattr(config, "quantization_config"):  # transformers refuses to save a "gguf-quantized" model
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"))  # handles the tied embedding / LM head
+        tokenizer.save_pretrained(tmp)
+
+
+def save_hf_directory(directory: str | Path, name: str | None = None, gguf_file: str | None = None) -> Path:
+    """Write a model (default: the embedded GGUF, dequantized to float32) as a plain transformers
+    directory (config.json, model.safetensors, tokenizer files with the chat template) and return it.
+
+    Why: vLLM and `vllm serve` read transformers directories, not this GGUF, and a machine
+    without the internet has no hub copy of SmolLM2; `model.name: DIRECTORY` then runs the same
+    weights on every backend. The model is loaded afresh, not from `load_model`'s shared copy,
+    which may carry other networks' adapters.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source, gguf = _source(name, gguf_file)
+    cached = _dequantized_copy(source, gguf) if gguf else None
+    if cached is not None and (cached / "model.safetensors").is_file():
+        source, gguf = str(cached), None
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    _write_hf_directory(model, tokenizer, Path(directory))
+    return Path(directory)
 
 
 def _source(name: str | None, gguf_file: str | None) -> tuple[str, str | None]:

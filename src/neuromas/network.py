@@ -193,7 +193,8 @@ class Network:
                     view, topology, grown_id = form
                     incoming = {source: "" if grown_id(source) in blank else messages[p][grown_id(source)].text
                                 for source in view.reads}
-                    chat = node_prompt(view, topology, self._seen(example, view, topology, task), incoming, answer_format)
+                    chat = node_prompt(view, topology, self._seen(example, view, topology, task), incoming, answer_format,
+                                       self.config.header)
                     gen = view.generation
                     requests.append(GenerationRequest(
                         chat, self.adapters.get(node.id), gen.max_new_tokens, gen.temperature if self.training else 0.0, gen.top_p

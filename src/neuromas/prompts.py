@@ -18,6 +18,11 @@ benchmarks/train_compare.py's `untrained-neuromas3`).
 
 The system turn is always ours: SmolLM2's chat template otherwise injects a persona ("You are a
 helpful AI assistant named SmolLM ..."), which would make the nodes not role-free.
+
+`header: short` (`network.header`) says the same facts in one line (`short_structure_line`):
+prompt tokens are most of a step's work (the quickstart's [2, 1] reads 385 prompt tokens per
+question and writes 35), and the full header is about half of a first-layer node's prompt.
+Whether the shorter wording costs accuracy is measured, not assumed (benchmarks/fewer_flops.py).
 """
 
 from __future__ import annotations
@@ -56,20 +61,42 @@ def structure_lines(node: Node, topology: Topology) -> list[str]:
     return lines
 
 
+def short_structure_line(node: Node, topology: Topology) -> str:
+    """The facts of `structure_lines` in one line: "Node L1N2 of a [2, 1] network of language
+    models, layer 1 of 2. Reads: the task. Read by: L2N1." (the readout: "... Your message is the
+    final answer.")."""
+    depth = len(topology.layers)
+    reads = _names(node.reads)
+    if node.sees_input:
+        width = len(topology.layers[node.layer])
+        task = "the task" if node.input_part is None else f"part {node.input_part + 1} of {width} of the task"
+        reads = f"{task} and {reads}" if node.reads else task
+    end = "Your message is the final answer." if node.is_readout else f"Read by: {_names(node.readers)}."
+    return (f"Node {node.id} of a {list(topology.widths)} network of language models, layer {node.layer + 1} of "
+            f"{depth}. Reads: {reads}. {end}")
+
+
 def node_prompt(
     node: Node,
     topology: Topology,
     task_input: str,
     incoming: dict[str, str],
     answer_format: str,
+    header: str = "full",
 ) -> list[dict[str, str]]:
     """Chat messages for one node on one input, given the messages of the nodes it reads.
 
     `task_input` is what this node sees of the task: the whole input, or its part of it when
     the network has `input_slices` (the caller splits it, since only the task knows how).
+    `header`: the system turn's structural description, `full` (the default) or `short`.
     """
     # A role (network.roles, the role ablation) replaces the structural description entirely.
-    system = node.role if node.role else "\n".join([SYSTEM_PROMPT, *structure_lines(node, topology)])
+    if node.role:
+        system = node.role
+    elif header == "short":
+        system = short_structure_line(node, topology)
+    else:
+        system = "\n".join([SYSTEM_PROMPT, *structure_lines(node, topology)])
     user: list[str] = [task_input.strip()] if node.sees_input else []
     if node.reads:
         user += ["", "Messages:"] if user else ["Messages:"]

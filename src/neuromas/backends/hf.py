@@ -10,7 +10,9 @@ because a network layer is a batch that `generate` cannot express in one call:
   full-vocabulary scores for every step (~12 MB per step at 64 rows), while here it is one
   gather per step;
 - rows that finish early leave the batch (their KV cache is dropped), so one long message does
-  not make the whole batch pay for its length.
+  not make the whole batch pay for its length;
+- the KV cache is written in place into buffers allocated once per batch (`kvcache.py`), not
+  grown by concatenation, which copied the whole cache at every step.
 
 The loop is checked against `model.generate` under greedy decoding in the tests.
 """
@@ -28,6 +30,7 @@ from transformers import DynamicCache
 
 from neuromas.backends import lora
 from neuromas.backends.base import Generation, GenerationRequest
+from neuromas.backends.kvcache import InPlaceCache
 from neuromas.config import AdapterConfig, ModelConfig
 from neuromas.models import load_model
 
@@ -139,13 +142,16 @@ class HFBackend:
         finished_out = [False] * rows
         active = torch.arange(rows, device=device)  # original row of each row still in the batch
         adapter_kwargs = self._adapter_kwargs(requests)
-        cache = DynamicCache(config=self.model.config)
         # Rows that share most of a prompt (a node's G samples of one input: the same prompt in
         # the first layer, the same header and input before different messages later) prefill
         # the shared prefix once; its KV cache is copied to every row, which then prefills only
         # its own suffix. Rows of different adapters never share (`_prefix_groups`).
         group_of, prefix_len = _prefix_groups(prompts, [r.adapter for r in requests])
-        if len(prefix_len) < rows and min(prefix_len) > 0:
+        share = len(prefix_len) < rows and min(prefix_len) > 0
+        columns = (max(prefix_len) + max(len(p) - prefix_len[g] for p, g in zip(prompts, group_of)) if share
+                   else max(len(p) for p in prompts))  # the prompt part of the KV cache, padding included
+        cache = InPlaceCache(self.model.config, capacity=columns + int(budget.max()))
+        if share:
             prefix_mask, prefix_width, expand = _prefill_prefixes(self, prompts, [r.adapter for r in requests], group_of,
                                                                   prefix_len, cache)
             input_ids, suffix_mask, width = _left_padded(self, [p[prefix_len[g]:] for p, g in zip(prompts, group_of)])

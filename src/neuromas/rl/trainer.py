@@ -100,9 +100,13 @@ class Trainer:
         run_dir: str | Path | None = None,
         eval_config: EvalConfig | None = None,
         progress: bool = True,
+        rollout_backend: VLLMBackend | None = None,
     ):
         """`eval_config`: the run's held-out evaluation (split, batch size, limit), which the
-        periodic evaluations (`train.eval_every`) follow; `train.eval_limit` overrides its limit."""
+        periodic evaluations (`train.eval_every`) follow; `train.eval_limit` overrides its limit.
+        `rollout_backend`: with `train.rollout_backend: vllm`, an engine to sample with instead of
+        building one (one vLLM engine holds most of a GPU's memory, so a process that trains
+        several networks, as benchmarks/gpu_check.py does, shares one)."""
         self.task, self.config = task, config or TrainConfig()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.eval_config = eval_config or EvalConfig()
@@ -112,7 +116,8 @@ class Trainer:
             raise NeuromasError(f"task {task.name} has no training examples; raise its train_size")
         self.rollout_backend = None  # None: the network samples with its own backend
         if self.config.rollout_backend == "vllm":  # before the adapters: a missing GPU fails first
-            self.rollout_backend = VLLMBackend.from_config(net.model_config, max_lora_rank=net.config.adapters.rank)
+            self.rollout_backend = rollout_backend or VLLMBackend.from_config(
+                net.model_config, max_lora_rank=net.config.adapters.rank)
         net.attach_adapters()
         unknown = [n for n in self.config.freeze if n not in net.adapters]
         if unknown:
