@@ -197,7 +197,7 @@ def test_real_arc_targets_are_letters_among_their_options():
 
 def test_hf_dataset_without_the_datasets_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
-    with pytest.raises(NeuromasError, match="needs the 'datasets' package: pip install"):
+    with pytest.raises(NeuromasError, match=r"needs the optional extra \[datasets\]: pip install"):
         tasks.load("navigate", hf_dataset="lukaemon/bbh")
 
 
