@@ -28,12 +28,18 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
         config = RunConfig.model_validate(data)
     except ValidationError as error:
         raise NeuromasError(format_validation_error(error, source)) from None
-    Topology.from_config(config.network)  # raises NeuromasError for impossible graphs
+    nodes = {n.id for n in Topology.from_config(config.network).nodes}  # raises NeuromasError for impossible graphs
     if config.train.growth:
         try:  # every growth must fit the shape the ones before it leave
-            plan_schedule(config.network, config.train.growth)
+            plans = plan_schedule(config.network, config.train.growth)
         except NeuromasError as error:
             raise NeuromasError(f"{source}: train.{error}") from None
+        for plan in plans:
+            nodes |= {n.id for n in Topology.from_config(plan.config).nodes}
+    unknown = [n for n in config.train.freeze if n not in nodes]
+    if unknown:
+        raise NeuromasError(f"{source}: train.freeze: {unknown[0]} is not a node of this network "
+                            f"({', '.join(sorted(nodes))})")
     return config
 
 
@@ -48,6 +54,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise NeuromasError(f"{path}: not a UTF-8 text file (byte {error.start}); give a YAML config") from None
     except yaml.YAMLError as error:
         raise NeuromasError(f"{path}: not valid YAML ({yaml_problem(error)})") from None
+    except RecursionError:
+        raise NeuromasError(f"{path}: nested too deeply to be a config") from None
+    if overrides and not isinstance(data, dict):
+        raise NeuromasError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     for override in overrides or []:
         apply_override(data, override)
     return parse_config(data, source=str(path))
@@ -72,4 +82,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise NeuromasError(f"override {override!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw)
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise NeuromasError(f"override {override!r}: the value is not valid YAML ({yaml_problem(error)})") from None
