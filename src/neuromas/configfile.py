@@ -19,6 +19,8 @@ from neuromas.errors import NeuromasError
 from neuromas.plan import plan_schedule
 from neuromas.topology import Topology
 
+MAX_CONFIG_BYTES = 1 << 20
+
 
 def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Validate a config dict, including the topology, or raise a one-line NeuromasError."""
@@ -48,6 +50,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     path = Path(path)
     if not path.is_file():
         raise NeuromasError(f"config file not found: {path}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:  # YAML parses at about 1 MB/s: a huge file would hang for minutes
+        raise NeuromasError(f"{path}: {path.stat().st_size / 2**20:.1f} MB is not a config (the limit is "
+                            f"{MAX_CONFIG_BYTES >> 20} MB); give the YAML config file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as error:
