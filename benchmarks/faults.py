@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -174,7 +175,10 @@ def main() -> None:
     if missing and args.partial:
         sections.append("## Not measured in this run\n\n" + ", ".join(missing))
     write = not args.smoke and (not missing or args.partial)
-    write_results("faults", vars(args), metrics, "\n\n".join(sections), write=write)
+    # no paths of this machine in the results: the working folder and the sandboxes' directories by role
+    markdown = re.sub(r"/tmp/neuromas-sbx-\w+", "<sandbox dir>", "\n\n".join(sections).replace(str(root), "<work>"))
+    config = {**vars(args), "work": "<work>" if args.work else None}
+    write_results("faults", config, metrics, markdown, write=write)
     if not write and not args.smoke:
         print("faults: not every part ran, nothing written")
 

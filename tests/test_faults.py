@@ -116,7 +116,7 @@ def test_the_first_sigterm_asks_to_stop_the_second_stops_at_once():
 
 
 # bad input ---------------------------------------------------------------------------------------
-SLOW = ("huge", "long key list")  # seconds each to parse: the benchmark runs them (and every case; here every second)
+SLOW = ("huge", "long key list", "deep")  # seconds each to parse: the benchmark runs them (and every case; here every second)
 FAST_CASES = [c for c in cases(model=False)[::2] if not c.name.startswith(tuple("YAML: " + s for s in SLOW))
               and not (c.kind == "cli" and c.argv[:1] == ["serve"])]  # a serve that starts would not return
 
