@@ -7,6 +7,7 @@ exits with status 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.syntax import Syntax
 
 from neuromas.config import RunConfig
 from neuromas.configfile import load_config
-from neuromas.errors import NeuromasError, missing_extra
+from neuromas.errors import NeuromasError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
@@ -33,8 +34,13 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directo
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
+# Errors of the machine rather than of the program: a full disk, a read-only or forbidden directory.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def user_errors(command):
-    """Turn NeuromasError into one red line and exit status 2."""
+    """Turn NeuromasError into one red line and exit status 2 (a stopped training run: 130 or
+    143, as the signal's); Ctrl-C and a disk that refuses a write get one line too."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -43,6 +49,17 @@ def user_errors(command):
         except NeuromasError as error:
             # escaped: a message may hold brackets (".[serve]", "layers [2, 1]") that rich would read as markup
             console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(getattr(error, "exit_code", 2)) from None
+        except KeyboardInterrupt:
+            console.print("[bold red]interrupted[/] (a training run continues from its last checkpoint with "
+                          "--resume RUN_DIR)", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
+        except OSError as error:
+            if error.errno not in _DISK_ERRNOS:
+                raise
+            where = f" {error.filename}" if error.filename else ""
+            console.print(f"[bold red]error:[/] cannot write{escape(where)}: {error.strerror}", highlight=False,
+                          soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -278,23 +295,19 @@ def show(config_path: ConfigArg, set: SetOpt = None) -> None:
 def serve(
     run_dir: Annotated[Path, typer.Argument(help="A run directory, saved network or config file.", show_default=False)],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     model_id: Annotated[Optional[str], typer.Option(help="Model name clients send (default: the run's name).")] = None,
     api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the API key clients must send.")] = None,
-    max_batch: Annotated[int, typer.Option(help="Most questions batched into one forward pass.")] = 32,
-    max_input_chars: Annotated[int, typer.Option(help="Longest user message accepted (longer: 413).")] = 8000,
-    timeout: Annotated[float, typer.Option(help="Seconds before a request is answered 504.")] = 300.0,
+    max_batch: Annotated[int, typer.Option(help="Most questions batched into one forward pass.", min=1)] = 32,
+    max_input_chars: Annotated[int, typer.Option(help="Longest user message accepted (longer: 413).", min=1)] = 8000,
+    timeout: Annotated[float, typer.Option(help="Seconds before a request is answered 504.", min=0.001)] = 300.0,
 ) -> None:
     """Serve a (trained) network as an OpenAI-compatible /v1/chat/completions endpoint."""
     import os
 
-    try:  # default dependencies since issue 19; a trimmed install still gets one line, not a traceback
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise missing_extra("neuromas serve (FastAPI and uvicorn)", "serve") from None
-    from neuromas.serve import ServeSettings, create_app, load_served_network
+    from neuromas.serve import ServeSettings, create_app, load_served_network, require_server, run_server
 
+    require_server()
     api_key = None
     if api_key_env is not None:
         api_key = os.environ.get(api_key_env)
@@ -306,7 +319,7 @@ def serve(
     typer.echo(repr(net))
     net.backend  # load the model before accepting requests  # noqa: B018
     console.print(f"serving [bold]{settings.model_id}[/] on http://{host}:{port}/v1")
-    uvicorn.run(create_app(net, task, settings), host=host, port=port, log_level="warning")
+    run_server(create_app(net, task, settings), host, port, settings)
 
 
 @app.command()

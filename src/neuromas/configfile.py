@@ -19,6 +19,8 @@ from neuromas.errors import NeuromasError
 from neuromas.plan import plan_schedule
 from neuromas.topology import Topology
 
+MAX_CONFIG_BYTES = 1 << 20
+
 
 def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Validate a config dict, including the topology, or raise a one-line NeuromasError."""
@@ -28,15 +30,22 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
         config = RunConfig.model_validate(data)
     except ValidationError as error:
         raise NeuromasError(format_validation_error(error, source)) from None
-    depth = len(Topology.from_config(config.network).layers)  # raises NeuromasError for impossible graphs
+    topology = Topology.from_config(config.network)  # raises NeuromasError for impossible graphs
+    nodes, depth = {n.id for n in topology.nodes}, len(topology.layers)
     if config.train.branching is not None and len(config.train.branching) != depth:
         raise NeuromasError(f"{source}: train.branching {config.train.branching} needs one factor per layer of the "
                             f"network ({depth} layers)")
     if config.train.growth:
         try:  # every growth must fit the shape the ones before it leave
-            plan_schedule(config.network, config.train.growth)
+            plans = plan_schedule(config.network, config.train.growth)
         except NeuromasError as error:
             raise NeuromasError(f"{source}: train.{error}") from None
+        for plan in plans:
+            nodes |= {n.id for n in Topology.from_config(plan.config).nodes}
+    unknown = [n for n in config.train.freeze if n not in nodes]
+    if unknown:
+        raise NeuromasError(f"{source}: train.freeze: {unknown[0]} is not a node of this network "
+                            f"({', '.join(sorted(nodes))})")
     return config
 
 
@@ -45,12 +54,19 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     path = Path(path)
     if not path.is_file():
         raise NeuromasError(f"config file not found: {path}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:  # YAML parses at about 1 MB/s: a huge file would hang for minutes
+        raise NeuromasError(f"{path}: {path.stat().st_size / 2**20:.1f} MB is not a config (the limit is "
+                            f"{MAX_CONFIG_BYTES >> 20} MB); give the YAML config file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as error:
         raise NeuromasError(f"{path}: not a UTF-8 text file (byte {error.start}); give a YAML config") from None
     except yaml.YAMLError as error:
         raise NeuromasError(f"{path}: not valid YAML ({yaml_problem(error)})") from None
+    except RecursionError:
+        raise NeuromasError(f"{path}: nested too deeply to be a config") from None
+    if overrides and not isinstance(data, dict):
+        raise NeuromasError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     for override in overrides or []:
         apply_override(data, override)
     return parse_config(data, source=str(path))
@@ -75,4 +91,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise NeuromasError(f"override {override!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw)
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise NeuromasError(f"override {override!r}: the value is not valid YAML ({yaml_problem(error)})") from None

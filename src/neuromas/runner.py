@@ -132,9 +132,8 @@ def run_train(
     trainer = Trainer(net, task, config.train, run_dir, eval_config=config.eval, progress=progress)
     resumed = resume and trainer.resume()
     before_file = run_dir / "results_before.json"
-    if resumed and before_file.is_file():
-        before = EvalResult(**json.loads(before_file.read_text()))
-    else:
+    before = _read_before(before_file) if resumed else None
+    if before is None:
         before = _evaluate(net, task, config, run_dir, "traces_before", progress)
         atomic_write(before_file, json.dumps(before.summary(), indent=2) + "\n")
     trainer.train()
@@ -153,6 +152,17 @@ def run_train(
     widths = {"before": [layer.width for layer in config.network.layers], "after": net.topology.widths}
     _write_results(net, run_dir, {"before": before, "after": after}, extra, widths)
     return {"before": before, "after": after}
+
+
+def _read_before(path: Path) -> EvalResult | None:
+    """The evaluation before training that a resumed run saved; None (redo it) when it is
+    missing or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return EvalResult(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError):
+        return None
 
 
 def run_grow(run_dir: Path, out: Path, stage: dict) -> tuple[Path, dict]:

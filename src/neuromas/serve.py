@@ -10,14 +10,17 @@ The last user message is the task input; the network decodes greedily (as at eva
 the readout's message is the reply. Concurrent requests are batched: a collector takes what is
 waiting (up to `max_batch`, waiting at most `batch_wait_ms` after the first) and runs it as one
 batched forward pass in a worker thread, so N clients cost one pass per layer, not N. The queue
-is bounded (429 when full), inputs are bounded in length (413), every request has a deadline
-(504), a bad request gets its 4xx, and none of them takes the server down.
+is bounded (429 when full), inputs are bounded in length (413, and a request body in bytes
+before it is read whole), a body that is not JSON gets 415, every request has a deadline (504),
+a bad request gets its 4xx, and none of them takes the server down. SIGTERM or Ctrl-C stops
+accepting, lets the requests in flight finish (up to the timeout) and exits with status 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -29,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from neuromas.build import load_task
 from neuromas.configfile import load_config
-from neuromas.errors import NeuromasError
+from neuromas.errors import NeuromasError, missing_extra
 from neuromas.network import Network
 from neuromas.tasks.base import Task
 from neuromas.trace import Trace
@@ -44,6 +47,7 @@ class ServeSettings:
     max_queue: int = 256  # waiting requests beyond this get 429
     max_input_chars: int = 8000  # a longer user message gets 413
     timeout_s: float = 300.0  # a request not answered by then gets 504
+    max_body_bytes: int = 1 << 20  # a larger request body gets 413 before it is read whole
 
 
 class ChatMessage(BaseModel):
@@ -132,6 +136,7 @@ def create_app(net: Network, task: Task | None = None, settings: ServeSettings |
 
     app = FastAPI(title="neuromas", lifespan=lifespan)
     app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
         return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
@@ -180,6 +185,85 @@ def create_app(net: Network, task: Task | None = None, settings: ServeSettings |
         return _completion(request, trace, settings.model_id)
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: a POST whose body is not JSON gets 415, one larger than `max_bytes` gets 413,
+    counted as it arrives (a chunked body has no Content-Length), so it is never held whole."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):
+            return await _reply(send, 415, f"content type {kind!r}: send the request as application/json")
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await _reply(send, 413, f"the request body has {declared} bytes; the limit is {self.max_bytes}")
+        received, replied = 0, False
+
+        async def counted_receive():
+            nonlocal received, replied
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    replied = True
+                    await _reply(send, 413, f"the request body is over the limit of {self.max_bytes} bytes")
+                    return {"type": "http.disconnect"}  # the app stops reading; its own reply is dropped
+            return message
+
+        async def guarded_send(message):
+            if not replied:
+                await send(message)
+
+        return await self.app(scope, counted_receive, guarded_send)
+
+
+async def _reply(send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": status}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def require_server() -> None:
+    """FastAPI and uvicorn (default dependencies since issue 19) are importable, or one line that
+    says which extra brings them back to a trimmed install."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise missing_extra("neuromas serve (FastAPI and uvicorn)", "serve") from None
+
+
+def run_server(app, host: str, port: int, settings: ServeSettings) -> None:
+    """Serve `app` until SIGTERM or Ctrl-C, then stop accepting, let the requests in flight
+    finish (up to the request timeout) and return, so that the process exits with status 0.
+
+    uvicorn raises the signal again once it has shut down, under the handler that was there
+    before it started: a handler that ignores it is installed for the while, so a shutdown asked
+    for is not reported as a crash.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=int(settings.timeout_s) + 1)
+    previous = {signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run()
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        raise NeuromasError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _model_card(model_id: str, net: Network) -> dict[str, Any]:

@@ -28,6 +28,7 @@ tests/test_backend_hf.py):
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -133,6 +134,17 @@ def save(peft: PeftModel, keys: dict[str, str], directory: Path) -> None:
     peft.save_pretrained(str(directory), selected_adapters=list(keys.values()), save_embedding_layers=False)
     for name, key in keys.items():
         os.replace(directory / key, directory / name)
+        _sort_target_modules(directory / name / "adapter_config.json")
+
+
+def _sort_target_modules(path: Path) -> None:
+    """PEFT keeps `target_modules` as a set and writes it in the set's order, which changes with
+    each process's string hashing: sorted, two saves of the same adapter are the same bytes
+    (a resumed run's adapters byte for byte those of a run never stopped)."""
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def load(peft: PeftModel, key: str, file: Path) -> list[str]:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from neuromas.files import atomic_write
+
 
 class MetricsLog:
     def __init__(self, run_dir: Path):
@@ -60,8 +62,9 @@ class MetricsLog:
         self._purge_step = step + 1
         for path in (self.path, self.growth_path):
             if path.is_file():
-                lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-                path.write_text("".join(line + "\n" for line in lines))
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                kept = [line for line in lines if (record := _parse(line)) is not None and record["step"] <= step]
+                atomic_write(path, "".join(line + "\n" for line in kept))
 
     def close(self) -> None:
         if self._writer is not None:
@@ -77,14 +80,27 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     by_step: dict[int, dict] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            by_step[record["step"]] = record  # the later line of a redone step wins
+    for record in _records(path):
+        by_step[record["step"]] = record  # the later line of a redone step wins
     return sorted(by_step.values(), key=lambda record: record["step"])
+
+
+def _records(path: Path) -> list[dict]:
+    """A JSONL log's records. A line cut short by a crash mid-append (only ever the last one, but
+    anything unreadable is treated alike) is skipped: its step is redone on resume."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [record for line in lines if (record := _parse(line)) is not None]
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
 
 
 def read_growths(run_dir: str | Path) -> list[dict]:
     """A run's `growth.jsonl` records, in order."""
     path = Path(run_dir) / "growth.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return _records(path) if path.is_file() else []

@@ -13,10 +13,13 @@ baseline); nothing else in the step changes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import random
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +28,13 @@ import torch
 
 from neuromas.backends.hf import token_logprobs
 from neuromas.backends.vllm import VLLMBackend
-from neuromas.checkpoint import checkpoints, load_checkpoint, save_checkpoint, save_network, saved_network_config
+from neuromas.checkpoint import (
+    load_checkpoint,
+    newest_intact_checkpoint,
+    save_checkpoint,
+    save_network,
+    saved_network_config,
+)
 from neuromas.config import EvalConfig, TrainConfig
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
@@ -89,6 +98,41 @@ def deterministic_algorithms():
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
+class TrainingStopped(NeuromasError):
+    """SIGINT or SIGTERM stopped training at a clean point (after a step, its checkpoint saved)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum  # the shell's convention for a process ended by a signal
+
+
+class StopSignals:
+    """While training: the first SIGINT (Ctrl-C) or SIGTERM asks to stop after the current step;
+    a second one stops at once (KeyboardInterrupt). Checkpoints are atomic either way: this only
+    spares the work of the step under way. Only in the main thread (where Python runs handlers)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        logging.getLogger("neuromas").warning(
+            "%s: stopping after this step (again to stop at once)", signal.Signals(signum).name)
+
+
 class Trainer:
     """Trains a network's adapters on a task; `train()` runs `config.steps` steps."""
 
@@ -130,6 +174,9 @@ class Trainer:
         self.bad_steps = 0
         self.stages_done = 0  # growth stages of the schedule applied so far
         self.log = MetricsLog(self.run_dir) if self.run_dir is not None else None
+        # the run's config as it started: checkpoints keep it, so a resume refuses an edited one
+        config_file = self.run_dir / "config.yaml" if self.run_dir is not None else None
+        self.run_config = config_file.read_text(encoding="utf-8") if config_file and config_file.is_file() else None
         self.history: list[dict] = []
         self.growths: list[dict] = []  # what each scheduled growth did (also growth.jsonl in the run directory)
 
@@ -380,7 +427,7 @@ class Trainer:
     def train(self) -> list[dict]:
         """Run the remaining steps with periodic evaluation, logging and checkpoints."""
         c = self.config
-        with Progress("train step", c.steps, self.progress, completed=self.step) as bar:
+        with Progress("train step", c.steps, self.progress, completed=self.step) as bar, StopSignals() as stop:
             while self.step < c.steps:
                 grew = self.grow_if_due()
                 metrics = self.train_step()
@@ -395,12 +442,24 @@ class Trainer:
                 self.history.append(metrics)
                 if self.log is not None:
                     self.log.write(self.step, metrics)
-                    if self.step % c.checkpoint_every == 0 or self.step == c.steps:
-                        save_checkpoint(self.run_dir, self.step, self.net, self.state_dict(), c.keep_checkpoints)
+                    if self.step % c.checkpoint_every == 0 or self.step == c.steps or stop.signum is not None:
+                        save_checkpoint(self.run_dir, self.step, self.net, self.state_dict(), c.keep_checkpoints,
+                                        self.run_config)
                 bar.update(self.step, human_line(metrics))
+                if stop.signum is not None and self.step < c.steps:
+                    self._stop(stop.signum)
         if self.log is not None:
             self.log.close()
         return self.history
+
+    def _stop(self, signum: int) -> None:
+        if self.log is not None:
+            self.log.close()
+        name = signal.Signals(signum).name
+        if self.run_dir is None:
+            raise TrainingStopped(f"{name}: training stopped after step {self.step} of {self.config.steps}", signum)
+        raise TrainingStopped(f"{name}: training stopped after step {self.step} of {self.config.steps}, its checkpoint "
+                              f"saved; continue with: neuromas train --resume {self.run_dir}", signum)
 
     # checkpoint state -----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -413,17 +472,18 @@ class Trainer:
         }
 
     def resume(self) -> bool:
-        """Continue from the newest complete checkpoint in the run directory, if there is one."""
-        found = checkpoints(self.run_dir) if self.run_dir is not None else []
-        if not found:
+        """Continue from the newest intact checkpoint in the run directory, if there is one
+        (newer damaged ones are refused, each in one logged line: checkpoint.py)."""
+        found = newest_intact_checkpoint(self.run_dir, self.run_config) if self.run_dir is not None else None
+        if found is None:
             if self.log is not None:
                 self.log.truncate_after(0)  # stopped before its first checkpoint: every logged step is redone
             return False
-        saved = saved_network_config(found[-1])
+        saved = saved_network_config(found)
         if saved != self.net.config:  # the run grew before this checkpoint: rebuild that shape
             net = Network(saved, model=self.net.model_config, backend=self.net.base_backend, seed=self.net.seed)
             self._bind(net.attach_adapters())
-        state = load_checkpoint(found[-1], self.net)
+        state = load_checkpoint(found, self.net)
         self.optimizer.load_state_dict(state["optimizer"])
         self.bad_steps = state["bad_steps"]
         self.stages_done = state.get("stages_done", 0)

@@ -75,13 +75,22 @@ def read_jsonl(path: Path) -> list[tuple[int, Any]]:
     """(line number, parsed value) for each non-blank line of a JSONL file (gzipped if .gz)."""
     opener = gzip.open if path.suffix == ".gz" else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise NeuromasError(f"{path} line {number} is not valid JSON: {e.msg}") from e
+    number = 0
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append((number, json.loads(line)))
+                    except json.JSONDecodeError as e:
+                        raise NeuromasError(f"{path} line {number} is not valid JSON: {e.msg}") from e
+                    except RecursionError:
+                        raise NeuromasError(f"{path} line {number} is nested too deeply") from None
+    except UnicodeDecodeError as e:
+        raise NeuromasError(f"{path} line {number + 1} is not UTF-8 text (byte {e.start}); "
+                            "save the file as UTF-8") from None
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a gzip file cut short, EOFError
+        raise NeuromasError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
     return rows
 
 

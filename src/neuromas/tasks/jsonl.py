@@ -19,6 +19,7 @@ TRL's reward signature. It is called with keywords, so it may take them in any o
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,37 @@ def import_reward(spec: str) -> RewardFn:
         raise fail("expected exactly one ':' between a module and a function name")
     try:
         module = importlib.import_module(module_name)
-    except Exception as e:  # noqa: BLE001 - ImportError, or any error the module raises
-        raise fail(f"{type(e).__name__}: {e}") from e
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - ImportError, or anything the module raises
+        raise fail(f"{type(e).__name__}: {e}") from None
     fn = getattr(module, attr, None)
     if fn is None:
         raise fail(f"module {module_name!r} has no attribute {attr!r}")
     if not callable(fn):
         raise fail(f"{attr!r} is a {type(fn).__name__}, not a function")
     return fn
+
+
+def check_scores(scores: Any, n: int, spec: str | None) -> list[float]:
+    """A user reward function's result as n finite floats, or a NeuromasError saying what it returned."""
+    def fail(what: str) -> NeuromasError:
+        return NeuromasError(f"reward function {spec!r} returned {what}; it must return a list of {n} finite "
+                             "numbers, one per completion")
+
+    if isinstance(scores, (str, bytes, dict)) or not hasattr(scores, "__iter__"):
+        raise fail(f"a {type(scores).__name__}")
+    scores = list(scores)
+    if len(scores) != n:
+        raise fail(f"{len(scores)} scores for {n} completions")
+    out = []
+    for i, score in enumerate(scores):
+        try:
+            value = float(score)
+        except (TypeError, ValueError):
+            raise fail(f"{score!r} ({type(score).__name__}) for completion {i}") from None
+        if isinstance(score, (str, bytes)) or not math.isfinite(value):
+            raise fail(f"{score!r} for completion {i}")
+        out.append(value)
+    return out
 
 
 def _is_number(value: Any) -> bool:
@@ -69,6 +93,8 @@ def read_examples(path: Path) -> list[Example]:
                                     "(each row needs 'input' and 'target')")
         if not isinstance(row["input"], str):
             raise NeuromasError(f"{path} line {number}: 'input' must be a string")
+        if isinstance(row["target"], float) and not math.isfinite(row["target"]):
+            raise NeuromasError(f"{path} line {number}: 'target' is {row['target']}; give a finite number or a string")
         parts = row.get("parts")
         if parts is not None and (not isinstance(parts, list) or not parts
                                   or not all(isinstance(p, str) for p in parts)):
@@ -138,11 +164,7 @@ class JSONLTask(SplitTask):
             scores = self.reward_fn(completions=list(completions),
                                     targets=[ex.target for ex in examples],
                                     inputs=[ex.input for ex in examples])
-            scores = [float(s) for s in scores]
-        except Exception as e:  # noqa: BLE001 - the user's code: say whose it was
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: say whose it was
             raise NeuromasError(f"reward function {self.reward_spec!r} failed: "
-                                f"{type(e).__name__}: {e}") from e
-        if len(scores) != len(completions):
-            raise NeuromasError(f"reward function {self.reward_spec!r} returned {len(scores)} "
-                                f"scores for {len(completions)} completions")
-        return scores
+                                f"{type(e).__name__}: {e}") from None
+        return check_scores(scores, len(completions), self.reward_spec)

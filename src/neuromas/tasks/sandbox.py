@@ -10,12 +10,17 @@ determined attacker; together they stop the accidents and crude reward hacks an 
    MemoryError), CPU seconds, file size (stdout and stderr go to files, so an endless print
    cannot fill the host's memory), no core files, and no new processes or threads where that
    limit is enforced (RLIMIT_NPROC counts per user, and root is exempt from it).
-4. No network: the child runs under `unshare -rn` (a new network namespace with only a downed
-   loopback) when that works on the machine; see `network_isolation()`.
+4. Namespaces, where the machine allows them (`unshare -rn --pid --mount-proc`, no privileges
+   needed; see `isolation()`): no network (a new network namespace with only a downed
+   loopback); its own PID namespace, so it sees and can signal no process but its own, and
+   every process it starts dies with it (even one that left the process group); its own mount
+   namespace in which every file system is read-only except the temporary directory, and the
+   grader's home directory is hidden (unless the interpreter lives in it). Where only a network
+   namespace can be made, only that; where none, none.
 5. A guard preamble, after OpenAI human-eval's `reliability_guard`, that replaces the functions
    that start processes, send signals, open sockets or delete and move files with ones that
-   raise. Writing a new file elsewhere stays possible (up to the file-size limit): a container
-   or a read-only mount is the tool for that, not a Python preamble.
+   raise. It is only a preamble: the program can undo it (re-importing `posix` gives the real
+   `fork` and `kill` back), which is why the layers above do not rely on it.
 6. "Passed" means exit status 0 *and* a random token printed after the last line of the
    program: code that calls `sys.exit(0)` early, before the tests run, does not pass.
 """
@@ -117,14 +122,56 @@ def network_isolation() -> tuple[str, ...]:
     return ()
 
 
-def _limits(timeout_s: float, memory_mb: int) -> None:
+# Run by `sh` inside the new namespaces, before the program: the work directory ($1) becomes a
+# mount of its own, every other mount is made read-only, the home directory to hide ($2, or
+# "") is covered by an empty read-only tmpfs, no new processes where RLIMIT_NPROC applies (not
+# to root), then the program.
+_MOUNT_SCRIPT = r"""
+work="$1"; hide="$2"; shift 2
+mount --bind "$work" "$work" || exit 125
+awk '{print $2}' /proc/self/mounts | while read -r m; do
+  case "$m" in "$work"|/proc|/proc/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null ;; esac
+done
+if [ -n "$hide" ]; then mount -t tmpfs -o ro,size=4k neuromas-hidden "$hide" || exit 125; fi
+ulimit -u 1 2>/dev/null
+exec "$@"
+"""
+
+
+@functools.cache
+def isolation() -> tuple[str, ...]:
+    """The namespaces flags that work here: network + PID + mounts, else network only, else ()."""
+    unshare = shutil.which("unshare")
+    full = ("-rn", "--pid", "--fork", "--kill-child", "--mount-proc")
+    if unshare is not None:
+        with tempfile.TemporaryDirectory(prefix="neuromas-sbx-probe-") as tmp:
+            command = [unshare, *full, "sh", "-c", _MOUNT_SCRIPT, "sh", tmp, "", sys.executable, "-I", "-c", "pass"]
+            try:
+                if subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=10).returncode == 0:
+                    return full
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    return network_isolation()[1:]
+
+
+def _home_to_hide(work: Path) -> str:
+    """The grader's home directory, when hiding it leaves the interpreter and `work` visible."""
+    home = os.environ.get("HOME", "")
+    if not home or not os.path.isdir(home) or os.path.realpath(home) == "/":
+        return ""
+    real = Path(os.path.realpath(home))
+    needed = [Path(os.path.realpath(p)) for p in (sys.executable, sys.base_prefix, sys.prefix, work)]
+    return "" if any(p == real or real in p.parents for p in needed) else str(real)
+
+
+def _limits(timeout_s: float, memory_mb: int, nproc: bool) -> None:
     """Between fork and exec in the child: only setrlimit calls (no imports, no allocation)."""
     cpu = math.ceil(timeout_s) + 1  # SIGXCPU backs up the wall clock if the waiter stalls
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
     resource.setrlimit(resource.RLIMIT_FSIZE, (_MAX_OUTPUT_BYTES, _MAX_OUTPUT_BYTES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if os.geteuid() != 0:  # root ignores RLIMIT_NPROC, so there it would only pretend
+    if nproc:  # root ignores RLIMIT_NPROC; in the namespaces the mount script sets it, after its own forks
         resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
 
 
@@ -167,13 +214,19 @@ def _run_in(work: Path, source: str, timeout_s: float,
     (work / "program.py").write_text(source, encoding="utf-8")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": "1"}
-    command = [*network_isolation(), sys.executable, "-I", "program.py"]
+    flags = isolation()
+    if "--pid" in flags:
+        command = [shutil.which("unshare"), *flags, "sh", "-c", _MOUNT_SCRIPT, "sh", str(work.resolve()),
+                   _home_to_hide(work), sys.executable, "-I", "program.py"]
+    else:
+        command = [*network_isolation(), sys.executable, "-I", "program.py"]
     with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
         # preexec_fn is documented as unsafe with threads because the child may need a lock
         # another thread held at fork; `_limits` takes none (no imports, no logging).
         proc = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, start_new_session=True,
-                                preexec_fn=functools.partial(_limits, timeout_s, memory_mb))
+                                preexec_fn=functools.partial(_limits, timeout_s, memory_mb,
+                                                             os.geteuid() != 0 and "--pid" not in flags))
     late = _wait_then_kill_group(proc, timeout_s)
     return proc.returncode, late, _tail(work / "stdout", 200), _tail(work / "stderr")
 
