@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 from benchmarks.faults_input import cases, judge, write_files
@@ -107,12 +108,13 @@ def test_a_metrics_line_cut_by_a_crash_is_dropped_on_resume(tmp_path):
 
 # a clean stop ------------------------------------------------------------------------------------
 def test_the_first_sigterm_asks_to_stop_the_second_stops_at_once():
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or a handler an earlier test's library left (Ray's)
     with StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.signum == signal.SIGTERM  # still running: the step under way finishes
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
 
 
 # bad input ---------------------------------------------------------------------------------------
@@ -125,17 +127,41 @@ def test_there_are_over_200_bad_inputs():
     assert len(cases(model=True)) >= 200 and len(FAST_CASES) >= 100
 
 
-@pytest.mark.parametrize("case", FAST_CASES, ids=[c.name for c in FAST_CASES])
-def test_bad_input_gets_one_line_and_exit_status_2(case, tmp_path, monkeypatch):
-    write_files(tmp_path, case.files)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))  # the reward modules
-    for name in [m for m in sys.modules if m.startswith("faults_")]:
-        monkeypatch.delitem(sys.modules, name)
-    result = CliRunner().invoke(app, case.argv)
-    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
-    verdict = judge(result.exit_code, result.stdout, result.stderr + ("Traceback (most recent call last)" if crashed else ""))
-    assert verdict["ok"], (verdict, result.output[-1500:])
+def _run_cases_in_this_process(folder: str) -> list[dict]:
+    """Every fast case through the CLI in-process (CliRunner), each in a folder of its own; run in a
+    child process by the test below, so that what a case leaves behind (a loaded model, a thread,
+    a signal handler) cannot reach other tests."""
+    from pathlib import Path
+
+    verdicts = []
+    for k, case in enumerate(FAST_CASES):
+        where = Path(folder) / f"case{k}"
+        where.mkdir()
+        write_files(where, case.files)
+        os.chdir(where)
+        sys.path.insert(0, str(where))  # the reward modules
+        for name in [m for m in sys.modules if m.startswith("faults_")]:
+            del sys.modules[name]
+        result = CliRunner().invoke(app, case.argv)
+        sys.path.remove(str(where))
+        crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+        verdict = judge(result.exit_code, result.stdout, result.stderr + ("Traceback (most recent call last)" if crashed else ""))
+        if not verdict["ok"]:
+            verdicts.append({"case": case.name, "verdict": str(verdict), "output": result.output[-500:]})
+    return verdicts
+
+
+def test_bad_input_gets_one_line_and_exit_status_2(tmp_path):
+    import json
+    import subprocess
+
+    code = ("import json, sys; sys.path[:0] = ['tests', '.']; import test_faults; "
+            f"print(json.dumps(test_faults._run_cases_in_this_process({str(tmp_path)!r})))")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                           cwd=Path(__file__).resolve().parent.parent)
+    assert child.returncode == 0, child.stderr[-2000:]
+    failures = json.loads(child.stdout.strip().splitlines()[-1])
+    assert failures == [], failures[:5]
 
 
 @pytest.mark.parametrize("scores", [[float("nan"), 1.0], [1.0], [1.0, 2.0, 3.0], ["high", "low"], None, 1.0,
