@@ -30,6 +30,9 @@ started but not finished (no results.json) is continued with `neuromas run --res
 newest checkpoint, a finished one is reused. A started run keeps the steps it started with;
 `--extend` lets finished runs train on to a larger `--steps` (from their last checkpoint). After
 each finished run the report is recomputed from all finished runs: `benchmarks/results/claims.{json,md,png}`.
+Run directories (checkpoints and all) are not committed; what the report reads from each finished
+run is, in `benchmarks/results/claims_runs/` (`finished_runs`), so a session that starts on a fresh
+checkout keeps every run finished before it and trains only the missing ones.
 
 Statistics (DESIGN.md section 5): answers are paired by example id and seeds by seed number;
 an arm's accuracy is the mean over seeds with a 95% bootstrap interval resampling seeds and
@@ -49,6 +52,7 @@ Every model job runs in a child process with `--threads` threads (OMP_NUM_THREAD
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import subprocess
@@ -82,6 +86,7 @@ def repo_relative(path: Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 RUNS = ROOT / "runs" / "claims"
+ARCHIVE = RESULTS / "claims_runs"
 N_BOOT = 10_000
 
 
@@ -573,16 +578,46 @@ def read_run(run_dir: Path, info: TaskInfo, slices: bool) -> dict:
     return run
 
 
-def finished_runs(runs: Path, tasks: list[str], arms: list[str]) -> dict:
-    """{task: {arm: {seed: run}}} for every finished run under `runs`."""
+def finished_runs(runs: Path, tasks: list[str], arms: list[str], archive: Path | None = None) -> dict:
+    """{task: {arm: {seed: run}}} for every finished run under `runs` or kept in `archive`.
+
+    Run directories hold checkpoints and are not committed, so a later session's checkout may
+    start without them: every finished run is also kept, as what `read_run` reads from it, in the
+    committed archive (`benchmarks/results/claims_runs/<task>/<arm>/seed<k>.json`, beside its
+    final traces gzipped). A run directory is read again whenever it is there (a run extended
+    since replaces its archived self); the archive stands in for the ones that are gone.
+    """
+    archive = ARCHIVE if archive is None else archive
     found: dict = {}
     for task in tasks:
         for arm in task_arms(task, arms):
+            by_seed = found.setdefault(task, {}).setdefault(arm, {})
+            for path in sorted((archive / task / arm).glob("seed*.json")):
+                if path.stem[4:].isdigit():
+                    by_seed[int(path.stem[4:])] = json.loads(path.read_text())
             for run_dir in sorted((runs / task / arm).glob("seed*")):
                 if (run_dir / "results.json").is_file() and run_dir.name[4:].isdigit():
                     run = read_run(run_dir, TASKS[task], bool(ARMS[arm].slices))
-                    found.setdefault(task, {}).setdefault(arm, {})[int(run_dir.name[4:])] = run
+                    by_seed[int(run_dir.name[4:])] = run
+                    archive_run(run_dir, run, archive / task / arm / f"{run_dir.name}.json")
+            if not by_seed:
+                del found[task][arm]
+        if not found[task]:
+            del found[task]
     return found
+
+
+def archive_run(run_dir: Path, run: dict, path: Path) -> None:
+    """Keep a finished run's reading (and its final greedy traces, gzipped) where git keeps it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json.loads(json.dumps(run)), sort_keys=True) + "\n")  # tuples as lists
+    traces = (run_dir / "traces_after.jsonl").read_bytes()
+    with gzip.GzipFile(path.with_suffix(".traces.jsonl.gz"), "wb", mtime=0) as out:
+        out.write(traces)
+
+
+def archived(task: str, arm: str, seed: int, archive: Path | None = None) -> bool:
+    return ((ARCHIVE if archive is None else archive) / task / arm / f"seed{seed}.json").is_file()
 
 
 def summarize(found: dict) -> dict:
@@ -738,17 +773,18 @@ def plot(metrics: dict, path: Path) -> None:
 
 def write_report(runs: Path, tasks: list[str], arms: list[str], config: dict, smoke: bool = False) -> dict:
     """Recompute the report from every finished run into benchmarks/results/claims.{json,md,png};
-    a smoke test prints it and draws the plot in its temporary runs folder instead."""
-    metrics = summarize(finished_runs(runs, tasks, arms))
+    a smoke test prints it and draws the plot (and keeps its archive) in its temporary runs folder instead."""
+    metrics = summarize(finished_runs(runs, tasks, arms, runs / "archive" if smoke else ARCHIVE))
     write_results("claims", config, metrics, report_markdown(metrics), write=not smoke)
     plot(metrics, runs / "claims.png" if smoke else RESULTS / "claims.png")
     return metrics
 
 
 def commit_results(message: str) -> None:
-    """Commit the claims results files only (explicit paths; whatever else is staged stays out)."""
-    paths = [str(p.relative_to(ROOT)) for p in (RESULTS / "claims.json", RESULTS / "claims.md", RESULTS / "claims.png")
-             if p.is_file()]
+    """Commit the claims results files and the runs' archive only (explicit paths; whatever else is
+    staged stays out)."""
+    paths = [str(p.relative_to(ROOT)) for p in (RESULTS / "claims.json", RESULTS / "claims.md", RESULTS / "claims.png",
+                                                ARCHIVE) if p.exists()]
     for attempt in range(5):  # two campaign lanes (or a person) may hold the index lock for a moment
         added = subprocess.run(["git", "add", *paths], cwd=ROOT, capture_output=True, text=True)
         if added.returncode == 0:
@@ -800,6 +836,10 @@ def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int], 
         print(f"{task} {arm} seed {seed}: extending to {total} steps", flush=True)
     overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every, group_size), *(SMOKE if args.smoke else [])]
     started = time.perf_counter()
+    if not (run_dir / "results.json").is_file() and not has_checkpoint(run_dir) and archived(
+            task, arm, seed, args.runs / "archive" if args.smoke else None):
+        print(f"{task} {arm} seed {seed}: finished in an earlier session (archived), reused", flush=True)
+        return
     if not ensure_run(run_dir, CONFIGS / f"{task}.yaml", overrides):
         print(f"{task} {arm} seed {seed}: finished before, reused", flush=True)
         return

@@ -2,6 +2,8 @@
 (no model). Run from the repository root (`python -m pytest`), where `benchmarks` is a package."""
 
 import itertools
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -170,3 +172,34 @@ def test_pick_fills_up_with_tasks_whose_interval_reaches_the_window():
     assert picked == ["arith-2x2", "bbh-object_counting", "arith-4x1"]
     assert any("arith-4x1" in line and "CI reaches it" in line and line.endswith("**picked**") for line in lines)
     assert any("arith-3x2" in line and line.endswith("not picked") for line in lines)
+
+
+def _finished_single_run(run_dir, rewards):
+    """The files `read_run` reads from a finished single-agent run, written by hand."""
+    run_dir.mkdir(parents=True)
+    summary = {"acc": sum(rewards) / len(rewards), "n": len(rewards), "correct": sum(rewards), "calls_per_q": 1,
+               "tokens_per_q": 10.0}
+    (run_dir / "results.json").write_text(json.dumps({"before": summary, "after": summary, "train": {"steps": 2},
+                                                      "model_dtype": "float32"}))
+    traces = "".join(json.dumps({"example_id": f"q{i}", "reward": r, "messages": {"L1N1": {"text": "4"}}}) + "\n"
+                     for i, r in enumerate(rewards))
+    (run_dir / "traces_before.jsonl").write_text(traces)
+    (run_dir / "traces_after.jsonl").write_text(traces)
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "tokens/total": 100.0, "time/step_s": 1.0})
+                                                   + "\n" for s in (1, 2)))
+
+
+def test_a_finished_run_outlives_its_run_directory(tmp_path):
+    """A fresh checkout has no run directories: the committed archive stands in for them."""
+    runs, archive = tmp_path / "runs", tmp_path / "archive"
+    _finished_single_run(runs / "arith-2x2" / "single" / "seed0", [1.0, 0.0, 1.0])
+    found = claims.finished_runs(runs, ["arith-2x2"], ["single", "net21"], archive)
+    assert list(found) == ["arith-2x2"] and list(found["arith-2x2"]) == ["single"]
+    assert claims.archived("arith-2x2", "single", 0, archive)
+    assert (archive / "arith-2x2" / "single" / "seed0.traces.jsonl.gz").is_file()
+
+    shutil.rmtree(runs)
+    again = claims.finished_runs(runs, ["arith-2x2"], ["single", "net21"], archive)
+    assert again["arith-2x2"]["single"][0]["rewards_after"] == {"q0": 1.0, "q1": 0.0, "q2": 1.0}
+    assert again["arith-2x2"]["single"][0]["curve"] == [list(p) for p in found["arith-2x2"]["single"][0]["curve"]]
+    assert claims.summarize(again) == json.loads(json.dumps(claims.summarize(found)))
