@@ -771,10 +771,11 @@ def plot(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(runs: Path, tasks: list[str], arms: list[str], config: dict, smoke: bool = False) -> dict:
-    """Recompute the report from every finished run into benchmarks/results/claims.{json,md,png};
+def write_report(runs: Path, config: dict, smoke: bool = False) -> dict:
+    """Recompute the report from every finished run of every task and arm (not only those of the
+    command at hand: two campaign lanes write the same report) into benchmarks/results/claims.{json,md,png};
     a smoke test prints it and draws the plot (and keeps its archive) in its temporary runs folder instead."""
-    metrics = summarize(finished_runs(runs, tasks, arms, runs / "archive" if smoke else ARCHIVE))
+    metrics = summarize(finished_runs(runs, list(TASKS), list(ARMS), runs / "archive" if smoke else ARCHIVE))
     write_results("claims", config, metrics, report_markdown(metrics), write=not smoke)
     plot(metrics, runs / "claims.png" if smoke else RESULTS / "claims.png")
     return metrics
@@ -823,7 +824,7 @@ def cmd_run(args) -> None:
                     run_one(args, task, arm, seed, (steps, eval_every, group_size), config)
         if args.smoke:
             smoke_resume(args)
-        write_report(args.runs, args.tasks, args.arms, config, smoke=args.smoke)
+        write_report(args.runs, config, smoke=args.smoke)
 
 
 def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int], config: dict) -> None:
@@ -845,7 +846,7 @@ def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int], 
         return
     print(f"{task} {arm} seed {seed}: finished in {time.perf_counter() - started:.0f}s", flush=True)
     if not args.smoke:
-        write_report(args.runs, args.tasks, args.arms, config)
+        write_report(args.runs, config)
         if args.commit:
             commit_results(f"claims: {task} {arm} seed {seed} finished ({total} steps)")
 
@@ -865,7 +866,7 @@ def smoke_resume(args) -> None:
 
 
 def cmd_report(args) -> None:
-    write_report(args.runs, args.tasks, args.arms, {"tasks": args.tasks, "arms": args.arms, "runs": repo_relative(args.runs)})
+    write_report(args.runs, {"runs": repo_relative(args.runs)})
 
 
 def cmd_pilot(args) -> None:
@@ -946,12 +947,11 @@ def main(argv: list[str] | None = None) -> None:
     ladder = sub.add_parser("ladder", parents=[common], help="untrained greedy accuracy of the candidate tasks")
     ladder.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     run = sub.add_parser("run", parents=[common], help="the campaign: every (task, arm, seed), resumable")
-    report = sub.add_parser("report", parents=[common], help="statistics and plots of the finished runs")
+    sub.add_parser("report", parents=[common], help="statistics and plots of every finished run")
     run.add_argument("--arms", nargs="+", default=[a for a in ARMS if a not in LEVERS], choices=list(ARMS),
                      help=f"default: every arm but the levers of item 9 ({', '.join(LEVERS)}), asked for by name")
-    report.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     pilot = sub.add_parser("pilot", parents=[common], help="short runs to choose lr and G per task")
-    for p in (run, report, pilot):
+    for p in (run, pilot):
         p.add_argument("--tasks", nargs="+", default=list(CAMPAIGN), choices=list(TASKS))
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--steps", type=int, default=None, help="network steps (default: the task config's); "
