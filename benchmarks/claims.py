@@ -23,6 +23,7 @@ Levers (issue 18 item 9), run when asked for by name:
                      independent passes), each node judged against its own siblings
     net21-msgs-tree  net21-msgs with tree rollouts
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
+    net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
 
 The slices arms run only on tasks that split (`split_input`). Every (task, arm, seed) is one
 `neuromas run` directory, `runs/claims/<task>/<arm>/seed<k>`, run in a child process; a run
@@ -124,9 +125,11 @@ class Arm:
     network: bool = True
     tree: bool = False  # tree rollouts (train.branching) at the calls per input of G independent passes
     grown: bool = False  # trained as [1, 1] for half the steps, then widened to `layers` with fade-in (grow.py)
+    readout_lr_factor: float | None = None  # the readout's learning rate, x the task's (train.readout_lr)
 
-    def overrides(self, steps: int, eval_every: int, group_size: int) -> list[str]:
-        """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`.
+    def overrides(self, steps: int, eval_every: int, group_size: int, lr: float | None = None) -> list[str]:
+        """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`
+        (and learning rate `lr`, which only an arm with a readout learning rate of its own needs).
 
         A tree arm samples G / 2 first-layer pairs per input and 4 readouts of each: 2G passes for
         2 x G/2 + 2G = 3G calls, what G independent passes of a 3-node network cost."""
@@ -145,6 +148,10 @@ class Arm:
             sets.append("network.input_slices=true")
         if self.slices == "msgs":
             sets.append("network.input_to_all=false")
+        if self.readout_lr_factor is not None:
+            if lr is None:
+                raise ValueError("an arm with readout_lr_factor needs the task's learning rate")
+            sets.append(f"train.readout_lr={lr * self.readout_lr_factor:g}")
         return sets
 
 
@@ -155,6 +162,10 @@ ARMS: dict[str, Arm] = {
     "net21-tree": Arm((2, 1), 8, tree=True),
     "net21-msgs-tree": Arm((2, 1), 8, slices="msgs", tree=True),
     "net21-grown": Arm((2, 1), 8, grown=True),
+    # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
+    # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far
+    # than the rank-24 single agent that solves the same task alone.
+    "net21-readout-lr": Arm((2, 1), 8, readout_lr_factor=2.0),
     "neuromas3": Arm((1, 1, 1), 8),
     "single": Arm((1,), 24, network=False),
     "single-compute": Arm((1,), 24, steps_factor=3, network=False),
@@ -163,7 +174,7 @@ ARMS: dict[str, Arm] = {
 # default of run, pilot and report (the ladder's default is every task).
 CAMPAIGN = ("arith-4x1", "arith-2x2", "bbh-object_counting")
 SINGLES = ("single", "single-compute")
-LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown)  # issue 18 item 9: tried one at a time
+LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown or arm.readout_lr_factor)  # issue 18 item 9: tried one at a time
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
 LADDER_ARMS = ("single", "net21", "net21-slices", "net21-msgs")
 # Message budgets checked against another (the ladder's second table): does the budget cut answers?
@@ -799,10 +810,10 @@ def commit_results(message: str) -> None:
 # ---- the campaign: commands ------------------------------------------------------------------------
 
 
-def task_recipe(task: str) -> tuple[int, int, int]:
-    """(train.steps, train.eval_every, train.group_size) of a task's config."""
+def task_recipe(task: str) -> tuple[int, int, int, float]:
+    """(train.steps, train.eval_every, train.group_size, train.lr) of a task's config."""
     config = load_config(CONFIGS / f"{task}.yaml")
-    return config.train.steps, config.train.eval_every, config.train.group_size
+    return config.train.steps, config.train.eval_every, config.train.group_size, config.train.lr
 
 
 # --smoke: 2 steps (one periodic evaluation, a checkpoint each), 4 test questions, tiny batches
@@ -816,26 +827,26 @@ def cmd_run(args) -> None:
                   "threads": args.threads, "runs": repo_relative(args.runs)}
         for seed in args.seeds:  # seed-major: one seed of every (task, arm) before a second of any
             for task in args.tasks:
-                steps, eval_every, group_size = task_recipe(task)
+                steps, eval_every, group_size, lr = task_recipe(task)
                 if args.smoke:  # G 2 (a tree arm: 4 passes, one first-layer pair and 4 readouts of it)
                     steps, eval_every, group_size = 2, 1, 2
                 steps = args.steps or steps
                 for arm in task_arms(task, args.arms):
-                    run_one(args, task, arm, seed, (steps, eval_every, group_size), config)
+                    run_one(args, task, arm, seed, (steps, eval_every, group_size, lr), config)
         if args.smoke:
             smoke_resume(args)
         write_report(args.runs, config, smoke=args.smoke)
 
 
-def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int], config: dict) -> None:
-    """One (task, arm, seed) with the task's (steps, eval_every, G): started, resumed or reused;
+def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int, float], config: dict) -> None:
+    """One (task, arm, seed) with the task's (steps, eval_every, G, lr): started, resumed or reused;
     then the report is recomputed (and committed)."""
-    steps, eval_every, group_size = recipe
+    steps, eval_every, group_size, lr = recipe
     run_dir = args.runs / task / arm / f"seed{seed}"
     total = steps * ARMS[arm].steps_factor
     if args.extend and extend_run(run_dir, total):
         print(f"{task} {arm} seed {seed}: extending to {total} steps", flush=True)
-    overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every, group_size), *(SMOKE if args.smoke else [])]
+    overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every, group_size, lr), *(SMOKE if args.smoke else [])]
     started = time.perf_counter()
     if not (run_dir / "results.json").is_file() and not has_checkpoint(run_dir) and archived(
             task, arm, seed, args.runs / "archive" if args.smoke else None):
@@ -885,7 +896,7 @@ def cmd_pilot(args) -> None:
                 for arm in args.pilot_arms:
                     name = f"{arm}-lr{lr:g}-g{group}"
                     run_dir = runs / task / name / "seed0"
-                    overrides = ["seed=0", *ARMS[arm].overrides(args.steps, 0, group), f"train.lr={lr}",
+                    overrides = ["seed=0", *ARMS[arm].overrides(args.steps, 0, group, lr), f"train.lr={lr}",
                                  f"eval.limit={args.eval_limit}"]
                     ensure_run(run_dir, CONFIGS / f"{task}.yaml", overrides)
                     steps = read_metrics(run_dir)

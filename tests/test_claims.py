@@ -132,7 +132,12 @@ def test_arms_overrides_and_which_tasks_get_slices():
     # a tree arm: G/2 first-layer pairs x 4 readouts = 2G passes for the 3G calls of G plain passes
     assert claims.ARMS["net21-tree"].overrides(40, 10, 8)[-2:] == ["train.group_size=16", "train.branching=[4, 4]"]
     assert claims.task_arms("arith-2x2", list(claims.ARMS)) == [
-        "net21", "net21-tree", "net21-grown", "neuromas3", "single", "single-compute"]
+        "net21", "net21-tree", "net21-grown", "net21-readout-lr", "neuromas3", "single", "single-compute"]
+    # the readout's own learning rate, from the task's
+    assert claims.ARMS["net21-readout-lr"].overrides(40, 10, 8, 5e-4)[-1] == "train.readout_lr=0.001"
+    with pytest.raises(ValueError, match="learning rate"):
+        claims.ARMS["net21-readout-lr"].overrides(40, 10, 8)
+    assert "net21-readout-lr" in claims.LEVERS and "net21" not in claims.LEVERS
     # grown: [1, 1] trained half the steps, then widened with a fade-in over a quarter of the rest
     grown = claims.ARMS["net21-grown"].overrides(40, 10, 8)
     assert grown[0] == "network.layers=[1, 1]"

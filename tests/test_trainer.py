@@ -186,6 +186,21 @@ def test_freeze_and_sharing_validation(backend32):
 
 
 @pytest.mark.slow
+def test_readout_lr_is_the_readouts_step_size_alone(backend32):
+    """Adam's first step moves every parameter with a gradient by its learning rate: the LoRA B
+    matrices start at zero, so after one step their largest entry is each adapter's lr."""
+    net = tiny_net(backend32)
+    config = TrainConfig(steps=1, batch_size=2, group_size=4, lr=1e-3, readout_lr=4e-3, max_grad_norm=None)
+    trainer = Trainer(net, LetterTask(), config, progress=False)
+    trainer.train_step()
+    largest = {a: max(float(t.abs().max()) for t in lora_b(net, a).values()) for a in ("L1N1", "L1N2", "L2N1")}
+    assert largest["L2N1"] == pytest.approx(4e-3, rel=1e-3)
+    assert largest["L1N1"] == pytest.approx(1e-3, rel=1e-3) and largest["L1N2"] == pytest.approx(1e-3, rel=1e-3)
+    with pytest.raises(NeuromasError, match="readout shares adapter"):
+        Trainer(tiny_net(backend32, sharing="all"), LetterTask(), config, progress=False)
+
+
+@pytest.mark.slow
 def test_resume_without_a_checkpoint_starts_over_and_forgets_its_logged_steps(backend32, tmp_path):
     """A run killed before its first checkpoint restarts at step 0; its old step lines must not stay."""
     from neuromas.rl.metrics import read_metrics

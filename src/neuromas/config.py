@@ -238,7 +238,11 @@ class TrainConfig(_Strict):
     group_size: int = Field(8, ge=2)
     """G: sampled forward passes of the whole network per input; the baseline is their mean."""
     lr: float = Field(2e-4, gt=0)
-    """AdamW learning rate for every adapter."""
+    """AdamW learning rate for every adapter (the readout's too, unless `readout_lr`)."""
+    readout_lr: float | None = Field(None, gt=0)
+    """The readout's adapter's own learning rate (None: `lr`; the schedule scales it alike). Why:
+    a LoRA update's size grows with its rank at one learning rate, so a rank-8 readout learns
+    the answer more slowly than the rank-24 single agent it is compared with (issue 18, item 9)."""
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     """Decay after warmup, to 0 at the last step (linear, cosine) or none (constant)."""
     warmup_steps: int = Field(0, ge=0)

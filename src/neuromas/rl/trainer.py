@@ -192,7 +192,22 @@ class Trainer:
             for param in net.backend.adapter_parameters(name):
                 param.requires_grad_(name in self.trainable)
         self.params = [p for name in sorted(self.trainable) for p in net.backend.adapter_parameters(name)]
-        self.optimizer = torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self._param_groups(net), lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay)
+
+    def _param_groups(self, net: Network) -> list[dict]:
+        """One group at `train.lr`, or with `train.readout_lr` the readout's adapter in a group of
+        its own; `lr_scale` is each group's learning rate over `train.lr` (the schedule scales both)."""
+        c = self.config
+        readout = net.adapters[net.topology.readout]
+        if c.readout_lr is None or readout not in self.trainable:
+            return [{"params": self.params, "lr_scale": 1.0}]
+        if sum(a == readout for a in net.adapters.values()) > 1:
+            raise NeuromasError(f"train.readout_lr: the readout shares adapter {readout} with other nodes; "
+                                "set network.adapters.sharing to node or layer, or unset train.readout_lr")
+        others = [p for name in sorted(self.trainable - {readout}) for p in net.backend.adapter_parameters(name)]
+        groups = [{"params": list(net.backend.adapter_parameters(readout)), "lr_scale": c.readout_lr / c.lr}]
+        return ([{"params": others, "lr_scale": 1.0}] if others else []) + groups
 
     def grow_if_due(self) -> bool:
         """Apply the schedule's next growth when its step has come (`train.growth`, grow.py).
@@ -336,7 +351,7 @@ class Trainer:
         old = self._fixed_logprobs(rows, adapters=True) if c.epochs > 1 else None  # the policy that sampled
         ref = self._fixed_logprobs(rows, adapters=False) if c.kl_coef > 0 else None  # the base model
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.config, self.step)
+            group["lr"] = learning_rate(self.config, self.step) * group.get("lr_scale", 1.0)  # older checkpoints: none
         totals = {"loss/policy": 0.0, "loss/kl": 0.0, "kl/mean": 0.0, "grad/norm": 0.0, "update/skipped": 0.0,
                   "update/rows": float(len(self._needed(rows)))}
         for _ in range(c.epochs):
