@@ -103,7 +103,8 @@ def run_part(part: str, root: Path, args) -> tuple[dict, str, str]:
         if part == "input":
             return (*run_input(root / part, args.smoke, model=False), "3. generated bad input")
         return (*run_input(root / part, args.smoke, model=True),
-                "3b. reward functions that misbehave on a real answer (the model runs: `neuromas eval --limit 1`)")
+                "3b. reward functions that misbehave on a real answer (the model runs: `neuromas eval --limit 1`, "
+                "and `neuromas train` for one step)")
     if part == "serve":
         from benchmarks.faults_serve import run_serve
 
@@ -177,6 +178,7 @@ def main() -> None:
     write = not args.smoke and (not missing or args.partial)
     # no paths of this machine in the results: the working folder and the sandboxes' directories by role
     markdown = re.sub(r"/tmp/neuromas-sbx-\w+", "<sandbox dir>", "\n\n".join(sections).replace(str(root), "<work>"))
+    markdown = re.sub(r"/\S*?/faults-(?:disk|ro)-\w+", "<mount>", markdown)  # part 6's temporary mount points
     config = {**vars(args), "work": "<work>" if args.work else None}
     write_results("faults", config, metrics, markdown, write=write)
     if not write and not args.smoke:

@@ -289,7 +289,12 @@ cd "$ws"
 
 
 def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("resuming ")]
+    """What a run said on standard error after its config echo (a new run prints its resolved
+    config and `run directory: ...` first) and its `resuming ...` line."""
+    from benchmarks.faults_input import echo_end
+
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("resuming ")]
+    return lines[echo_end(lines):]
 
 
 def run_disk(root: Path) -> tuple[dict, str]:

@@ -43,6 +43,13 @@ from safetensors.torch import load_file
 from neuromas.adapters import adapter_seed
 from neuromas.config import AdapterConfig
 
+# PEFT asks transformers' deprecated `is_gradient_checkpointing` (transformers 5 warns on every
+# read); we never checkpoint activations, so the answer does not matter. Filtered for the whole
+# process, not only around `get_peft_model`: PEFT versions read it in other places too (adding an
+# adapter, preparing a model), and a `catch_warnings` block is undone by any other thread that
+# enters and leaves one meanwhile; the warning then came out as the first line of a resume.
+warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing", category=FutureWarning)
+
 
 @dataclass
 class _Shared:
@@ -76,11 +83,7 @@ def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) 
         with torch.random.fork_rng(devices=_devices(model)):
             torch.manual_seed(adapter_seed(seed, name))
             if shared is None:
-                with warnings.catch_warnings():
-                    # PEFT asks transformers' deprecated `is_gradient_checkpointing`, which warns on every
-                    # run (transformers 5); we never checkpoint activations, so the answer does not matter.
-                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-                    shared = _SHARED[id(model)] = _Shared(get_peft_model(model, lora, adapter_name=key))
+                shared = _SHARED[id(model)] = _Shared(get_peft_model(model, lora, adapter_name=key))
             else:
                 shared.peft.add_adapter(key, lora)
     peft = shared.peft
