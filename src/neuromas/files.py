@@ -60,7 +60,10 @@ def _mount_point(path: Path) -> Path:
     path = Path(os.path.abspath(path))
     try:
         with open("/proc/self/mounts", encoding="utf-8") as f:
-            points = [Path(line.split()[1].encode().decode("unicode_escape")) for line in f if len(line.split()) > 1]
+            fields = [line.split() for line in f]
+        # a space in a mount point is written \040 (octal)
+        points = [Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field[1]))
+                  for field in fields if len(field) > 1]
         return max((m for m in points if m == path or m in path.parents), key=lambda m: len(m.parts))
     except (OSError, ValueError):
         pass
