@@ -147,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.requests = 40
-    from benchmarks.common import RESULTS, commit
+    from benchmarks.common import RESULTS, commit, machine
 
     earlier = earlier_parts(RESULTS) if args.merge and (RESULTS / "faults.json").is_file() else {}
     parts: dict[str, dict] = {}
@@ -172,7 +172,7 @@ def main() -> None:
                 seconds = round(time.monotonic() - start, 1)
                 saved.write_text(json.dumps([found, markdown, title, seconds, date, at]))
             parts[part] = {"metrics": found, "markdown": private(markdown, root), "title": title, "seconds": seconds,
-                           "commit": at, "date": date}
+                           "commit": at, "date": date, "machine": machine()}
     merged = [part for part in PARTS if part not in parts and part in earlier]
     for part in merged:
         parts[part] = earlier[part]
@@ -181,7 +181,7 @@ def main() -> None:
     for part in [p for p in PARTS if p in parts]:
         done = parts[part]
         metrics.update(done["metrics"])
-        note = (f"Not rerun: measured {done['date'][:10]} at commit {done['commit']}.\n\n"
+        note = (f"Not rerun: measured {done['date'][:10]} at commit {done['commit']} on {done.get('machine', '?')}.\n\n"
                 if part in merged else "")
         sections.append(f"## {done['title']}\n\n{note}{done['markdown']}\n\n({done['seconds']:.0f} s)")
     if "reward_cases" in metrics and "fuzz_cases" in metrics:  # issue 21's totals over both input parts
@@ -235,7 +235,7 @@ def earlier_parts(results: Path) -> dict[str, dict]:
         if title is not None:
             parts[part] = {"metrics": {k: v for k, v in record["metrics"].items() if k.startswith(LEGACY_KEYS[part])},
                            "markdown": sections[title], "title": title, "seconds": record["metrics"]["seconds"][part],
-                           "commit": record["commit"], "date": record["date"]}
+                           "commit": record["commit"], "date": record["date"], "machine": record["machine"]}
     return parts
 
 if __name__ == "__main__":
