@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -294,7 +295,8 @@ def _lines(path: Path) -> list[str]:
     from benchmarks.faults_input import echo_end
 
     lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("resuming ")]
-    return lines[echo_end(lines):]
+    # the temporary mount points by role, before a line is cut short for the table
+    return [re.sub(r"/\S*?/faults-(?:disk|ro)-\w+", "<mount>", line) for line in lines[echo_end(lines):]]
 
 
 def run_disk(root: Path) -> tuple[dict, str]:
