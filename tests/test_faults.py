@@ -414,3 +414,16 @@ def test_hostile_programs_are_contained(tmp_path, monkeypatch):
     results = grade_all(tmp_path, only=("fork", "read", "write", "the parent", "spawn", "signals", "network"))[:-1]
     assert len(results) == 7
     assert all(r["contained"] for r in results), [r for r in results if not r["contained"]]
+
+
+def test_the_deprecated_gradient_checkpointing_warning_never_reaches_the_terminal():
+    """PEFT reads transformers' deprecated `is_gradient_checkpointing` (a FutureWarning on every
+    read): once the adapters' module is imported, no read of it prints a line, wherever it is."""
+    import subprocess
+
+    code = ("import warnings, neuromas.backends.lora; "
+            "warnings.warn('`is_gradient_checkpointing` is deprecated and will be removed in v6.', FutureWarning); "
+            "warnings.warn('another FutureWarning', FutureWarning)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and "is_gradient_checkpointing" not in done.stderr and "another" in done.stderr
