@@ -65,10 +65,11 @@ def commit() -> str:
 
 
 def write_results(name: str, config: dict, metrics: dict, markdown: str, folder: Path | None = None,
-                  write: bool = True) -> Path | None:
+                  write: bool = True, extra: dict | None = None) -> Path | None:
     """Write `<folder>/<name>.json` and `.md` (folder: `benchmarks/results`) and print the metrics.
 
-    `write=False` (a `--smoke` run) prints the markdown and the metrics and writes nothing.
+    `write=False` (a `--smoke` run) prints the markdown and the metrics and writes nothing;
+    `extra`: more top-level fields of the JSON record (after `metrics`).
     """
     if not write:
         print(f"{markdown}\n\n{json.dumps(metrics, indent=2)}\n{name}: nothing written (smoke test)")
@@ -82,6 +83,7 @@ def write_results(name: str, config: dict, metrics: dict, markdown: str, folder:
         "machine": machine(),
         "config": config,
         "metrics": metrics,
+        **(extra or {}),
     }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")

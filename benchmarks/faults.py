@@ -20,6 +20,7 @@ Six parts, each counted (issue 21), every process under test started here and en
     python -m benchmarks.faults                      # everything (about 75 min on 2 busy cores)
     python -m benchmarks.faults --parts input serve  # some parts; results are written only for all (or --partial)
     python -m benchmarks.faults --work DIR           # keep the working folder: a rerun reuses finished parts
+    python -m benchmarks.faults --parts serve --merge  # rerun some parts, keep the others' earlier figures
     python -m benchmarks.faults --smoke              # 2 kills, a slice of each part; writes nothing
 """
 
@@ -32,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.common import table, write_results
@@ -103,7 +105,8 @@ def run_part(part: str, root: Path, args) -> tuple[dict, str, str]:
         if part == "input":
             return (*run_input(root / part, args.smoke, model=False), "3. generated bad input")
         return (*run_input(root / part, args.smoke, model=True),
-                "3b. reward functions that misbehave on a real answer (the model runs: `neuromas eval --limit 1`)")
+                "3b. reward functions that misbehave on a real answer (the model runs: `neuromas eval --limit 1`, "
+                "and `neuromas train` for one step)")
     if part == "serve":
         from benchmarks.faults_serve import run_serve
 
@@ -137,14 +140,17 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="2 kills, a slice of each part; writes nothing")
     parser.add_argument("--partial", action="store_true", help="write the results even if some parts did not run "
                         "(they are listed)")
+    parser.add_argument("--merge", action="store_true", help="keep the parts not rerun from the results written "
+                        "before (each says when and at which commit it was measured)")
     parser.add_argument("--work", help="working folder (default: a temporary one); a rerun with the same one "
                         "reuses the parts that finished")
     args = parser.parse_args()
     if args.smoke:
         args.requests = 40
-    metrics: dict = {}
-    sections: list[str] = []
-    seconds: dict[str, float] = {}
+    from benchmarks.common import RESULTS, commit, machine
+
+    earlier = earlier_parts(RESULTS) if args.merge and (RESULTS / "faults.json").is_file() else {}
+    parts: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         root = Path(args.work or tmp)
         from benchmarks.faults_kill import workspace
@@ -154,34 +160,83 @@ def main() -> None:
         for part in args.parts:
             saved = root / f"part-{part}.json"
             if saved.is_file():  # a rerun with the same --work keeps the parts that finished
-                found, markdown, title, seconds[part] = json.loads(saved.read_text())
+                found, markdown, title, seconds, *when = json.loads(saved.read_text())
+                date, at = when or [datetime.fromtimestamp(saved.stat().st_mtime, UTC).isoformat(timespec="seconds"),
+                                    "unknown"]
                 print(f"== {part}: reusing {saved}", flush=True)
             else:
                 start = time.monotonic()
                 print(f"== {part}", flush=True)
+                date, at = datetime.now(UTC).isoformat(timespec="seconds"), commit()
                 found, markdown, title = run_part(part, root, args)
-                seconds[part] = round(time.monotonic() - start, 1)
-                saved.write_text(json.dumps([found, markdown, title, seconds[part]]))
-            metrics.update(found)
-            sections.append(f"## {title}\n\n{markdown}\n\n({seconds[part]:.0f} s)")
+                seconds = round(time.monotonic() - start, 1)
+                saved.write_text(json.dumps([found, markdown, title, seconds, date, at]))
+            parts[part] = {"metrics": found, "markdown": private(markdown, root), "title": title, "seconds": seconds,
+                           "commit": at, "date": date, "machine": machine()}
+    merged = [part for part in PARTS if part not in parts and part in earlier]
+    for part in merged:
+        parts[part] = earlier[part]
+    metrics: dict = {}
+    sections: list[str] = []
+    for part in [p for p in PARTS if p in parts]:
+        done = parts[part]
+        metrics.update(done["metrics"])
+        note = (f"Not rerun: measured {done['date'][:10]} at commit {done['commit']} on {done.get('machine', '?')}.\n\n"
+                if part in merged else "")
+        sections.append(f"## {done['title']}\n\n{note}{done['markdown']}\n\n({done['seconds']:.0f} s)")
     if "reward_cases" in metrics and "fuzz_cases" in metrics:  # issue 21's totals over both input parts
         metrics["fuzz_cases"] += metrics["reward_cases"]
         metrics["fuzz_ok"] += metrics["reward_ok"]
         metrics["fuzz_tracebacks"] += metrics["reward_tracebacks"]
     if "fuzz_tracebacks" in metrics:
         metrics["tracebacks"] = metrics["fuzz_tracebacks"]
-    metrics["seconds"] = seconds
-    missing = [part for part in PARTS if part not in args.parts]
+    metrics["seconds"] = {part: parts[part]["seconds"] for part in PARTS if part in parts}
+    missing = [part for part in PARTS if part not in parts]
     if missing and args.partial:
         sections.append("## Not measured in this run\n\n" + ", ".join(missing))
     write = not args.smoke and (not missing or args.partial)
-    # no paths of this machine in the results: the working folder and the sandboxes' directories by role
-    markdown = re.sub(r"/tmp/neuromas-sbx-\w+", "<sandbox dir>", "\n\n".join(sections).replace(str(root), "<work>"))
-    config = {**vars(args), "work": "<work>" if args.work else None}
-    write_results("faults", config, metrics, markdown, write=write)
+    config = {**vars(args), "work": "<work>" if args.work else None, "rerun": [p for p in PARTS if p in args.parts],
+              "merged": merged}
+    write_results("faults", config, metrics, "\n\n".join(sections), write=write, extra={"parts": parts})
     if not write and not args.smoke:
         print("faults: not every part ran, nothing written")
 
+
+def private(markdown: str, root: Path) -> str:
+    """No paths of this machine in the results: the working folder, the sandboxes' directories and
+    part 6's temporary mount points by role."""
+    markdown = re.sub(r"/tmp/neuromas-sbx-\w+", "<sandbox dir>", markdown.replace(str(root), "<work>"))
+    return re.sub(r"/\S*?/faults-(?:disk|ro)-\w+", "<mount>", markdown)
+
+
+# For a results file written before each part's figures were kept apart in it ("parts"): which
+# metrics and which section of faults.md belong to which part.
+LEGACY_KEYS = {"kill": ("kills", "resumed", "identical", "reference_step_s", "signal_stops"),
+               "corrupt": ("corrupt_",), "input": ("fuzz_",), "reward": ("reward_",),
+               "serve": ("serve_", "failures", "healthy_after", "rss_", "threads_", "sigterm_"),
+               "sandbox": ("attacks", "contained"), "disk": ("disk_",)}
+LEGACY_TITLES = {"kill": "1. ", "corrupt": "2. ", "input": "3. ", "reward": "3b. ", "serve": "4. ",
+                 "sandbox": "5. ", "disk": "6. "}
+
+
+def earlier_parts(results: Path) -> dict[str, dict]:
+    """part -> its metrics, markdown, title, seconds, commit and date in the results written
+    before (`--merge`: the parts not rerun keep those)."""
+    record = json.loads((results / "faults.json").read_text())
+    if "parts" in record:
+        return record["parts"]
+    sections = {}
+    for chunk in (results / "faults.md").read_text().split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n\n")
+        sections[title] = re.sub(r"\n*\(\d+ s\)\s*$", "", body.strip())
+    parts = {}
+    for part, prefix in LEGACY_TITLES.items():
+        title = next((t for t in sections if t.startswith(prefix)), None)
+        if title is not None:
+            parts[part] = {"metrics": {k: v for k, v in record["metrics"].items() if k.startswith(LEGACY_KEYS[part])},
+                           "markdown": sections[title], "title": title, "seconds": record["metrics"]["seconds"][part],
+                           "commit": record["commit"], "date": record["date"], "machine": record["machine"]}
+    return parts
 
 if __name__ == "__main__":
     main()

@@ -106,7 +106,7 @@ class Case:
     """A command line (after `neuromas`) and the files it needs in its working directory."""
 
     name: str
-    kind: str  # config, yaml, override, jsonl, reward-import, reward-run, cli
+    kind: str  # config, yaml, override, jsonl, reward-import, reward-run, reward-train, cli
     argv: list[str]
     files: dict[str, bytes] = field(default_factory=dict)
     model: bool = False  # loads the model (slow): benchmark only
@@ -236,6 +236,10 @@ def reward_cases() -> list[Case]:
         files = {**GOOD_FILES, **modules, "c.yaml": _yaml(_set(BASE, "task.reward", f"faults_rewards:{fn}"))}
         out.append(Case(f"reward function {fn}", "reward-run", ["eval", "c.yaml", "--limit", "1", "--out", "run", "-q"],
                         files, model=True))
+    for fn in ["nan_in_training", "short_in_training"]:  # the trainer's batch, after an evaluation that went well
+        files = {**GOOD_FILES, **modules, "c.yaml": _yaml(_set(BASE, "task.reward", f"faults_rewards:{fn}"))}
+        out.append(Case(f"reward function {fn} (train)", "reward-train", ["train", "c.yaml", "--out", "run", "-q"],
+                        files, model=True))
     return out
 
 
@@ -278,10 +282,18 @@ def write_files(folder, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
+def echo_end(lines: list[str]) -> int:
+    """Where the config echo ends: a command that starts a run (train, eval, run) prints its
+    resolved config and `run directory: ...` first (cli._start), which is output, not the problem."""
+    marks = [i for i, line in enumerate(lines) if line.startswith("run directory: ")]
+    return marks[0] + 1 if marks else 0
+
+
 def judge(returncode: int, stdout: str, stderr: str) -> dict:
     """Exit 2, no traceback, and the problem said: in one line, or in click's usage block."""
     traceback = "Traceback (most recent call last)" in stdout + stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = lines[echo_end(lines):]
     if not lines and stdout.lstrip().startswith("Usage:"):  # no arguments at all: the help, exit 2
         lines = ["Usage: (the help, on stdout)", "│ no command given: the help"]
     usage = bool(lines) and lines[0].startswith(("Usage:", "╭"))

@@ -55,7 +55,7 @@ def inf(completions, targets, inputs):
 
 
 def too_short(completions, targets, inputs):
-    return [1.0]
+    return [1.0] * (len(completions) - 1)
 
 
 def too_long(completions, targets, inputs):
@@ -92,6 +92,16 @@ def exits(completions, targets, inputs):
 
 def recursion(completions, targets, inputs):
     return recursion(completions, targets, inputs)
+
+
+def nan_in_training(completions, targets, inputs):
+    """Fine on one answer (the evaluation before training), NaN on a training batch."""
+    return [0.0] if len(completions) == 1 else [math.nan] * len(completions)
+
+
+def short_in_training(completions, targets, inputs):
+    """Fine on one answer (the evaluation before training), one score for a whole training batch."""
+    return [0.0]
 '''
 BROKEN_MODULE = "def broken(:\n    pass\n"  # a reward module with a syntax error
 

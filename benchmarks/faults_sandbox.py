@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -289,7 +290,13 @@ cd "$ws"
 
 
 def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("resuming ")]
+    """What a run said on standard error after its config echo (a new run prints its resolved
+    config and `run directory: ...` first) and its `resuming ...` line."""
+    from benchmarks.faults_input import echo_end
+
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("resuming ")]
+    # the temporary mount points by role, before a line is cut short for the table
+    return [re.sub(r"/\S*?/faults-(?:disk|ro)-\w+", "<mount>", line) for line in lines[echo_end(lines):]]
 
 
 def run_disk(root: Path) -> tuple[dict, str]:

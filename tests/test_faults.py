@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchmarks.faults_input import cases, judge, write_files
+from benchmarks.faults_input import BASE, GOOD_FILES, _set, _yaml, cases, echo_end, judge, write_files
 from typer.testing import CliRunner
 
 from neuromas.checkpoint import RUN_CONFIG, _writing, newest_intact_checkpoint
 from neuromas.cli import app
 from neuromas.errors import NeuromasError
-from neuromas.files import atomic_directory, verify_checksums, write_checksums
+from neuromas.files import atomic_directory, atomic_write, disk_error, disk_message, verify_checksums, write_checksums
 from neuromas.rl.metrics import MetricsLog, read_metrics
 from neuromas.rl.trainer import StopSignals
 from neuromas.tasks.jsonl import check_scores
@@ -86,13 +86,111 @@ def test_checkpoints_without_checksums_from_older_runs_are_still_used(tmp_path, 
     assert "no checksums" in caplog.messages[0]
 
 
-def test_a_full_disk_is_one_line_and_leaves_no_temporary_directory(tmp_path):
+@pytest.mark.parametrize("raised", [OSError(errno.ENOSPC, "No space left on device", "x/.step.tmp/trainer.pt"),
+                                    Exception("Error while serializing: I/O error: No space left on device (os error 28)")])
+def test_a_full_disk_leaves_no_temporary_directory_and_names_the_checkpoint(tmp_path, raised):
+    """What safetensors raises (its own error around the OSError) is recognised as well as an OSError."""
     final = tmp_path / "checkpoints" / "step-000001"
-    with pytest.raises(NeuromasError, match="cannot write .*No space left on device"):
+    with pytest.raises(OSError) as caught:
         with _writing(final), atomic_directory(final) as tmp:
             (tmp / "trainer.pt").write_bytes(b"half")
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise raised
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(final)
     assert list((tmp_path / "checkpoints").iterdir()) == []
+    with pytest.raises(ValueError):  # anything else is not a disk problem and passes through
+        with _writing(final), atomic_directory(final):
+            raise ValueError("a bug")
+
+
+def test_a_refused_write_is_one_line_with_the_fix(tmp_path):
+    full = disk_message(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "metrics.jsonl")),
+                        run_dir="run")
+    assert full.startswith(f"cannot write {tmp_path}/run/metrics.jsonl: No space left on device; free space on /")
+    assert full.endswith(" and resume with --resume run") and "\n" not in full
+    assert "remount / read-write" in disk_message(OSError(errno.EROFS, "Read-only file system", "/x"))
+    assert disk_error(RuntimeError("(os error 30)")).errno == errno.EROFS
+    assert disk_error(OSError(errno.ENOENT, "No such file")) is None and disk_error(ValueError("x")) is None
+
+
+def test_atomic_write_refused_leaves_no_temporary_file_and_names_the_file(tmp_path, monkeypatch):
+    def refuse(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError) as caught:
+        atomic_write(tmp_path / "results.json", "{}")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "results.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _run_folder(tmp_path, monkeypatch, checkpoint_steps=()):
+    """A run directory (its config.yaml and the task's rows) in tmp_path, the working directory."""
+    write_files(tmp_path, {**GOOD_FILES, "c.yaml": _yaml(BASE)})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_bytes(_yaml(BASE))
+    for step in checkpoint_steps:
+        fake_checkpoint(tmp_path / "run", step, config=(tmp_path / "run" / "config.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+
+
+def _said(result) -> list[str]:
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("resuming ")]
+    return lines[echo_end(lines):]
+
+
+@pytest.mark.parametrize("raised", [OSError(errno.ENOSPC, "No space left on device", "run/metrics.jsonl"),
+                                    Exception("Error while serializing: I/O error: No space left on device (os error 28)")])
+def test_a_training_run_on_a_full_disk_says_one_line_and_exits_2(tmp_path, monkeypatch, raised):
+    import neuromas.runner
+
+    _run_folder(tmp_path, monkeypatch)
+
+    def train(*args):
+        raise raised
+
+    monkeypatch.setattr(neuromas.runner, "_train", train)  # the model is not needed to fill a disk
+    result = CliRunner().invoke(app, ["train", "c.yaml", "--out", "new", "-q"])
+    assert result.exit_code == 2, result.output
+    assert _said(result) == [_said(result)[0]] and "No space left on device; free space on /" in _said(result)[0]
+    assert _said(result)[0].endswith("resume with --resume new")
+
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("the model was loaded")
+
+
+def test_a_resume_that_cannot_go_on_stops_before_the_model_loads(tmp_path, monkeypatch):
+    import neuromas.runner
+
+    _run_folder(tmp_path, monkeypatch, checkpoint_steps=(1, 2))
+    for step in (1, 2):
+        (tmp_path / "run" / "checkpoints" / f"step-{step:06d}" / "trainer.pt").write_bytes(b"cut")
+    monkeypatch.setattr(neuromas.runner, "build_network", _no_model)
+    result = CliRunner().invoke(app, ["train", "--resume", "run", "-q"])
+    assert result.exit_code == 2 and len(_said(result)) == 1, result.output
+    assert _said(result)[0].startswith("error: no intact checkpoint in run/checkpoints")
+    (tmp_path / "run" / "config.yaml").write_bytes(_yaml(_set(BASE, "train.lr", 0.5)))
+    result = CliRunner().invoke(app, ["train", "--resume", "run", "-q"])
+    assert result.exit_code == 2 and len(_said(result)) == 1 and "was edited after the run started" in result.stderr
+
+
+def test_a_resume_on_a_read_only_mount_stops_in_one_line_before_the_model_loads(tmp_path, monkeypatch):
+    import neuromas.runner
+
+    _run_folder(tmp_path, monkeypatch, checkpoint_steps=(1,))
+    write_bytes = Path.write_bytes
+
+    def read_only(self, data):
+        if self.name.startswith(".write-test"):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", read_only)
+    monkeypatch.setattr(neuromas.runner, "build_network", _no_model)
+    result = CliRunner().invoke(app, ["train", "--resume", "run", "-q"])
+    assert result.exit_code == 2 and len(_said(result)) == 1, result.output
+    assert _said(result)[0].startswith("error: cannot write run: Read-only file system; remount /")
+    assert _said(result)[0].endswith(" read-write and resume with --resume run")
 
 
 def test_a_metrics_line_cut_by_a_crash_is_dropped_on_resume(tmp_path):
@@ -172,6 +270,32 @@ def test_a_reward_function_returning_nonsense_is_named(scores):
     assert check_scores((x for x in [1, 0.5]), 2, "m:f") == [1.0, 0.5]
 
 
+@pytest.mark.parametrize("fn, says", [
+    ("raises", "failed: ValueError: a bug in the user's reward"), ("nan", "returned nan for completion 0"),
+    ("inf", "returned inf for completion 0"), ("too_short", "returned 1 scores for 2 completions"),
+    ("too_long", "returned 5 scores for 2 completions"), ("strings", "returned 'high' (str) for completion 0"),
+    ("none", "returned a NoneType"), ("scalar", "returned a float"), ("nested", "returned [1.0] (list)"),
+    ("dict_scores", "returned a dict"), ("no_kwargs", "failed: TypeError"), ("exits", "failed: SystemExit: 7"),
+    ("recursion", "failed: RecursionError"), ("nan_in_training", "returned nan for completion 0"),
+    ("short_in_training", "returned 1 scores for 2 completions")])
+def test_a_reward_function_that_misbehaves_is_one_line_naming_it(tmp_path, monkeypatch, fn, says):
+    """The fast half of the benchmark's `reward` part: the task's reward on two made-up answers
+    (evaluation and training both score through it: network.score)."""
+    from benchmarks.faults_kill import REWARDS
+
+    from neuromas.tasks.jsonl import JSONLTask
+
+    write_files(tmp_path, {**GOOD_FILES, "faults_rewards.py": REWARDS.encode()})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "faults_rewards", raising=False)
+    task = JSONLTask(str(tmp_path / "rows.jsonl"), reward=f"faults_rewards:{fn}", test_size=2)
+    with pytest.raises(NeuromasError) as caught:
+        task.reward(["apple", "a pear"], task.examples("test")[:2])
+    message = str(caught.value)
+    assert message.startswith(f"reward function 'faults_rewards:{fn}' ") and says in message, message
+    assert "\n" not in message and len(message) < 300
+
+
 # the server's limits -----------------------------------------------------------------------------
 def test_the_server_refuses_big_bodies_and_wrong_content_types_before_reading_them():
     pytest.importorskip("fastapi")
@@ -195,6 +319,87 @@ def test_the_server_refuses_big_bodies_and_wrong_content_types_before_reading_th
         assert asyncio.run(http(server.port, "GET", "/health"))[0] == 200
 
 
+def test_the_server_refuses_oversized_headers_with_431():
+    """64 KB of headers arrive in one read on localhost, so uvicorn's parser (h11) does not bound
+    them: the app counts them (BodyLimit)."""
+    pytest.importorskip("fastapi")
+    import asyncio
+
+    from benchmarks.faults_serve import chat, http
+
+    from neuromas.localserver import ThreadedServer
+    from neuromas.serve import ServeSettings, create_app
+
+    with ThreadedServer(create_app(None, None, ServeSettings(model_id="faults"))) as server:
+        def status(method, path, *args) -> int:
+            return asyncio.run(http(server.port, method, path, *args))[0]
+
+        assert status("POST", "/v1/chat/completions", chat("hi"), {"X-Big": "a" * 65536}) == 431
+        assert status("GET", "/health", b"", {"X-Big": "a" * 65536}) == 431
+        assert status("GET", "/health", b"", {f"X-Many-{i}": "a" * 100 for i in range(400)}) == 431
+        assert status("GET", "/health", b"", {"X-Fine": "a" * 4096}) == 200
+        assert status("POST", "/v1/chat/completions", chat("hi", model="other"), {"X-Fine": "a" * 4096}) == 404
+
+
+def test_neuromas_serve_refuses_headers_in_any_number_of_reads_and_exits_0_on_sigterm(tmp_path):
+    """`serve.run_server` (uvicorn as `neuromas serve` runs it) in a process of its own, serving an
+    app without a network: 64 KB of headers in one write get 431, 1 MB sent in 64 KB pieces is
+    refused by the parser (400, or the connection closed), then SIGTERM stops it with status 0."""
+    pytest.importorskip("fastapi")
+    import asyncio
+    import subprocess
+
+    from benchmarks.faults_serve import http
+
+    from neuromas.localserver import free_port, wait_for
+
+    port = free_port()
+    code = ("from neuromas.serve import ServeSettings, create_app, run_server; s = ServeSettings(); "
+            f"run_server(create_app(None, None, s), '127.0.0.1', {port}, s)")
+    server = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", 60, server)
+        assert asyncio.run(http(port, "GET", "/health", b"", {"X-Big": "a" * 65536}))[0] == 431
+
+        async def in_pieces() -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            try:
+                for i in range(16):
+                    writer.write(f"X-{i}: {'a' * 65536}\r\n".encode())
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+                writer.write(b"\r\n")
+                await writer.drain()
+            except ConnectionError:
+                pass
+            try:
+                return await asyncio.wait_for(reader.read(), 30)
+            except ConnectionError:
+                return b""
+            finally:
+                writer.close()
+
+        reply = asyncio.run(in_pieces())
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 400"), reply[:100]
+        assert asyncio.run(http(port, "GET", "/health"))[0] == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0, server.stderr.read()[-2000:]
+
+
+def test_grow_on_a_missing_run_answers_at_once(tmp_path):
+    """The benchmark once got no answer within 120 s from this command (not reproduced since):
+    in a process of its own, with a deadline, it must exit 2 with one line."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "neuromas.cli", "grow", "nowhere", "--out", "g", "--widen", "1:2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert judge(done.returncode, done.stdout, done.stderr)["ok"], done.stderr[-2000:]
+    assert not (tmp_path / "g").exists()
+
+
 # the sandbox -------------------------------------------------------------------------------------
 def test_hostile_programs_are_contained(tmp_path, monkeypatch):
     from benchmarks.faults_sandbox import grade_all
@@ -209,3 +414,16 @@ def test_hostile_programs_are_contained(tmp_path, monkeypatch):
     results = grade_all(tmp_path, only=("fork", "read", "write", "the parent", "spawn", "signals", "network"))[:-1]
     assert len(results) == 7
     assert all(r["contained"] for r in results), [r for r in results if not r["contained"]]
+
+
+def test_the_deprecated_gradient_checkpointing_warning_never_reaches_the_terminal():
+    """PEFT reads transformers' deprecated `is_gradient_checkpointing` (a FutureWarning on every
+    read): once the adapters' module is imported, no read of it prints a line, wherever it is."""
+    import subprocess
+
+    code = ("import warnings, neuromas.backends.lora; "
+            "warnings.warn('`is_gradient_checkpointing` is deprecated and will be removed in v6.', FutureWarning); "
+            "warnings.warn('another FutureWarning', FutureWarning)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and "is_gradient_checkpointing" not in done.stderr and "another" in done.stderr

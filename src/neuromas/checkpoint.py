@@ -23,6 +23,7 @@ the network, whose `save` and `load` call it (DESIGN.md section 7, layers import
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import random
 import re
@@ -35,7 +36,7 @@ from pydantic import ValidationError
 from neuromas.config import ModelConfig, NetworkConfig, format_validation_error
 from neuromas.errors import NeuromasError
 from neuromas.fadein import Growth
-from neuromas.files import CHECKSUMS, atomic_directory, verify_checksums, write_checksums
+from neuromas.files import CHECKSUMS, atomic_directory, disk_error, verify_checksums, write_checksums
 from neuromas.topology import Topology
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -60,18 +61,16 @@ def save_network(net, path: Path) -> None:
 
 @contextlib.contextmanager
 def _writing(path: Path):
-    """A full disk, a read-only or forbidden directory: one line naming what could not be written
-    (the atomic block has already removed its half-written temporary directory)."""
+    """A full disk, a read-only or forbidden directory: an OSError naming `path` (the directory
+    being saved, not a file in its temporary twin, which the atomic block has already removed),
+    whoever raised it: safetensors wraps the OSError of a failed write in its own error."""
     try:
         yield
-    except OSError as error:
-        raise NeuromasError(f"cannot write {path}: {error.strerror or error}; free space or fix the "
-                            "directory's permissions (a training run then continues with --resume)") from None
-    except RuntimeError as error:  # torch.save reports a failed write as a RuntimeError
-        if "write" not in str(error).lower():
+    except Exception as error:
+        found = disk_error(error, path)
+        if found is None:
             raise
-        raise NeuromasError(f"cannot write {path}: {str(error).splitlines()[0]}; free space or fix the "
-                            "directory's permissions (a training run then continues with --resume)") from None
+        raise found from error
 
 
 def load_adapter_weights(net, directory: Path) -> None:
@@ -167,7 +166,9 @@ def save_checkpoint(run_dir: Path, step: int, net, trainer_state: dict, keep: in
             "step": step,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
         }
-        torch.save(state, tmp / "trainer.pt")
+        buffer = io.BytesIO()  # torch's own file writer reports a full disk as a RuntimeError without errno
+        torch.save(state, buffer)
+        (tmp / "trainer.pt").write_bytes(buffer.getbuffer())
         if run_config is not None:
             (tmp / RUN_CONFIG).write_text(run_config, encoding="utf-8")
         write_checksums(tmp)
@@ -222,11 +223,12 @@ def _first_difference(old, new, where: str = "") -> str | None:
     return None if old == new else f"{where or '(top level)'}: {old!r} when the run started, {new!r} now"
 
 
-def newest_intact_checkpoint(run_dir: Path, run_config: str | None = None) -> Path | None:
+def newest_intact_checkpoint(run_dir: Path, run_config: str | None = None, quiet: bool = False) -> Path | None:
     """The checkpoint a resume continues from: the newest intact one, each newer one refused in one
-    logged line. Checkpoints without checksums (older runs) are used only when no checked one is
-    intact. None when the run has no checkpoint; a NeuromasError when it has some but none is
-    intact, or when config.yaml was edited since the run started."""
+    logged line (none with `quiet`: a check before the model loads, runner.py). Checkpoints without
+    checksums (older runs) are used only when no checked one is intact. None when the run has no
+    checkpoint; a NeuromasError when it has some but none is intact, or when config.yaml was
+    edited since the run started."""
     found = checkpoints(run_dir)
     if not found:
         return None
@@ -238,15 +240,16 @@ def newest_intact_checkpoint(run_dir: Path, run_config: str | None = None) -> Pa
     for directory in reversed(found):
         problem = checkpoint_problem(directory)
         if problem is None:
-            for name, why in refused:
+            for name, why in [] if quiet else refused:
                 log.warning("checkpoint %s refused (%s); resuming from %s", name, why, directory.name)
             return directory
         refused.append((directory.name, problem))
         if problem == "no checksums":
             unchecked.append(directory)
     if unchecked:  # no checked checkpoint is intact: an older run's are used as they are
-        log.warning("checkpoint %s has no checksums (saved by an older neuromas); resuming from it unchecked",
-                    unchecked[0])
+        if not quiet:
+            log.warning("checkpoint %s has no checksums (saved by an older neuromas); resuming from it unchecked",
+                        unchecked[0])
         return unchecked[0]
     raise NeuromasError(f"no intact checkpoint in {run_dir / 'checkpoints'} "
                         f"({'; '.join(f'{name}: {why}' for name, why in refused)}); "

@@ -7,7 +7,6 @@ exits with status 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 from pathlib import Path
@@ -21,6 +20,7 @@ from rich.syntax import Syntax
 from neuromas.config import RunConfig
 from neuromas.configfile import load_config
 from neuromas.errors import NeuromasError
+from neuromas.files import disk_error, disk_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
@@ -32,10 +32,6 @@ SetOpt = Annotated[
 ]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<config>-<time>).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-
-
-# Errors of the machine rather than of the program: a full disk, a read-only or forbidden directory.
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 def user_errors(command):
@@ -54,12 +50,11 @@ def user_errors(command):
             console.print("[bold red]interrupted[/] (a training run continues from its last checkpoint with "
                           "--resume RUN_DIR)", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
-        except OSError as error:
-            if error.errno not in _DISK_ERRNOS:
+        except Exception as error:
+            refused = disk_error(error)  # a full disk, a read-only or forbidden directory (also as wrapped by safetensors)
+            if refused is None:
                 raise
-            where = f" {error.filename}" if error.filename else ""
-            console.print(f"[bold red]error:[/] cannot write{escape(where)}: {error.strerror}", highlight=False,
-                          soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(disk_message(refused))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -18,6 +18,7 @@ Layout of a run directory (every file is written whole or not at all):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -30,13 +31,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from neuromas.build import build_network, load_task, model_dtype
-from neuromas.checkpoint import saved_network_config
+from neuromas.checkpoint import newest_intact_checkpoint, saved_network_config
 from neuromas.config import GrowthStage, RunConfig, dump_config, format_validation_error
 from neuromas.configfile import load_config
 from neuromas.distributed import evaluate_on_ray
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
-from neuromas.files import atomic_write
+from neuromas.files import atomic_write, disk_error, disk_message
 from neuromas.grow import apply
 from neuromas.network import Network
 from neuromas.plan import plan_stage
@@ -128,6 +129,16 @@ def run_train(
     read back from the run directory rather than redone.
     """
     task = task or load_task(config)
+    with _disk_errors(run_dir):
+        if resume:  # what would stop the resume is said before the model loads (a minute on a small machine)
+            _check_writable(run_dir)
+            config_file = run_dir / "config.yaml"
+            newest_intact_checkpoint(run_dir, config_file.read_text(encoding="utf-8") if config_file.is_file() else None,
+                                     quiet=True)
+        return _train(config, run_dir, task, resume, progress)
+
+
+def _train(config: RunConfig, run_dir: Path, task: Task, resume: bool, progress: bool) -> dict[str, EvalResult]:
     net = build_network(config)
     trainer = Trainer(net, task, config.train, run_dir, eval_config=config.eval, progress=progress)
     resumed = resume and trainer.resume()
@@ -152,6 +163,31 @@ def run_train(
     widths = {"before": [layer.width for layer in config.network.layers], "after": net.topology.widths}
     _write_results(net, run_dir, {"before": before, "after": after}, extra, widths)
     return {"before": before, "after": after}
+
+
+@contextlib.contextmanager
+def _disk_errors(run_dir: Path):
+    """A write the disk refuses in a training run (full, read-only, forbidden): one line naming
+    what could not be written, the fix and how the run continues. Checkpoints are atomic, so the
+    resume starts from the last complete one."""
+    try:
+        yield
+    except Exception as error:
+        refused = disk_error(error)
+        if refused is None:
+            raise
+        if refused.filename is None:  # a native writer's error names no file: the run directory, then
+            refused = OSError(refused.errno, refused.strerror, str(run_dir))
+        raise NeuromasError(disk_message(refused, run_dir)) from None
+
+
+def _check_writable(run_dir: Path) -> None:
+    probe = run_dir / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"\n")  # a full disk refuses even a byte on tmpfs; a read-only mount refuses the file
+        probe.unlink()
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(run_dir)) from None
 
 
 def _read_before(path: Path) -> EvalResult | None:

@@ -11,7 +11,7 @@ the readout's message is the reply. Concurrent requests are batched: a collector
 waiting (up to `max_batch`, waiting at most `batch_wait_ms` after the first) and runs it as one
 batched forward pass in a worker thread, so N clients cost one pass per layer, not N. The queue
 is bounded (429 when full), inputs are bounded in length (413, and a request body in bytes
-before it is read whole), a body that is not JSON gets 415, every request has a deadline (504),
+before it is read whole; 431 for headers over 16 KB), a body that is not JSON gets 415, every request has a deadline (504),
 a bad request gets its 4xx, and none of them takes the server down. SIGTERM or Ctrl-C stops
 accepting, lets the requests in flight finish (up to the timeout) and exits with status 0.
 """
@@ -48,6 +48,7 @@ class ServeSettings:
     max_input_chars: int = 8000  # a longer user message gets 413
     timeout_s: float = 300.0  # a request not answered by then gets 504
     max_body_bytes: int = 1 << 20  # a larger request body gets 413 before it is read whole
+    max_header_bytes: int = 16 << 10  # larger request headers (all of them) get 431, or 400 from the HTTP parser
 
 
 class ChatMessage(BaseModel):
@@ -136,7 +137,7 @@ def create_app(net: Network, task: Task | None = None, settings: ServeSettings |
 
     app = FastAPI(title="neuromas", lifespan=lifespan)
     app.state.batcher = batcher
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_header_bytes=settings.max_header_bytes)
 
     def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
         return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
@@ -188,14 +189,23 @@ def create_app(net: Network, task: Task | None = None, settings: ServeSettings |
 
 
 class BodyLimit:
-    """ASGI middleware: a POST whose body is not JSON gets 415, one larger than `max_bytes` gets 413,
-    counted as it arrives (a chunked body has no Content-Length), so it is never held whole."""
+    """ASGI middleware: headers larger than `max_header_bytes` in all get 431 (any method); a POST
+    whose body is not JSON gets 415, one larger than `max_bytes` gets 413, counted as it arrives
+    (a chunked body has no Content-Length), so it is never held whole."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, max_header_bytes: int = 16 << 10):
+        self.app, self.max_bytes, self.max_header_bytes = app, max_bytes, max_header_bytes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        # uvicorn's parser (h11) bounds only headers that arrive in several reads (run_server sets
+        # that bound too); headers that came in one read (64 KB on localhost) are counted here
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])  # "k: v\r\n"
+        if header_bytes > self.max_header_bytes:
+            return await _reply(send, 431, f"the request headers have {header_bytes} bytes; the limit is "
+                                           f"{self.max_header_bytes}")
+        if scope["method"] != "POST":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -255,7 +265,10 @@ def run_server(app, host: str, port: int, settings: ServeSettings) -> None:
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            timeout_graceful_shutdown=int(settings.timeout_s) + 1)
+                            timeout_graceful_shutdown=int(settings.timeout_s) + 1,
+                            # the HTTP parser's bound on a request line and headers still arriving: 400
+                            # beyond it (the app answers 431 to those that arrived whole: BodyLimit)
+                            h11_max_incomplete_event_size=settings.max_header_bytes + 8192)
     previous = {signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(config).run()

@@ -43,6 +43,14 @@ from safetensors.torch import load_file
 from neuromas.adapters import adapter_seed
 from neuromas.config import AdapterConfig
 
+# PEFT asks transformers' deprecated `is_gradient_checkpointing` (transformers 5 warns on every
+# read); we never checkpoint activations, so the answer does not matter. Filtered for the whole
+# process (any place a PEFT version reads it) and again around `get_peft_model` (a caller may
+# reset the filters: pytest does per test). With the local filter alone, issue 21's first fault
+# run saw the warning as the first line of a resume; not reproduced since in this environment.
+_GRADIENT_CHECKPOINTING = r".*is_gradient_checkpointing"
+warnings.filterwarnings("ignore", message=_GRADIENT_CHECKPOINTING, category=FutureWarning)
+
 
 @dataclass
 class _Shared:
@@ -76,10 +84,8 @@ def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) 
         with torch.random.fork_rng(devices=_devices(model)):
             torch.manual_seed(adapter_seed(seed, name))
             if shared is None:
-                with warnings.catch_warnings():
-                    # PEFT asks transformers' deprecated `is_gradient_checkpointing`, which warns on every
-                    # run (transformers 5); we never checkpoint activations, so the answer does not matter.
-                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                with warnings.catch_warnings():  # here too: a caller (pytest) may have reset the filters since
+                    warnings.filterwarnings("ignore", message=_GRADIENT_CHECKPOINTING, category=FutureWarning)
                     shared = _SHARED[id(model)] = _Shared(get_peft_model(model, lora, adapter_name=key))
             else:
                 shared.peft.add_adapter(key, lora)
