@@ -293,9 +293,9 @@ class TrainConfig(_Strict):
     rollout_workers: int = Field(0, ge=0)
     """Ray workers that sample the rollouts (`neuromas train|run --ray local|ADDRESS`), each with
     its own copy of the base model, receiving the adapters before every rollout; 0 samples in this
-    process. The same seed gives the same rollouts either way (distributed.py); the update stays in
-    this process. Workers share out each layer's micro-batches, so use at most rows per layer over
-    `model.max_batch_rows` of them."""
+    process. The same seed gives the same rollouts either way where the threads per worker equal
+    this process's (distributed.py); the update stays in this process. Workers share out each
+    layer's micro-batches, so use at most rows per layer over `model.max_batch_rows` of them."""
     rollout_worker_cpus: int = Field(1, ge=1)
     """CPUs each rollout worker reserves from Ray, and its torch threads."""
     algorithm: Literal["reinforce", "collm-cc"] = "reinforce"

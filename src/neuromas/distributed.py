@@ -12,13 +12,15 @@ Training rollouts (`RolloutWorkers`). The network's forward, its prompts, tree r
 growth's fade-in all stay in the driver, which hands each layer's generation to the workers
 instead of its own backend: the unit of work is one micro-batch of that layer exactly as
 `HFBackend.micro_batches` splits it in one process (same rows, same padding, a seed of its own),
-so the rollouts are the single-process rollouts bit for bit, with any number of workers (tested).
-Parallelism is therefore the number of micro-batches per layer: rows per layer over
-`model.max_batch_rows`. Each worker holds the base model; before every rollout the driver sends
-the adapters (their LoRA tensors, put into Ray's object store once and read by every worker)
-with a version, the number of steps done, and every micro-batch names the version it must be
-sampled with: a worker holding another refuses it, so a stale adapter never samples. The update
-(log-probs, loss, backward, optimizer) stays in the driver.
+so the rollouts are the single-process rollouts bit for bit, with any number of workers (tested),
+where a worker runs as many torch threads as the driver (in float32 here, 1 and 2 threads gave
+the same tokens with log-probs apart in the last bits). Parallelism is therefore the number
+of micro-batches per layer: rows per layer over `model.max_batch_rows`. Each worker holds the
+base model; before every rollout the driver sends the adapters (their LoRA tensors, put into
+Ray's object store once and read by every worker) with a version, the number of steps done, and
+every micro-batch names the version it must be sampled with: a worker holding another refuses
+it, so a stale adapter never samples. The update (log-probs, loss, backward, optimizer) stays in
+the driver.
 
 Ray is the only scale-out mechanism: no home-made process pools or RPC (DESIGN.md section 3).
 `local` starts a Ray instance on this machine; any other value is a cluster address for
