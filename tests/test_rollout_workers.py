@@ -1,6 +1,9 @@
 """Training rollouts sampled on 2 local Ray workers are the single-process rollouts, bit for bit,
 before and after an update; a worker refuses to sample with adapters of another version."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from neuromas.backends.base import GenerationRequest
@@ -29,6 +32,29 @@ class Letters(Task):
 
     def reward(self, completions, examples):
         return [c.count("e") / max(len(c), 1) for c in completions]
+
+
+@pytest.mark.slow
+def test_neuromas_train_with_ray_trains_from_the_workers_rollouts(tmp_path):
+    """The whole path `neuromas train|run --ray local` takes (run_train): refusals checked, Ray
+    started, a worker sampling every step's rollouts, the run directory written. Before the
+    module's worker pool starts: this test's Ray instance takes the machine's CPUs and is shut down."""
+    ray = pytest.importorskip("ray")
+    from neuromas.configfile import load_config
+    from neuromas.runner import run_train
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "quickstart.yaml", [
+        "train.steps=1", "train.batch_size=1", "train.group_size=2", "network.generation.max_new_tokens=4",
+        "eval.limit=2", "train.rollout_workers=1", "model.dtype=float32"])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    try:
+        results = run_train(config, run_dir, progress=False, ray="local")
+    finally:
+        ray.shutdown()
+    assert results["after"].n == 2
+    summary = json.loads((run_dir / "results.json").read_text())
+    assert summary["train"]["steps"] == 1 and summary["train"]["rollout_workers"] == 1
 
 
 @pytest.fixture(scope="module")

@@ -152,10 +152,11 @@ def run_train(
             config_file = run_dir / "config.yaml"
             newest_intact_checkpoint(run_dir, config_file.read_text(encoding="utf-8") if config_file.is_file() else None,
                                      quiet=True)
-        return _train(config, run_dir, task, resume, progress)
+        return _train(config, run_dir, task, resume, progress, ray)
 
 
-def _train(config: RunConfig, run_dir: Path, task: Task, resume: bool, progress: bool) -> dict[str, EvalResult]:
+def _train(config: RunConfig, run_dir: Path, task: Task, resume: bool, progress: bool,
+           ray: str | None) -> dict[str, EvalResult]:
     net = build_network(config)
     workers = None
     if ray is not None:  # the driver's model first: the workers compute in its dtype
