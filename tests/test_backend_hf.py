@@ -98,6 +98,24 @@ def test_sampling_is_seeded_and_logprobs_match_a_teacher_forced_pass(backend32):
         assert gen.logprobs == pytest.approx(expected.tolist(), abs=2e-3)
 
 
+@pytest.mark.slow
+def test_micro_batches_are_computed_the_same_in_any_order(backend32):
+    """Each micro-batch samples from a seed of its own, never from a generator the others advanced:
+    the property that lets Ray rollout workers run them apart (distributed.py)."""
+    from neuromas.backends.hf import HFBackend
+
+    small = HFBackend(backend32.model, backend32.tokenizer, max_batch_rows=2)
+    requests = [request(chat, max_new_tokens=8, temperature=1.0) for chat in CHATS]
+    whole = small.generate(requests, seed=3)
+    batches = small.micro_batches(requests, seed=3)
+    assert len(batches) == 2 and batches[0][2] == 3 and batches[1][2] != 3  # the first keeps the call's seed
+    apart = {}
+    for rows, prompts, seed in reversed(batches):
+        apart.update(zip(rows, small.generate_batch(prompts, [requests[i] for i in rows], seed)))
+    for i, gen in enumerate(whole):
+        assert (gen.token_ids, gen.logprobs, gen.prompt_ids) == (apart[i].token_ids, apart[i].logprobs, apart[i].prompt_ids)
+
+
 def test_top_p_keeps_the_nucleus_and_the_top_token():
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.9, 0.05, 0.03, 0.02]])
     kept = _top_p_filter(probs, torch.tensor([0.7, 0.5]))

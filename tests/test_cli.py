@@ -132,6 +132,19 @@ def test_train_without_steps_and_resume_without_a_run(tmp_path):
     assert result.returncode == 2 and "config file not found: nowhere/config.yaml" in result.stderr
 
 
+def test_rollout_workers_and_ray_go_together(tmp_path):
+    config = str(write_config(tmp_path / "c.yaml", train={"steps": 1, "rollout_workers": 2}))
+    for args, expected in (([], "train.rollout_workers 2 samples the rollouts on Ray workers: add --ray local"),
+                           (["--ray", "local", "--set", "train.rollout_workers=0"], "--ray local: set train.rollout_workers")):
+        result = neuromas("train", config, "--out", "out", *args, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
+        assert not (tmp_path / "out").exists()
+    result = neuromas("run", config, "--out", "out", "--ray", "local", cwd=tmp_path)  # Ray not installed
+    assert result.returncode == 2 and "--ray (Ray) needs the optional extra [ray]" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_refuses_a_missing_key_variable_and_a_missing_run(tmp_path):
     from typer.testing import CliRunner
 

@@ -83,9 +83,11 @@ def _start(config: RunConfig, config_path: Path):
 
 
 def _prepare(
-    config_path: Path | None, overrides: list[str] | None, out: Path | None, resume: Path | None, training: bool = False
+    config_path: Path | None, overrides: list[str] | None, out: Path | None, resume: Path | None, training: bool = False,
+    ray: str | None = None,
 ):
-    """(config, run directory, task): a new run from a config, or an interrupted one to continue."""
+    """(config, run directory, task): a new run from a config, or an interrupted one to continue.
+    `ray`: the --ray of a training command, checked against train.rollout_workers up front."""
     from neuromas.build import load_task
 
     if resume is not None and (config_path is not None or overrides or out is not None):
@@ -95,6 +97,10 @@ def _prepare(
     config = load_config(resume / "config.yaml") if resume is not None else _resolve(config_path, overrides, out)
     if training and config.train.steps == 0:
         raise NeuromasError("train.steps is 0: set it in the config or with --set train.steps=N")
+    if ray is not None or (config.train.steps > 0 and config.train.rollout_workers):  # before any run directory or model
+        from neuromas.runner import check_ray_training
+
+        check_ray_training(config, ray)
     if resume is None:
         return (config, *_start(config, config_path))
     console.print(f"resuming [bold]{resume}[/]")
@@ -127,6 +133,8 @@ def _what_next(run_dir: Path, page: Path, trained: bool) -> None:
                       highlight=False, soft_wrap=True)
 
 
+RayTrainOpt = Annotated[Optional[str], typer.Option(
+    help="Sample the rollouts on train.rollout_workers Ray workers: 'local' or a cluster address.")]
 OptionalConfig = Annotated[Optional[Path], typer.Argument(help="YAML config (see configs/).", show_default=False)]
 ResumeOpt = Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted run in this directory.")]
 
@@ -135,15 +143,15 @@ ResumeOpt = Annotated[Optional[Path], typer.Option("--resume", help="Continue th
 @user_errors
 def run(
     config_path: OptionalConfig = None, set: SetOpt = None, out: OutOpt = None, resume: ResumeOpt = None,
-    quiet: QuietOpt = False,
+    ray: RayTrainOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """The main job: evaluate, train (when train.steps > 0), evaluate, write a run directory."""
-    config, run_dir, task = _prepare(config_path, set, out, resume)
+    config, run_dir, task = _prepare(config_path, set, out, resume, ray=ray)
     from neuromas.report import write_report
     from neuromas.runner import run_eval, run_train
 
     if config.train.steps > 0:
-        results = run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task)
+        results = run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task, ray=ray)
     else:
         results = {"eval": run_eval(config, run_dir, progress=not quiet, task=task)}
     _report(run_dir, results)
@@ -154,13 +162,13 @@ def run(
 @user_errors
 def train(
     config_path: OptionalConfig = None, set: SetOpt = None, out: OutOpt = None, resume: ResumeOpt = None,
-    quiet: QuietOpt = False,
+    ray: RayTrainOpt = None, quiet: QuietOpt = False,
 ) -> None:
     """Train every node jointly from the task's reward; checkpoints allow --resume."""
-    config, run_dir, task = _prepare(config_path, set, out, resume, training=True)
+    config, run_dir, task = _prepare(config_path, set, out, resume, training=True, ray=ray)
     from neuromas.runner import run_train
 
-    _report(run_dir, run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task))
+    _report(run_dir, run_train(config, run_dir, resume=resume is not None, progress=not quiet, task=task, ray=ray))
 
 
 @app.command("eval")

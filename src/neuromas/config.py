@@ -290,6 +290,14 @@ class TrainConfig(_Strict):
     rollout_backend: Literal["hf", "vllm"] = "hf"
     """Who samples the rollouts: the network's own hf backend, or vLLM with one LoRA per node
     (GPU only; the adapters are re-synced after every update). The loss always runs in hf."""
+    rollout_workers: int = Field(0, ge=0)
+    """Ray workers that sample the rollouts (`neuromas train|run --ray local|ADDRESS`), each with
+    its own copy of the base model, receiving the adapters before every rollout; 0 samples in this
+    process. The same seed gives the same rollouts either way where the threads per worker equal
+    this process's (distributed.py); the update stays in this process. Workers share out each
+    layer's micro-batches, so use at most rows per layer over `model.max_batch_rows` of them."""
+    rollout_worker_cpus: int = Field(1, ge=1)
+    """CPUs each rollout worker reserves from Ray, and its torch threads."""
     algorithm: Literal["reinforce", "collm-cc"] = "reinforce"
     """How a message's advantage is made: `reinforce`, the reward minus the mean of its input's G
     passes (the paper); `collm-cc`, the CoLLM-CC baseline (rl/critic.py): the reward minus a
@@ -323,6 +331,13 @@ class TrainConfig(_Strict):
             if self.growth:
                 raise ValueError("branching and growth cannot be combined yet (a fading-in pass runs one of two "
                                  "networks); unset one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _one_rollout_sampler(self) -> TrainConfig:
+        if self.rollout_workers and self.rollout_backend != "hf":
+            raise ValueError(f"rollout_workers {self.rollout_workers} sample with the hf backend on Ray; "
+                             f"rollout_backend {self.rollout_backend} samples here: unset one of them")
         return self
 
     @model_validator(mode="after")

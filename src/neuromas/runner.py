@@ -34,7 +34,7 @@ from neuromas.build import build_network, load_task, model_dtype
 from neuromas.checkpoint import newest_intact_checkpoint, saved_network_config
 from neuromas.config import GrowthStage, RunConfig, dump_config, format_validation_error
 from neuromas.configfile import load_config
-from neuromas.distributed import evaluate_on_ray
+from neuromas.distributed import RolloutWorkers, connect, evaluate_on_ray
 from neuromas.errors import NeuromasError
 from neuromas.eval import EvalResult, evaluate
 from neuromas.files import atomic_write, disk_error, disk_message
@@ -120,14 +120,31 @@ def run_eval(config: RunConfig, run_dir: Path, progress: bool = True, task: Task
     return result
 
 
+def check_ray_training(config: RunConfig, ray: str | None) -> None:
+    """`train.rollout_workers` and `--ray` go together: one line naming the missing one."""
+    workers = config.train.rollout_workers
+    if workers and ray is None:
+        raise NeuromasError(f"train.rollout_workers {workers} samples the rollouts on Ray workers: add --ray local "
+                            "(this machine) or --ray ADDRESS (a cluster), or set train.rollout_workers=0")
+    if ray is not None and not workers:
+        raise NeuromasError(f"--ray {ray}: set train.rollout_workers to the number of Ray workers that sample the "
+                            "rollouts, e.g. --set train.rollout_workers=2")
+
+
 def run_train(
-    config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True, task: Task | None = None
+    config: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True, task: Task | None = None,
+    ray: str | None = None,
 ) -> dict[str, EvalResult]:
     """The main job with training: evaluate, train, evaluate, save the trained network.
 
     On `resume` the newest complete checkpoint is loaded and the evaluation before training is
-    read back from the run directory rather than redone.
+    read back from the run directory rather than redone. With `ray` ('local' or a cluster
+    address), `train.rollout_workers` Ray workers sample the rollouts (they get the adapters
+    before every rollout, so also after a resume).
     """
+    check_ray_training(config, ray)
+    if ray is not None:
+        connect(ray)  # a missing extra or a wrong address fails before the model loads
     task = task or load_task(config)
     with _disk_errors(run_dir):
         if resume:  # what would stop the resume is said before the model loads (a minute on a small machine)
@@ -135,12 +152,27 @@ def run_train(
             config_file = run_dir / "config.yaml"
             newest_intact_checkpoint(run_dir, config_file.read_text(encoding="utf-8") if config_file.is_file() else None,
                                      quiet=True)
-        return _train(config, run_dir, task, resume, progress)
+        return _train(config, run_dir, task, resume, progress, ray)
 
 
-def _train(config: RunConfig, run_dir: Path, task: Task, resume: bool, progress: bool) -> dict[str, EvalResult]:
+def _train(config: RunConfig, run_dir: Path, task: Task, resume: bool, progress: bool,
+           ray: str | None) -> dict[str, EvalResult]:
     net = build_network(config)
-    trainer = Trainer(net, task, config.train, run_dir, eval_config=config.eval, progress=progress)
+    workers = None
+    if ray is not None:  # the driver's model first: the workers compute in its dtype
+        workers = RolloutWorkers(config.model, ray, config.train.rollout_workers, config.train.rollout_worker_cpus,
+                                 dtype=model_dtype(net.attach_adapters()))
+    try:
+        return _train_and_evaluate(config, run_dir, resume, progress, task, net, workers)
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _train_and_evaluate(config: RunConfig, run_dir: Path, resume: bool, progress: bool, task: Task, net: Network,
+                        workers: RolloutWorkers | None) -> dict[str, EvalResult]:
+    trainer = Trainer(net, task, config.train, run_dir, eval_config=config.eval, progress=progress,
+                      rollout_workers=workers)
     resumed = resume and trainer.resume()
     before_file = run_dir / "results_before.json"
     before = _read_before(before_file) if resumed else None
@@ -158,6 +190,7 @@ def _train(config: RunConfig, run_dir: Path, task: Task, resume: bool, progress:
             "resumed": bool(resumed),
             "step_s": round(sum(m["time/step_s"] for m in steps) / max(len(steps), 1), 2),
             "trainable_parameters": sum(p.numel() for p in net.parameters()),
+            **({"rollout_workers": config.train.rollout_workers} if workers is not None else {}),
         }
     }
     widths = {"before": [layer.width for layer in config.network.layers], "after": net.topology.widths}

@@ -33,6 +33,7 @@ from neuromas.backends.base import Generation, GenerationRequest
 from neuromas.backends.kvcache import InPlaceCache
 from neuromas.config import AdapterConfig, ModelConfig
 from neuromas.models import load_model
+from neuromas.seeds import derive_seed
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
 _PRUNE_FRACTION = 0.25  # drop finished rows once this share of the batch is done
@@ -76,17 +77,30 @@ class HFBackend:
         return list(ids)
 
     def generate(self, requests: list[GenerationRequest], seed: int = 0) -> list[Generation]:
-        prompts = [self.encode(r.messages) for r in requests]
-        # Length-sorted micro-batches waste the least compute on padding.
-        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
-        generator = torch.Generator(device=self.device).manual_seed(seed)
         results: list[Generation | None] = [None] * len(requests)
-        for start in range(0, len(order), self.max_batch_rows):
-            chunk = order[start : start + self.max_batch_rows]
-            outputs = self._generate_batch([prompts[i] for i in chunk], [requests[i] for i in chunk], generator)
-            for i, output in zip(chunk, outputs):
+        for rows, prompts, batch_seed in self.micro_batches(requests, seed):
+            for i, output in zip(rows, self.generate_batch(prompts, [requests[i] for i in rows], batch_seed)):
                 results[i] = output
         return results
+
+    def micro_batches(self, requests: list[GenerationRequest], seed: int) -> list[tuple[list[int], list[list[int]], int]]:
+        """How `generate` splits a call: (rows, their prompt ids, the micro-batch's seed) per micro-batch.
+
+        Length-sorted micro-batches of `max_batch_rows` waste the least compute on padding. Each
+        one samples from a generator of its own, so it is computed the same wherever it runs:
+        Ray rollout workers (distributed.py) run these very micro-batches and give this process's
+        rollouts bit for bit. The first keeps the call's seed (a call of one micro-batch samples
+        what it always did); micro-batch k > 0 draws from `derive_seed(seed, "micro-batch", k)`.
+        """
+        prompts = [self.encode(r.messages) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: len(prompts[i]))
+        chunks = [order[start : start + self.max_batch_rows] for start in range(0, len(order), self.max_batch_rows)]
+        return [(rows, [prompts[i] for i in rows], seed if k == 0 else derive_seed(seed, "micro-batch", k))
+                for k, rows in enumerate(chunks)]
+
+    def generate_batch(self, prompts: list[list[int]], requests: list[GenerationRequest], seed: int) -> list[Generation]:
+        """One micro-batch of `micro_batches`: prompt ids and their requests, sampled from `seed`."""
+        return self._generate_batch(prompts, requests, torch.Generator(device=self.device).manual_seed(seed))
 
     def _adapter_kwargs(self, requests: list[GenerationRequest]) -> dict:
         return self.adapter_kwargs([r.adapter for r in requests])
@@ -122,6 +136,14 @@ class HFBackend:
     def load_adapter(self, name: str, file: Path) -> list[str]:
         """Load adapter `name`'s saved weights; return saved LoRA keys it has no place for (a mismatch)."""
         return lora.load(self.model, self.adapter_keys[name], file)
+
+    def adapter_state(self, name: str) -> dict[str, torch.Tensor]:
+        """Adapter `name`'s LoRA tensors (CPU copies) to send elsewhere: Ray rollout workers."""
+        return lora.adapter_state(self.model, self.adapter_keys[name])
+
+    def load_adapter_state(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
+        """Give adapter `name` the tensors `adapter_state` returned (in any process)."""
+        lora.load_adapter_state(self.model, self.adapter_keys[name], tensors)
 
     def copy_adapter(self, name: str, source: HFBackend, source_name: str) -> None:
         """Give adapter `name` the weights of `source`'s adapter `source_name`."""

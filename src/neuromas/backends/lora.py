@@ -165,6 +165,20 @@ def copy(source: PeftModel, source_key: str, target: PeftModel, target_key: str)
     set_peft_model_state_dict(target, state, adapter_name=target_key)
 
 
+def adapter_state(peft: PeftModel, key: str) -> dict[str, torch.Tensor]:
+    """An adapter's LoRA tensors, detached copies on the CPU, keyed without the adapter's name
+    (`...q_proj.lora_A.weight`), so that they load into an adapter of any name in any process."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(peft, adapter_name=key).items()}
+
+
+def load_adapter_state(peft: PeftModel, key: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Set adapter `key`'s LoRA tensors (copied in place, bit for bit) from `adapter_state`'s output."""
+    result = set_peft_model_state_dict(peft, tensors, adapter_name=key)
+    unexpected = [k for k in result.unexpected_keys if "lora_" in k]
+    if unexpected:
+        raise ValueError(f"adapter {key}: no place for saved tensor {unexpected[0]} (another rank or target modules?)")
+
+
 def _devices(model) -> list[int]:
     """The CUDA devices whose generators an adapter's initialisation may draw from."""
     return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})

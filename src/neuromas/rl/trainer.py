@@ -145,12 +145,15 @@ class Trainer:
         eval_config: EvalConfig | None = None,
         progress: bool = True,
         rollout_backend: VLLMBackend | None = None,
+        rollout_workers=None,
     ):
         """`eval_config`: the run's held-out evaluation (split, batch size, limit), which the
         periodic evaluations (`train.eval_every`) follow; `train.eval_limit` overrides its limit.
         `rollout_backend`: with `train.rollout_backend: vllm`, an engine to sample with instead of
         building one (one vLLM engine holds most of a GPU's memory, so a process that trains
-        several networks, as benchmarks/gpu_check.py does, shares one)."""
+        several networks, as benchmarks/gpu_check.py does, shares one).
+        `rollout_workers`: with `train.rollout_workers` > 0, the Ray workers that sample the
+        rollouts (`distributed.RolloutWorkers`: `sync(net, version)`, `backend(net, version)`)."""
         self.task, self.config = task, config or TrainConfig()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.eval_config = eval_config or EvalConfig()
@@ -159,6 +162,10 @@ class Trainer:
         if not self.examples:
             raise NeuromasError(f"task {task.name} has no training examples; raise its train_size")
         self.rollout_backend = None  # None: the network samples with its own backend
+        if self.config.rollout_workers and rollout_workers is None:
+            raise NeuromasError(f"train.rollout_workers {self.config.rollout_workers} samples on Ray workers: pass "
+                                "rollout_workers=distributed.RolloutWorkers(...) (the CLI: --ray local or ADDRESS)")
+        self.rollout_workers = rollout_workers
         if self.config.rollout_backend == "vllm":  # before the adapters: a missing GPU fails first
             self.rollout_backend = rollout_backend or VLLMBackend.from_config(
                 net.model_config, max_lora_rank=net.config.adapters.rank)
@@ -232,7 +239,11 @@ class Trainer:
         return True
 
     def _synced_rollout_backend(self):
-        """The vLLM rollout backend running the adapters as they are now (None: the network's own)."""
+        """The vLLM rollout backend or the Ray rollout workers, running the adapters as they are
+        now (None: the network's own backend)."""
+        if self.rollout_workers is not None:  # version: the steps done, which the workers must hold to sample
+            self.rollout_workers.sync(self.net, self.step)
+            return self.rollout_workers.backend(self.net, self.step)
         if self.rollout_backend is None:
             return None
         root = self.run_dir if self.run_dir is not None else Path(tempfile.gettempdir()) / f"neuromas-{os.getpid()}"
