@@ -227,5 +227,6 @@ def test_networks_share_one_base_model_and_never_see_each_others_adapters(backen
     keys = set(b.backend.adapter_keys.values())
     del b
     gc.collect()
-    assert keys and not keys & set(a.backend.model.peft_config), "b's adapters left the model with b"
+    assert keys <= set(a.backend.model.peft_config), "a finalizer only marks b's adapters: it may run mid-walk of the model"
     assert a(question)[0].messages["L1N1"].logprobs == first.logprobs
+    assert keys and not keys & set(a.backend.model.peft_config), "b's adapters left the model at its next use"

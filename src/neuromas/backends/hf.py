@@ -77,6 +77,8 @@ class HFBackend:
         return list(ids)
 
     def generate(self, requests: list[GenerationRequest], seed: int = 0) -> list[Generation]:
+        if self.adapter_keys:
+            lora.remove_released(self.model)
         results: list[Generation | None] = [None] * len(requests)
         for rows, prompts, batch_seed in self.micro_batches(requests, seed):
             for i, output in zip(rows, self.generate_batch(prompts, [requests[i] for i in rows], batch_seed)):
@@ -115,11 +117,11 @@ class HFBackend:
     def with_adapters(self, names: list[str], config: AdapterConfig, seed: int = 0) -> HFBackend:
         """A backend running fresh LoRA adapters `names` (equal to the base model until trained)
         besides the base model, on this backend's base model (not a copy). The adapters are
-        deleted from the model when the returned backend is garbage collected."""
+        deleted from the model at its next use after the returned backend is garbage collected."""
         base = self.model.get_base_model() if self.adapter_keys else self.model
         peft, keys = lora.add_adapters(base, names, config, seed)
         backend = HFBackend(peft, self.tokenizer, self.max_batch_rows, self.chat_template_kwargs, keys)
-        weakref.finalize(backend, lora.remove_adapters, peft, list(keys.values())).atexit = False
+        weakref.finalize(backend, lora.release_adapters, peft, list(keys.values())).atexit = False
         return backend
 
     def adapter_parameters(self, name: str) -> list[torch.nn.Parameter]:

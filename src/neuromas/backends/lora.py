@@ -22,7 +22,7 @@ tests/test_backend_hf.py):
   B's adapters does not freeze network A's mid-training.
 - **Adapters go with their network.** When the backend holding a set of adapters is garbage
   collected (its network is gone: the parent after a growth, a test's network), the adapters
-  are deleted from the model.
+  are deleted from the model at its next use (`release_adapters`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class _Shared:
     sets: Iterator[int] = field(default_factory=lambda: itertools.count(2))  # numbers the adapter sets after the first
 
 
+# id(PeftModel) -> keys of adapters whose network is gone, deleted at the model's next use.
+_RELEASED: dict[int, list[str]] = {}
+
 # id(base model) -> the PeftModel over it. It holds the base model, which therefore lives as long
 # as the process, as `load_model`'s cached one does anyway.
 _SHARED: dict[int, _Shared] = {}
@@ -76,6 +79,8 @@ def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) 
         bias="none",
     )
     shared = _SHARED.get(id(model))
+    if shared:
+        remove_released(shared.peft)
     number = next(shared.sets) if shared else 1
     keys = {name: f"{name}@{number}" for name in names}
     existing = shared.peft.named_parameters() if shared else ()
@@ -104,8 +109,24 @@ def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) 
     return peft, keys
 
 
+def release_adapters(peft: PeftModel, keys: list[str]) -> None:
+    """Mark adapters for deletion: their network is gone. This runs from a garbage-collector
+    finalizer, which may fire inside any code walking the model's modules (it fired inside a
+    `copy.deepcopy` of the model in the test suite: "dictionary changed size during
+    iteration"), so it only records the keys; `remove_released` deletes them at a safe point."""
+    _RELEASED.setdefault(id(peft), []).extend(keys)
+
+
+def remove_released(peft: PeftModel) -> None:
+    """Delete the adapters `release_adapters` recorded: called before adapters are added and
+    before a generate, where nothing else walks the model."""
+    keys = _RELEASED.pop(id(peft), None)
+    if keys:
+        remove_adapters(peft, keys)
+
+
 def remove_adapters(peft: PeftModel, keys: list[str]) -> None:
-    """Delete adapters from the shared model (their network is gone)."""
+    """Delete adapters from the shared model now."""
     for key in keys:
         if key in peft.peft_config:
             peft.base_model.delete_adapter(key)  # no adapter is active, so PEFT activates none and leaves requires_grad
