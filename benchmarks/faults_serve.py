@@ -224,7 +224,7 @@ def run_serve(folder: Path, requests: int, concurrency: int, smoke: bool) -> tup
         # RSS rose ~60 MB by request ~128 and then stayed at 863 MB up to request 512 (the
         # allocator reaching its working size for the largest batches, not memory per request).
         asyncio.run(load(port, questions[:concurrency], concurrency))
-        rss_warmup_1, _ = process_state(server.pid)
+        rss_warmup_1, threads_warmup_1 = process_state(server.pid)
         asyncio.run(load(port, questions[concurrency:2 * concurrency], concurrency))
         rss_before, threads_before = process_state(server.pid)
         trajectory = []  # (requests answered, RSS in MB) every 10 s of the load
@@ -263,7 +263,7 @@ def run_serve(folder: Path, requests: int, concurrency: int, smoke: bool) -> tup
                "rss_growth_pct": round(growth, 2),
                "rss_growth_from_warmup_1_pct": round(100 * (rss_after - rss_warmup_1) / rss_warmup_1, 2),
                "rss_trajectory": trajectory,
-               "threads_before": threads_before, "threads_after": threads_after,
+               "threads_warmup_1": threads_warmup_1, "threads_before": threads_before, "threads_after": threads_after,
                "sigterm_exit": exit_status, "sigterm_in_flight": len(in_flight),
                "sigterm_answered": sum(s == 200 for s in in_flight)}
     rows = [[name, outcome, "yes" if ok else "NO"] for name, outcome, ok in fault_rows if not name.startswith("hang up")]
@@ -275,7 +275,8 @@ def run_serve(folder: Path, requests: int, concurrency: int, smoke: bool) -> tup
         f"answered {answered}, resident memory {rss_before:.0f} -> {rss_after:.0f} MB ({growth:+.1f}%; after the "
         f"first warm-up round it was {rss_warmup_1:.0f} MB: "
         f"{metrics['rss_growth_from_warmup_1_pct']:+.1f}% from there), threads "
-        f"{threads_before} -> {threads_after}. SIGTERM with {len(in_flight)} requests in flight: "
+        f"{threads_warmup_1} after the first warm-up round, {threads_before} after the second, {threads_after} after "
+        f"the load. SIGTERM with {len(in_flight)} requests in flight: "
         f"{metrics['sigterm_answered']} answered 200, the others {sorted(set(in_flight) - {200}) or 'none'}; "
         f"exit status {exit_status}.\n\nResident memory during the load (requests answered: MB): "
         + ", ".join(f"{n}: {mb:.0f}" for n, mb in trajectory[::max(1, len(trajectory) // 12)])

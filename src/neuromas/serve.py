@@ -23,6 +23,7 @@ import secrets
 import signal
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +78,18 @@ class _Pending:
 
 
 class Batcher:
-    """Collects waiting requests into batches and runs each as one greedy forward pass."""
+    """Collects waiting requests into batches and runs each as one greedy forward pass.
+
+    The passes run one at a time on a thread of their own. asyncio's default executor (what
+    `asyncio.to_thread` uses) starts a new thread whenever the last one has not yet marked itself
+    idle, which it does only after the awaiting coroutine may have resumed: under load the server
+    grew from 4 to 5 threads (issue 21's fault run), up to that pool's limit."""
 
     def __init__(self, net: Network, task: Task | None, settings: ServeSettings):
         self.net, self.task, self.settings = net, task, settings
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=settings.max_queue)
         self.batches = 0
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="neuromas-forward")
 
     async def submit(self, text: str) -> Trace:
         future = asyncio.get_running_loop().create_future()
@@ -104,7 +111,8 @@ class Batcher:
             if not batch:
                 continue
             try:
-                traces = await asyncio.to_thread(self._forward, [p.text for p in batch])
+                traces = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, self._forward, [p.text for p in batch])
             except Exception as error:  # a failed pass fails its requests, not the server
                 for pending in batch:
                     if not pending.future.done():
@@ -134,6 +142,7 @@ def create_app(net: Network, task: Task | None = None, settings: ServeSettings |
         worker = asyncio.create_task(batcher.run())
         yield
         worker.cancel()
+        batcher.executor.shutdown(wait=False)
 
     app = FastAPI(title="neuromas", lifespan=lifespan)
     app.state.batcher = batcher
