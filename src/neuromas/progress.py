@@ -59,7 +59,8 @@ class Progress:
         self.bar = None
         if self.mode == "rich":
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("elapsed,"),
+                       TimeRemainingColumn(), TextColumn("left"))
             self.bar = RichProgress(*columns, console=Console(stderr=True), transient=transient)
             # escaped: labels and statuses are ours or a user's names (`moa:widths=[2,2,1]`), not rich markup
             self.job = self.bar.add_task(escape(label), total=total, completed=completed, status="")
