@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -153,7 +154,25 @@ def smoke_runs(args: Any) -> Iterator[None]:
 def neuromas(*args: str) -> None:
     """Run the neuromas CLI in a process of its own (its peak memory its own), failing if it fails."""
     print("neuromas " + " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "neuromas.cli", *args], check=True, cwd=ROOT)
+    run_child([sys.executable, "-m", "neuromas.cli", *args], cwd=ROOT)
+
+
+def run_child(command: list[str], **popen: Any) -> None:
+    """Run `command` to its end, failing if it fails; a SIGTERM to this process is passed on to it
+    and waited for (a training run stops at its next clean point and says how to resume), and so
+    is Ctrl-C, which the terminal sends to both. Without this, a benchmark stopped with `kill`
+    died at once and left its `neuromas run` going on alone (seen with `claims run`)."""
+    child = subprocess.Popen(command, **popen)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    try:
+        status = child.wait()
+    except KeyboardInterrupt:
+        child.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if status:
+        raise subprocess.CalledProcessError(status, command)
 
 
 def run_or_reuse(run_dir: Path, label: str, start: Callable[[], None], *, fresh: bool = False,
