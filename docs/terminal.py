@@ -11,6 +11,7 @@ a temporary folder. Needs tmux.
 from __future__ import annotations
 
 import argparse
+import io
 import shlex
 import shutil
 import subprocess
@@ -51,7 +52,7 @@ def main() -> None:
                                      check=True, capture_output=True, text=True).stdout
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], check=False)
-    console = Console(record=True, width=WIDTH, file=open("/dev/null", "w"), force_terminal=True)
+    console = Console(record=True, width=WIDTH, file=io.StringIO(), force_terminal=True)
     console.print(Text.from_ansi(capture.rstrip() + "\n"))
     console.save_svg(str(args.out), title=f"neuromas run {args.config}")
     print(f"wrote {args.out}")

@@ -56,10 +56,8 @@ warnings.filterwarnings("ignore", message=_GRADIENT_CHECKPOINTING, category=Futu
 class _Shared:
     peft: PeftModel
     sets: Iterator[int] = field(default_factory=lambda: itertools.count(2))  # numbers the adapter sets after the first
+    released: list[str] = field(default_factory=list)  # keys of adapters whose network is gone (`release_adapters`)
 
-
-# id(PeftModel) -> keys of adapters whose network is gone, deleted at the model's next use.
-_RELEASED: dict[int, list[str]] = {}
 
 # id(base model) -> the PeftModel over it. It holds the base model, which therefore lives as long
 # as the process, as `load_model`'s cached one does anyway.
@@ -114,13 +112,14 @@ def release_adapters(peft: PeftModel, keys: list[str]) -> None:
     finalizer, which may fire inside any code walking the model's modules (it fired inside a
     `copy.deepcopy` of the model in the test suite: "dictionary changed size during
     iteration"), so it only records the keys; `remove_released` deletes them at a safe point."""
-    _RELEASED.setdefault(id(peft), []).extend(keys)
+    _SHARED[id(peft.get_base_model())].released.extend(keys)
 
 
 def remove_released(peft: PeftModel) -> None:
     """Delete the adapters `release_adapters` recorded: called before adapters are added and
     before a generate, where nothing else walks the model."""
-    keys = _RELEASED.pop(id(peft), None)
+    shared = _SHARED[id(peft.get_base_model())]
+    keys, shared.released = shared.released, []
     if keys:
         remove_adapters(peft, keys)
 
