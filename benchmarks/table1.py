@@ -28,7 +28,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.common import RESULTS, ROOT, ci, smoke_runs, table, write_results
+from benchmarks.common import RESULTS, ROOT, ci, machine, smoke_runs, table, write_results
 from neuromas.rl.metrics import read_metrics
 
 FROZEN = ["direct", "cot", "self-consistency:k=3", "self-consistency:k=5", "self-refine", "self-check",
@@ -73,7 +73,7 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path,
     print(f"{task}: {len(methods)} methods reused from {done}, {len(missing)} to run on "
           f"{config.eval.limit or 'all'} inputs", flush=True)
     for spec in missing:  # one at a time, each kept as soon as it is done
-        methods[spec] = run_baselines(config, out, [spec], progress=False)[spec].summary()
+        methods[spec] = {**run_baselines(config, out, [spec], progress=False)[spec].summary(), "machine": machine()}
         alone = json.loads(done.read_text())  # what run_baselines wrote: this method only
         atomic_write(done, json.dumps({**alone, "methods": methods}, indent=2) + "\n")
         print(f"{task} {spec}: {100 * methods[spec]['acc']:.1f}%", flush=True)
@@ -86,7 +86,7 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path,
             result = nm.evaluate(net, task_data, config.eval.split, config.eval.limit, config.eval.batch_size, progress=False)
             write_traces(result.traces, out / "traces" / f"trained-{name}.jsonl")
             summary = {**result.summary(), "run": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT)
-                       else run_dir.name, "widths": net.topology.widths}
+                       else run_dir.name, "widths": net.topology.widths, "machine": machine()}
             cached.write_text(json.dumps(summary, indent=2) + "\n")
             print(f"{task} {name}: {result.line()}", flush=True)
             del net
@@ -113,15 +113,22 @@ def markdown(metrics: dict) -> str:
         for name, m in sorted(methods.items(), key=lambda item: -item[1]["acc"]):
             fit = f"{m['fit_seconds']:.0f}" if m.get("fit_seconds") else ""
             rows.append([task, name, f"{100 * m['acc']:.1f}", ci(m), f"{m['calls_per_q']:g}", f"{m['tokens_per_q']:.1f}",
-                         m["n"], f"{m['seconds']:.0f}", fit])
+                         m["n"], f"{m['seconds']:.0f}", fit, cpu_label(m.get("machine", ""))])
     return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
             "SmolLM2-135M-Instruct. Sorted by accuracy within a task. `seconds` is the evaluation; `fit seconds` "
             "the learning before it: GPTSwarm's edge optimisation and AgentNet's adaptation on the train split, a "
             "trained network's training steps (CoLLM-CC: `train.algorithm: collm-cc`); blank for the frozen methods, "
             "and for GPTSwarm rows run before it was recorded. GoA's and AgentNet's calls/q are measured means "
-            "(they depend on the question).\n\n"
-            + table(["task", "method", "acc %", "95% CI", "calls/q", "tokens/q", "n", "seconds", "fit seconds"], rows)
+            "(they depend on the question). Rows were added over several sessions on different CPUs: `cpu` says "
+            "where each row ran, and seconds compare only between rows of one CPU.\n\n"
+            + table(["task", "method", "acc %", "95% CI", "calls/q", "tokens/q", "n", "seconds", "fit seconds", "cpu"], rows)
             + "\n")
+
+
+def cpu_label(machine_line: str) -> str:
+    """The CPU of a `common.machine()` line ("x86_64, 2 cores, AMD EPYC, torch ..." -> "AMD EPYC")."""
+    parts = machine_line.split(", ")
+    return parts[2] if len(parts) > 2 else machine_line
 
 
 def parse_trained(values: list[str]) -> dict[str, dict[str, Path]]:
@@ -155,7 +162,9 @@ def main() -> None:
         args.tasks = ["arith"]
 
     kept = json.loads(RESULTS_FILE.read_text()) if args.methods and RESULTS_FILE.is_file() and not args.smoke else {}
-    metrics = {task: dict(rows) for task, rows in kept.get("metrics", {}).items()}
+    # Rows from before rows carried their machine ran where the file they were kept in says.
+    metrics = {task: {name: {"machine": kept.get("machine", ""), **row} for name, row in rows.items()}
+               for task, rows in kept.get("metrics", {}).items()}
     kept_trained = kept.get("config", {}).get("trained", {})
     with smoke_runs(args):
         for task in args.tasks:

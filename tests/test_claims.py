@@ -208,3 +208,28 @@ def test_a_finished_run_outlives_its_run_directory(tmp_path):
     assert again["arith-2x2"]["single"][0]["rewards_after"] == {"q0": 1.0, "q1": 0.0, "q2": 1.0}
     assert again["arith-2x2"]["single"][0]["curve"] == [list(p) for p in found["arith-2x2"]["single"][0]["curve"]]
     assert claims.summarize(again) == json.loads(json.dumps(claims.summarize(found)))
+
+
+def test_combine_probe_hands_the_readout_the_correct_partial_sums():
+    """benchmarks/claims_combine.py: each view holds what its docstring says, built from the task's
+    own split, so the probe measures the readout and not a wrong message."""
+    from benchmarks import claims_combine
+    from neuromas.config import NetworkConfig
+    from neuromas.tasks import registry
+    from neuromas.topology import Topology
+
+    task = registry.load("arith", operands=4, digits=1)
+    example = task.examples("test")[0]
+    a, b, c, d = example.meta["operands"]
+    topologies = {"msgs": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True, input_to_all=False)),
+                  "slices": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True)),
+                  "single": Topology.from_config(NetworkConfig(layers=[1]))}
+    user = {view: claims_combine.view_prompts(view, [example], task, topologies)[0][-1]["content"]
+            for view in claims_combine.VIEWS}
+    messages = f"[L1N1] {a}+{b} = {a + b}\n[L1N2] {c}+{d} = {d + c}"
+    assert user["msgs"] == f"Messages:\n{messages}\n\n{task.answer_format}"
+    assert user["msgs+task"] == f"Messages:\n{messages}\n\n{claims_combine.TASK_SENTENCE}\n{task.answer_format}"
+    assert user["input+msgs"] == f"{example.input}\n\nMessages:\n{messages}\n\n{task.answer_format}"
+    assert user["input"] == f"{example.input}\n\n{task.answer_format}"
+    assert user["question"] == f"What is {a + b}+{c + d}?\n\n{task.answer_format}"
+    assert a + b + c + d == example.target
