@@ -107,6 +107,8 @@ TASKS: dict[str, TaskInfo] = {
     "arith-4x1": TaskInfo(splits=True, additive=True),
     "arith-4x1-mix": TaskInfo(splits=True, additive=True),  # trained on 2-4 numbers
     "arith-4x2": TaskInfo(splits=True, additive=True),
+    "lookup-16": TaskInfo(splits=True),  # one part holds the answer: the readout combines by choosing
+    "lookup-32": TaskInfo(splits=True),
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-word_sorting": TaskInfo(splits=True),
     "bbh-boolean_expressions": TaskInfo(binary=True),
@@ -299,7 +301,8 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
       readout_copies     the readout's answer equals some first-layer node's answer
       first_layer_agree  all first-layer nodes give the same (parsed) answer
       node_right         per first-layer node: its answer is the whole task's target
-      parts_right        (slices, where the task knows each part's answer) every part solved
+      parts_right        (slices, where the task knows each part's answer) every part solved (a part
+                         whose answer is None has none to give: lookup's parts without the key)
       right_given_parts  of those, how often the readout's answer is right (it combined them)
       parts_sum_right    (slices, additive tasks) the first-layer answers add up to the target
       readout_is_sum     (slices, additive tasks) the readout answers the sum of the first layer's
@@ -326,7 +329,9 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
         part_targets = task.part_targets(example, width)
         if part_targets is not None:
             counts["parts_known"] += 1
-            solved = all(t is not None and a == task.normalize(t) for a, t in zip(answers, part_targets))
+            # a part whose target is None has nothing to solve (lookup: the key is elsewhere)
+            solved = (any(t is not None for t in part_targets)
+                      and all(t is None or a == task.normalize(t) for a, t in zip(answers, part_targets)))
             counts["parts_right"] += solved
             counts["right_given_parts"] += solved and (trace.get("reward") or 0) > 0
         if info.additive and all(_is_int(a) for a in answers):
@@ -548,8 +553,11 @@ def budget_markdown(ladder: dict, budgets: dict) -> list[str]:
 
 
 def cmd_ladder(args) -> None:
-    ladder: dict = {}
-    budgets: dict = {}
+    """Measure the ladder of `args.tasks`, keeping the other tasks' cells of the results file (a
+    task added later is measured alone, without rerunning the rest)."""
+    kept = json.loads((RESULTS / "claims_ladder.json").read_text())["metrics"] if (RESULTS / "claims_ladder.json").is_file() else {}
+    ladder: dict = {t: cells for t, cells in kept.get("ladder", {}).items() if t not in args.tasks}
+    budgets: dict = {t: cells for t, cells in kept.get("budget_checks", {}).items() if t not in args.tasks}
     cells = [(task, arm, None) for task in args.tasks for arm in task_arms(task, list(LADDER_ARMS))]
     cells += [(task, arm, tokens) for task, tokens in BUDGET_CHECKS.items() if task in args.tasks
               for arm in ("single", "net21")]

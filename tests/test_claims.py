@@ -214,6 +214,7 @@ def test_combine_probe_hands_the_readout_the_correct_partial_sums():
     """benchmarks/claims_combine.py: each view holds what its docstring says, built from the task's
     own split, so the probe measures the readout and not a wrong message."""
     from benchmarks import claims_combine
+
     from neuromas.config import NetworkConfig
     from neuromas.tasks import registry
     from neuromas.topology import Topology

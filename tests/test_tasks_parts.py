@@ -132,3 +132,42 @@ def test_arith_part_targets_are_the_sums_of_its_parts():
     a, b, c, d, e = example.meta["operands"]
     assert task.part_targets(example, 2) == [a + b + c, d + e]
     assert sum(task.part_targets(example, 2)) == example.target
+
+
+def test_lookup_parts_keep_the_question_and_exactly_one_holds_the_answer():
+    task = tasks.load("lookup", pairs=5, test_size=20, train_size=50)
+    for example in task.examples("test"):
+        keys, values, query = example.meta["keys"], example.meta["values"], example.meta["query"]
+        question = f"Find the number of the {keys[query]}."
+        assert example.input.splitlines() == [question, *(f"{k}: {v}" for k, v in zip(keys, values))]
+        assert example.target == values[query] and len(set(keys)) == len(set(values)) == 5
+        parts = task.split_input(example, 2)
+        assert [p.splitlines()[0] for p in parts] == [question, question]
+        assert [len(p.splitlines()) - 1 for p in parts] == [3, 2]  # the remainder goes first
+        targets = task.part_targets(example, 2)
+        holder = 0 if query < 3 else 1
+        assert targets[holder] == example.target and targets[1 - holder] is None
+        assert f"{keys[query]}: {example.target}" in parts[holder] and keys[query] + ":" not in parts[1 - holder]
+    assert "(no lines in this part)" in task.split_input(task.examples("test")[0], 6)[5]
+
+
+def test_lookup_splits_are_seeded_distinct_and_disjoint():
+    task = tasks.load("lookup", pairs=4, test_size=30, train_size=200, seed=3)
+    again = tasks.load("lookup", pairs=4, test_size=30, train_size=200, seed=3)
+    test = [e.input for e in task.examples("test")]
+    assert test == [e.input for e in again.examples("test")] and len(set(test)) == 30
+    assert not set(test) & {e.input for e in task.examples("train")}
+    assert test != [e.input for e in tasks.load("lookup", pairs=4, test_size=30, train_size=0, seed=4).examples("test")]
+    example = task.examples("test")[0]
+    other = next(v for v in example.meta["values"] if v != example.target)
+    replies = [f"The {example.meta['keys'][0]} is {other}. Answer: {example.target}", f"Answer: {other}", ""]
+    assert task.reward(replies, [example] * 3) == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("params, message", [({"pairs": 1}, "pairs=1 must be between 2 and"),
+                                             ({"pairs": 12, "digits": 1}, "cannot give pairs=12 distinct"),
+                                             ({"digits": 0}, "digits=0 must be between 1 and 9")])
+def test_lookup_bad_knobs_fail_in_one_line(params, message):
+    with pytest.raises(NeuromasError, match=message) as error:
+        tasks.load("lookup", **params)
+    assert "\n" not in str(error.value)

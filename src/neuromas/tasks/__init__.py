@@ -6,6 +6,7 @@
 | name      | what                                         | parameters (besides seed, sizes)  |
 |-----------|----------------------------------------------|-----------------------------------|
 | arith     | generated arithmetic, the hierarchical bed   | operands, digits, operators, depth |
+| lookup    | generated key-value lookup in a list         | pairs, digits                     |
 | gsm8k     | grade-school math word problems              | data_dir, hf_dataset              |
 | arc       | ARC-Challenge, multiple choice               | data_dir, hf_dataset              |
 | mmlu      | one MMLU subject, multiple choice            | subject, data_dir, hf_dataset     |
@@ -23,6 +24,6 @@ from neuromas.tasks.registry import load, names, register
 
 # isort: split
 # Importing the task modules registers them (after the registry they register in).
-from neuromas.tasks import arc, arithmetic, bbh, gsm8k, humaneval, jsonl, mmlu  # noqa: F401
+from neuromas.tasks import arc, arithmetic, bbh, gsm8k, humaneval, jsonl, lookup, mmlu  # noqa: F401
 
 __all__ = ["Example", "Task", "load", "names", "register", "resolve_data_dir"]

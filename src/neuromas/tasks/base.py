@@ -61,7 +61,7 @@ class Task:
         """
         raise NeuromasError(
             f"task {self.name!r} cannot split its input into parts: set network.input_slices: false "
-            "(tasks that can: arith with '+', jsonl rows with \"parts\", bbh word_sorting and object_counting)"
+            "(tasks that can: arith with '+', lookup, jsonl rows with \"parts\", bbh word_sorting and object_counting)"
         )
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
