@@ -112,7 +112,7 @@ def markdown(metrics: dict) -> str:
     for task, methods in metrics.items():
         for name, m in sorted(methods.items(), key=lambda item: -item[1]["acc"]):
             fit = f"{m['fit_seconds']:.0f}" if m.get("fit_seconds") else ""
-            rows.append([task, name, f"{100 * m['acc']:.1f}", ci(m), f"{m['calls_per_q']:g}", f"{m['tokens_per_q']:.1f}",
+            rows.append([task, name, f"{100 * m['acc']:.1f}", ci(m), f"{m['calls_per_q']:.3g}", f"{m['tokens_per_q']:.1f}",
                          m["n"], f"{m['seconds']:.0f}", fit, cpu_label(m.get("machine", ""))])
     return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
             "SmolLM2-135M-Instruct. Sorted by accuracy within a task. `seconds` is the evaluation; `fit seconds` "
@@ -126,9 +126,13 @@ def markdown(metrics: dict) -> str:
 
 
 def cpu_label(machine_line: str) -> str:
-    """The CPU of a `common.machine()` line ("x86_64, 2 cores, AMD EPYC, torch ..." -> "AMD EPYC")."""
+    """Where a row ran, from a `common.machine()` line: "x86_64, 2 cores, AMD EPYC, torch 2.13.0+cpu
+    (1 threads)" -> "AMD EPYC, 1 threads"."""
     parts = machine_line.split(", ")
-    return parts[2] if len(parts) > 2 else machine_line
+    if len(parts) < 4:
+        return machine_line
+    threads = parts[-1].rpartition("(")[2].rstrip(")")
+    return f"{parts[2]}, {threads}" if threads.endswith("threads") else parts[2]
 
 
 def parse_trained(values: list[str]) -> dict[str, dict[str, Path]]:
