@@ -161,16 +161,28 @@ def run_child(command: list[str], **popen: Any) -> None:
     """Run `command` to its end, failing if it fails; a SIGTERM to this process is passed on to it
     and waited for (a training run stops at its next clean point and says how to resume), and so
     is Ctrl-C, which the terminal sends to both. Without this, a benchmark stopped with `kill`
-    died at once and left its `neuromas run` going on alone (seen with `claims run`)."""
+    died at once and left its `neuromas run` going on alone (seen with `claims run`). A stop asked
+    for ends this process too, with one line and the signal's exit status, not a traceback."""
     child = subprocess.Popen(command, **popen)
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    stopped: list[int] = []
+
+    def forward(signum, frame):
+        stopped.append(signum)
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
     try:
         status = child.wait()
     except KeyboardInterrupt:
         child.wait()
-        raise
+        stopped.append(signal.SIGINT)
+        status = 128 + signal.SIGINT
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if stopped and status:
+        print(f"stopped by {signal.Signals(stopped[0]).name}: {' '.join(command[:4])} ... ended with status "
+              f"{status}; run the same command again to go on from its last checkpoint", file=sys.stderr, flush=True)
+        raise SystemExit(128 + stopped[0])
     if status:
         raise subprocess.CalledProcessError(status, command)
 
