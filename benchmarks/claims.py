@@ -555,7 +555,8 @@ def budget_markdown(ladder: dict, budgets: dict) -> list[str]:
 def cmd_ladder(args) -> None:
     """Measure the ladder of `args.tasks`, keeping the other tasks' cells of the results file (a
     task added later is measured alone, without rerunning the rest)."""
-    kept = json.loads((RESULTS / "claims_ladder.json").read_text())["metrics"] if (RESULTS / "claims_ladder.json").is_file() else {}
+    path = RESULTS / "claims_ladder.json"
+    kept = json.loads(path.read_text())["metrics"] if path.is_file() else {}
     ladder: dict = {t: cells for t, cells in kept.get("ladder", {}).items() if t not in args.tasks}
     budgets: dict = {t: cells for t, cells in kept.get("budget_checks", {}).items() if t not in args.tasks}
     cells = [(task, arm, None) for task in args.tasks for arm in task_arms(task, list(LADDER_ARMS))]

@@ -10,8 +10,9 @@ node's message. Two measured facts make this the decomposing task for a small mo
   same addition asked as a question: 45.3%): combining parts by arithmetic starts from almost no
   reward, while an untrained readout already copies one of its messages on 85-95% of questions;
 - reading gets worse with the length of the list, so a node that reads half of it answers more
-  often than one that reads all of it (64 questions of 16 lines: 34% on the whole list, 58% on the
-  half that holds the key).
+  often than one that reads all of it (claims_ladder.md, 128 test questions: with 16 lines, 40.6%
+  on the whole list and 62.5% for the first-layer node holding the key in its half; with 32
+  lines, 19.5% and 39.8%).
 
 Keys are distinct nouns, values distinct `digits`-digit numbers, so copying the wrong line is
 wrong. The test set is drawn first from the seed and the knobs, distinct inputs; train is drawn
