@@ -32,6 +32,17 @@ VIEWS = ("msgs", "msgs+task", "input+msgs", "input", "question")
 TASK_SENTENCE = "The task: the sum of all the numbers in its parts."
 
 
+def view_topologies() -> dict:
+    """The networks whose nodes' prompts the views use: the `net21-msgs` and `net21-slices` arms'
+    `[2, 1]` and the single node."""
+    from neuromas.config import NetworkConfig
+    from neuromas.topology import Topology
+
+    return {"msgs": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True, input_to_all=False)),
+            "slices": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True)),
+            "single": Topology.from_config(NetworkConfig(layers=[1]))}
+
+
 def view_prompts(view: str, examples: list, task, topologies: dict) -> list[list[dict[str, str]]]:
     """One chat per example: `view` of the two correct partial sums (`topologies`: the networks
     whose nodes' prompts are built, by name)."""
@@ -64,16 +75,13 @@ def main() -> None:
 
     from neuromas.backends.base import GenerationRequest
     from neuromas.backends.hf import HFBackend
-    from neuromas.config import ModelConfig, NetworkConfig
+    from neuromas.config import ModelConfig
     from neuromas.eval import wilson_interval
     from neuromas.tasks import registry
-    from neuromas.topology import Topology
 
     task = registry.load("arith", operands=4, digits=1)
     examples = task.examples("test")[:limit]
-    topologies = {"msgs": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True, input_to_all=False)),
-                  "slices": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True)),
-                  "single": Topology.from_config(NetworkConfig(layers=[1]))}
+    topologies = view_topologies()
     backend = HFBackend.from_config(ModelConfig())
     metrics, rows = {}, []
     for view in VIEWS:

@@ -215,16 +215,12 @@ def test_combine_probe_hands_the_readout_the_correct_partial_sums():
     own split, so the probe measures the readout and not a wrong message."""
     from benchmarks import claims_combine
 
-    from neuromas.config import NetworkConfig
     from neuromas.tasks import registry
-    from neuromas.topology import Topology
 
     task = registry.load("arith", operands=4, digits=1)
     example = task.examples("test")[0]
     a, b, c, d = example.meta["operands"]
-    topologies = {"msgs": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True, input_to_all=False)),
-                  "slices": Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True)),
-                  "single": Topology.from_config(NetworkConfig(layers=[1]))}
+    topologies = claims_combine.view_topologies()
     user = {view: claims_combine.view_prompts(view, [example], task, topologies)[0][-1]["content"]
             for view in claims_combine.VIEWS}
     messages = f"[L1N1] {a}+{b} = {a + b}\n[L1N2] {c}+{d} = {d + c}"
