@@ -40,8 +40,12 @@ async def http(port: int, method: str, path: str, body: bytes = b"", headers: di
             head["Transfer-Encoding"] = "chunked"
         elif method == "POST":
             head["Content-Length"] = str(len(body))
-        writer.write(f"{method} {path} HTTP/1.1\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode()
-                     + b"\r\n")
+        request = (f"{method} {path} HTTP/1.1\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode()
+                   + b"\r\n")
+        # A plain request goes out in one write: written apart, its body could reach a server that
+        # had already answered from the head and closed, whose kernel then resets the connection
+        # and drops the answer on our side (status 0 for a 415, seen once under a loaded suite).
+        writer.write(request if chunked else request + body)
         if chunked:
             for i in range(0, len(body), 1 << 16):
                 part = body[i:i + (1 << 16)]
@@ -51,8 +55,6 @@ async def http(port: int, method: str, path: str, body: bytes = b"", headers: di
                 except ConnectionError:
                     break
             writer.write(b"0\r\n\r\n")
-        else:
-            writer.write(body)
         try:
             await writer.drain()
         except ConnectionError:
