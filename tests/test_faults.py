@@ -215,6 +215,26 @@ def test_the_first_sigterm_asks_to_stop_the_second_stops_at_once():
     assert signal.getsignal(signal.SIGTERM) == before  # restored
 
 
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_a_stopped_run_names_the_command_that_resumes_it(command, capsys):
+    """`neuromas run` stopped by SIGTERM says `neuromas run --resume`, not `train` (the trainer
+    does not know which command started it; the CLI does), with the signal's exit status."""
+    import typer
+
+    from neuromas.cli import user_errors
+    from neuromas.rl.trainer import TrainingStopped
+
+    def stopped():
+        raise TrainingStopped("SIGTERM: training stopped after step 2 of 3, its checkpoint saved",
+                              signal.SIGTERM, Path("runs/x"))
+    stopped.__name__ = command
+    with pytest.raises(typer.Exit) as exit:
+        user_errors(stopped)()
+    assert exit.value.exit_code == 143
+    err = " ".join(capsys.readouterr().err.split())  # the one line, as the terminal wraps it, rejoined
+    assert f"checkpoint saved; continue with: neuromas {command} --resume runs/x" in err
+
+
 # bad input ---------------------------------------------------------------------------------------
 SLOW = ("huge", "long key list", "deep")  # seconds each to parse: the benchmark runs them (and every case; here every second)
 FAST_CASES = [c for c in cases(model=False)[::2] if not c.name.startswith(tuple("YAML: " + s for s in SLOW))

@@ -43,8 +43,11 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except NeuromasError as error:
+            message = str(error)
+            if getattr(error, "run_dir", None) is not None:  # a stopped training run: the same command resumes it
+                message += f"; continue with: neuromas {command.__name__} --resume {error.run_dir}"
             # escaped: a message may hold brackets (".[serve]", "layers [2, 1]") that rich would read as markup
-            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(error, "exit_code", 2)) from None
         except KeyboardInterrupt:
             console.print("[bold red]interrupted[/] (a training run continues from its last checkpoint with "

@@ -101,9 +101,10 @@ def deterministic_algorithms():
 class TrainingStopped(NeuromasError):
     """SIGINT or SIGTERM stopped training at a clean point (after a step, its checkpoint saved)."""
 
-    def __init__(self, message: str, signum: int):
+    def __init__(self, message: str, signum: int, run_dir: Path | None = None):
         super().__init__(message)
         self.exit_code = 128 + signum  # the shell's convention for a process ended by a signal
+        self.run_dir = run_dir  # where the checkpoint is; the CLI names the command that resumes it
 
 
 class StopSignals:
@@ -485,7 +486,7 @@ class Trainer:
         if self.run_dir is None:
             raise TrainingStopped(f"{name}: training stopped after step {self.step} of {self.config.steps}", signum)
         raise TrainingStopped(f"{name}: training stopped after step {self.step} of {self.config.steps}, its checkpoint "
-                              f"saved; continue with: neuromas train --resume {self.run_dir}", signum)
+                              "saved", signum, self.run_dir)
 
     # checkpoint state -----------------------------------------------------------------------
     def state_dict(self) -> dict:
