@@ -16,8 +16,12 @@ the nodes write them ("3+1 = 4"), and answers greedily with the base model (no a
 If `question` is far above `msgs`, the skill is in the model and only reading it out of messages
 is missing; RL then has to find it from the rare rewards `msgs` gives.
 
+Those rewards are measured too (`sampled`): on the training mix of `arith-4x1-mix` (2-4 numbers),
+G samples per question at the recipe's temperature, the readout views again handed the correct
+parts: the reward a readout warm-up on correct parts would learn from, and how many groups tie.
+
     python -m benchmarks.claims_combine            # 128 test questions of arith 4 x 1 digit
-    python -m benchmarks.claims_combine --smoke    # 4 questions, writes nothing
+    python -m benchmarks.claims_combine --smoke    # 4 questions (and 4 sampled), writes nothing
 
 Results: `benchmarks/results/claims_combine.{json,md}`.
 """
@@ -26,9 +30,10 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.common import table, write_results
+from benchmarks.common import CONFIGS, table, write_results
 
 VIEWS = ("msgs", "msgs+task", "input+msgs", "input", "question")
+SAMPLED_VIEWS = ("msgs", "input+msgs")  # the readouts of the two arms that split the input
 TASK_SENTENCE = "The task: the sum of all the numbers in its parts."
 
 
@@ -66,16 +71,40 @@ def view_prompts(view: str, examples: list, task, topologies: dict) -> list[list
     return chats
 
 
+def sampled_rewards(view: str, examples: list, task, topologies: dict, backend, group: int,
+                    temperature: float) -> dict:
+    """Mean reward of `group` samples per question of `view`, the share of questions whose samples
+    all tie (no signal for a group baseline), and the mean reward by the question's count of numbers."""
+    from neuromas.backends.base import GenerationRequest
+
+    chats = view_prompts(view, examples, task, topologies)
+    replies = backend.generate([GenerationRequest(chat, None, 24, temperature) for chat in chats for _ in range(group)],
+                               seed=0)
+    rewards = task.reward([reply.text for reply in replies], [e for e in examples for _ in range(group)])
+    groups = [rewards[i * group:(i + 1) * group] for i in range(len(examples))]
+    by_count: dict[int, list[float]] = {}
+    for example, rewards_of in zip(examples, groups):
+        by_count.setdefault(len(example.meta["operands"]), []).append(sum(rewards_of) / group)
+    return {"reward": sum(rewards) / len(rewards), "tied": sum(max(g) == min(g) for g in groups) / len(groups),
+            "by_count": {str(k): sum(v) / len(v) for k, v in sorted(by_count.items())}, "questions": len(examples),
+            "group": group, "temperature": temperature}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=128, help="test questions")
+    parser.add_argument("--train-limit", type=int, default=48, help="training-mix questions for the sampled rewards")
+    parser.add_argument("--group", type=int, default=8, help="samples per question (the recipe's G)")
     parser.add_argument("--smoke", action="store_true", help="4 questions, writes nothing")
     args = parser.parse_args()
     limit = 4 if args.smoke else args.limit
+    train_limit = 4 if args.smoke else args.train_limit
 
     from neuromas.backends.base import GenerationRequest
     from neuromas.backends.hf import HFBackend
+    from neuromas.build import load_task
     from neuromas.config import ModelConfig
+    from neuromas.configfile import load_config
     from neuromas.eval import wilson_interval
     from neuromas.tasks import registry
 
@@ -94,13 +123,28 @@ def main() -> None:
         rows.append([view, f"{100 * correct / len(examples):.1f}", f"[{100 * low:.1f}, {100 * high:.1f}]",
                      repr(replies[0].text)])
         print(f"{view}: {100 * correct / len(examples):.1f}%", flush=True)
+    # the recipe of configs/claims/arith-4x1-mix.yaml: its training mix and sampling temperature
+    recipe = load_config(CONFIGS / "claims" / "arith-4x1-mix.yaml")
+    mix = load_task(recipe)
+    train = mix.examples("train")[:train_limit]
+    sampled = {view: sampled_rewards(view, train, mix, topologies, backend, args.group,
+                                     recipe.network.generation.temperature) for view in SAMPLED_VIEWS}
+    sampled_rows = [[view, f"{s['reward']:.3f}", f"{100 * s['tied']:.0f}",
+                     ", ".join(f"{k}: {v:.3f}" for k, v in s["by_count"].items())] for view, s in sampled.items()]
+    for row in sampled_rows:
+        print(f"sampled {row[0]}: reward {row[1]}, {row[2]}% of groups tied", flush=True)
     markdown = ("The untrained readout (SmolLM2-135M-Instruct, greedy, no adapter) handed the two correct partial "
                 f"sums of {len(examples)} four-number test questions (arith 4 x 1 digit). `msgs`: the view of the "
                 f"`net21-msgs` readout; `msgs+task`: plus \"{TASK_SENTENCE}\"; `input+msgs`: the `net21-slices` "
                 "readout, which also sees the question; `input`: the question alone (the untrained single agent); "
-                "`question`: the readout's addition asked as a plain question.\n\n" + table(["view", "acc %", "95% CI", "first reply"], rows) + "\n")
+                "`question`: the readout's addition asked as a plain question.\n\n" + table(["view", "acc %", "95% CI", "first reply"], rows)
+                + f"\n\nSampled, as RL sees it: {train_limit} questions of the `arith-4x1-mix` training mix (2-4 numbers) x "
+                f"G {args.group} at temperature {recipe.network.generation.temperature}, the readout handed the correct "
+                "parts; `tied`: questions whose samples all got one reward (no signal for a group baseline).\n\n"
+                + table(["view", "reward", "tied %", "reward by count of numbers"], sampled_rows) + "\n")
     write_results("claims_combine", {"task": "arith", "operands": 4, "digits": 1, "limit": len(examples),
-                                     "views": list(VIEWS), "max_new_tokens": 24}, metrics, markdown,
+                                     "views": list(VIEWS), "max_new_tokens": 24, "train_limit": train_limit,
+                                     "group": args.group}, {**metrics, "sampled": sampled}, markdown,
                   write=not args.smoke)
 
 

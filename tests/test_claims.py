@@ -230,3 +230,28 @@ def test_combine_probe_hands_the_readout_the_correct_partial_sums():
     assert user["input"] == f"{example.input}\n\n{task.answer_format}"
     assert user["question"] == f"What is {a + b}+{c + d}?\n\n{task.answer_format}"
     assert a + b + c + d == example.target
+
+
+def test_combine_probe_counts_sampled_rewards_and_tied_groups():
+    """The sampled part of claims_combine: the readout's mean reward over G samples, the share of
+    questions whose samples all tie, and the reward by count of numbers, on the training mix."""
+    from benchmarks import claims_combine
+
+    from neuromas.backends.base import Generation
+    from neuromas.tasks import registry
+
+    task = registry.load("arith", operands=4, digits=1, train_operands=[2, 4])
+    examples = task.examples("train")[:6]
+    first = examples[0]
+
+    class FirstRightOnce:  # right on the first sample of the first question only
+        def generate(self, requests, seed=0):
+            assert all(r.temperature == 0.7 for r in requests) and len(requests) == 4 * len(examples)
+            return [Generation(f"Answer: {first.target if i == 0 else -1}", [1], [0.0]) for i in range(len(requests))]
+
+    result = claims_combine.sampled_rewards("msgs", examples, task, claims_combine.view_topologies(),
+                                            FirstRightOnce(), group=4, temperature=0.7)
+    assert result["reward"] == 1 / 24 and result["tied"] == 5 / 6
+    counts = [len(e.meta["operands"]) for e in examples]
+    assert result["by_count"][str(counts[0])] == 0.25 / counts.count(counts[0])
+    assert set(result["by_count"]) == {str(c) for c in counts}
