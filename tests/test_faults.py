@@ -235,6 +235,28 @@ def test_a_stopped_run_names_the_command_that_resumes_it(command, capsys):
     assert f"checkpoint saved; continue with: neuromas {command} --resume runs/x" in err
 
 
+def test_sigterm_outside_training_ends_a_command_with_one_line(capsys):
+    """Before training starts (its evaluation) no trainer handles SIGTERM: the command says it
+    stopped, with status 143, instead of vanishing without a word; the old handler comes back."""
+    import time
+
+    import typer
+
+    from neuromas.cli import user_errors
+
+    def run():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM did not stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(typer.Exit) as exit:
+        user_errors(run)()
+    assert exit.value.exit_code == 143
+    assert "stopped by SIGTERM" in " ".join(capsys.readouterr().err.split())
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 # bad input ---------------------------------------------------------------------------------------
 SLOW = ("huge", "long key list", "deep")  # seconds each to parse: the benchmark runs them (and every case; here every second)
 FAST_CASES = [c for c in cases(model=False)[::2] if not c.name.startswith(tuple("YAML: " + s for s in SLOW))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,14 +36,31 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directo
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (which stops after its step: rl/trainer.py's StopSignals), e.g.
+    during the evaluation before it: without a handler Python would end with no word at all. A
+    BaseException, as KeyboardInterrupt is, so that no `except Exception` on the way swallows it."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def user_errors(command):
     """Turn NeuromasError into one red line and exit status 2 (a stopped training run: 130 or
-    143, as the signal's); Ctrl-C and a disk that refuses a write get one line too."""
+    143, as the signal's); Ctrl-C, SIGTERM and a disk that refuses a write get one line too.
+    `serve` keeps SIGTERM for its server, which shuts down gracefully on it."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        own_sigterm = command.__name__ != "serve" and threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminated) if own_sigterm else None
         try:
             return command(*args, **kwargs)
+        except Terminated:
+            console.print("[bold red]stopped[/] by SIGTERM (a training run continues from its last checkpoint with "
+                          "--resume RUN_DIR)", highlight=False, soft_wrap=True)
+            raise typer.Exit(128 + signal.SIGTERM) from None
         except NeuromasError as error:
             message = str(error)
             if getattr(error, "run_dir", None) is not None:  # a stopped training run: the same command resumes it
@@ -59,6 +78,9 @@ def user_errors(command):
                 raise
             console.print(f"[bold red]error:[/] {escape(disk_message(refused))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        finally:
+            if own_sigterm:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
