@@ -22,6 +22,9 @@ Levers (issue 18 item 9), run when asked for by name:
     net21-tree       net21 with tree rollouts (train.branching [G/2, 4] over 2G passes: the calls of G
                      independent passes), each node judged against its own siblings
     net21-msgs-tree  net21-msgs with tree rollouts
+    net21-msgs-tree8 net21-msgs with 8 readouts of each first-layer pair (branching [G/4, 8], 2G passes
+                     for 20 calls an input at G 8): a larger group over the same messages, for a
+                     readout whose combining earns a reward of ~0.03 (claims_combine "sampled")
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
 
@@ -126,6 +129,7 @@ class Arm:
     steps_factor: int = 1  # x the task's steps (and eval_every): the equal-compute single agent
     network: bool = True
     tree: bool = False  # tree rollouts (train.branching) at the calls per input of G independent passes
+    readout_branch: int = 4  # with tree: readout samples of each first-layer sample
     grown: bool = False  # trained as [1, 1] for half the steps, then widened to `layers` with fade-in (grow.py)
     readout_lr_factor: float | None = None  # the readout's learning rate, x the task's (train.readout_lr)
 
@@ -143,7 +147,8 @@ class Arm:
             sets.append(f"train.growth=[{{at_step: {half}, widen: [{{layer: 1, width: {self.layers[0]}}}], "
                         f"ramp_steps: {max(1, half // 4)}}}]")
         if self.tree:
-            sets += [f"train.group_size={2 * group_size}", f"train.branching=[{group_size // 2}, 4]"]
+            sets += [f"train.group_size={2 * group_size}",
+                     f"train.branching=[{2 * group_size // self.readout_branch}, {self.readout_branch}]"]
         else:
             sets.append(f"train.group_size={group_size}")
         if self.slices:
@@ -163,6 +168,7 @@ ARMS: dict[str, Arm] = {
     "net21-msgs": Arm((2, 1), 8, slices="msgs"),
     "net21-tree": Arm((2, 1), 8, tree=True),
     "net21-msgs-tree": Arm((2, 1), 8, slices="msgs", tree=True),
+    "net21-msgs-tree8": Arm((2, 1), 8, slices="msgs", tree=True, readout_branch=8),
     "net21-grown": Arm((2, 1), 8, grown=True),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far

@@ -131,6 +131,9 @@ def test_arms_overrides_and_which_tasks_get_slices():
         "network.input_slices=true", "network.input_to_all=false"]
     # a tree arm: G/2 first-layer pairs x 4 readouts = 2G passes for the 3G calls of G plain passes
     assert claims.ARMS["net21-tree"].overrides(40, 10, 8)[-2:] == ["train.group_size=16", "train.branching=[4, 4]"]
+    # the wide tree: 2 first-layer pairs x 8 readouts, the same 2G passes
+    assert claims.ARMS["net21-msgs-tree8"].overrides(40, 10, 8)[2:6] == [
+        "train.steps=40", "train.eval_every=10", "train.group_size=16", "train.branching=[2, 8]"]
     assert claims.task_arms("arith-2x2", list(claims.ARMS)) == [
         "net21", "net21-tree", "net21-grown", "net21-readout-lr", "neuromas3", "single", "single-compute"]
     # the readout's own learning rate, from the task's
