@@ -176,6 +176,34 @@ def test_the_dequantized_copy_is_keyed_by_the_gguf_files_content_and_can_be_turn
     assert _dequantized_copy(str(tmp_path / "a"), "model.gguf") is None
 
 
+def test_a_gguf_load_reads_the_file_once_and_puts_gguf_back(tmp_path):
+    """transformers parses the file three times per load; inside `_gguf_read_once` the second
+    parse is the first's reader (same fields, same tensors), and on exit gguf is as it was."""
+    import gguf
+    import numpy as np
+
+    from neuromas.models import _gguf_read_once
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_array("tokenizer.ggml.tokens", ["a", "b", "c"])
+    writer.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(3, 4))
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file()
+    writer.close()
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    plain = gguf.GGUFReader(path)
+    with _gguf_read_once():
+        first, second = gguf.GGUFReader(path), gguf.GGUFReader(str(path))
+        assert first is second
+        assert list(first.fields) == list(plain.fields)
+        assert np.array_equal(first.tensors[0].data, plain.tensors[0].data)
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 2) is gguf.get_tensor_name_map(arch, 2)
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (reader, name_map)
+    assert gguf.GGUFReader(path) is not plain
+
+
 @pytest.mark.slow
 def test_the_cached_copy_loads_the_same_weights_as_the_gguf(backend32, tmp_path):
     """The session's model came from the copy or made it; a load from the copy equals it."""

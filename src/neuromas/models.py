@@ -78,7 +78,8 @@ def cpu_has_native_bf16() -> bool:
 
 def _dequantized_copy(source: str, gguf: str) -> Path | None:
     """Where the float32 copy of a local GGUF file is kept: dequantizing the embedded model took
-    44 s per process on a 2-core CPU, loading the copy a few seconds. Keyed by the file's name and
+    44 s per process on a 2-core CPU (about half that since `_gguf_read_once`), loading the copy a
+    few seconds. Keyed by the file's name and
     content (hashing the 98 MB embedded file takes about 0.2 s), not its modification time: every
     reinstall of the wheel gave the same file a new time, and a new 517 MB copy that nothing used
     again. Kept under $NEUROMAS_CACHE (default ~/.cache/neuromas); None for a hub GGUF
@@ -112,9 +113,42 @@ def _quiet_dequantization(gguf: bool, cached: Path | None):
         yield
         return
     where = f"; kept for later runs in {cached}" if cached is not None else ""
-    print(f"dequantizing the GGUF model to a float32 copy (once, up to a minute){where}", file=sys.stderr, flush=True)
+    print(f"dequantizing the GGUF model to a float32 copy (once per machine, about 20 s){where}", file=sys.stderr, flush=True)
     with contextlib.redirect_stderr(io.StringIO()):
         yield
+
+
+@contextlib.contextmanager
+def _gguf_read_once():
+    """Within one load, parse the GGUF file once and build gguf's tensor-name map once.
+
+    Why: transformers (5.x) parses the whole file three times (for the config, the tokenizer and
+    the weights), each time walking the 49k-token vocabulary through numpy memmap slices, and
+    rebuilds the tensor-name map for each of the model's 397 modules: 41 of the 57 s of the first
+    load of the embedded model on a 2-core CPU, against 2.5 s of actual dequantization. Both are
+    pure functions of their arguments, so memoizing them for the length of the load changes
+    nothing but the time. Patched on the `gguf` module, where transformers imports them from at
+    call time; restored on exit.
+    """
+    try:
+        import gguf
+    except ImportError:  # transformers then says itself that loading a GGUF needs `gguf`
+        yield
+        return
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[str, str], object] = {}
+
+    def read_once(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = reader(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = read_once, functools.cache(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
 
 
 def _write_hf_directory(model, tokenizer, directory: Path) -> None:
@@ -146,8 +180,9 @@ def save_hf_directory(directory: str | Path, name: str | None = None, gguf_file:
     if cached is not None and (cached / "model.safetensors").is_file():
         source, gguf = str(cached), None
     kwargs = {"gguf_file": gguf} if gguf else {}
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    with _gguf_read_once():
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     _write_hf_directory(model, tokenizer, Path(directory))
     return Path(directory)
 
@@ -187,10 +222,10 @@ def _load_model(name: str | None, gguf_file: str | None, dtype: str, device: str
     hf_logging.disable_progress_bar()  # the GGUF dequantisation bar floods logs; rich shows ours
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # transformers warns about bf16 GGUF loads; measured faster here
+    torch_dtype = resolve_dtype(dtype, resolve_device(device))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        torch_dtype = resolve_dtype(dtype, resolve_device(device))
-        with _quiet_dequantization(bool(kwargs), cached):
+        with _quiet_dequantization(bool(kwargs), cached), _gguf_read_once():
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             if kwargs and cached is not None:  # first load of this GGUF: dequantize in fp32, keep a copy
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
                 _save_dequantized(model, tokenizer, cached)
