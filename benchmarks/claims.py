@@ -642,8 +642,20 @@ def archive_run(run_dir: Path, run: dict, path: Path) -> None:
         out.write(traces)
 
 
-def archived(task: str, arm: str, seed: int, archive: Path | None = None) -> bool:
-    return ((ARCHIVE if archive is None else archive) / task / arm / f"seed{seed}.json").is_file()
+def archived(task: str, arm: str, seed: int, archive: Path | None = None, steps: int = 0) -> bool:
+    """A run finished in an earlier session with at least `steps` steps (a shorter one is run
+    again from its start when more steps are asked: its checkpoints were not kept)."""
+    path = (ARCHIVE if archive is None else archive) / task / arm / f"seed{seed}.json"
+    return path.is_file() and json.loads(path.read_text())["steps"] >= steps
+
+
+def _steps_text(steps: int | list[int]) -> str:
+    return ", ".join(map(str, steps)) if isinstance(steps, list) else str(steps)
+
+
+def _steps(per_seed: list[int]) -> int | list[int]:
+    """An arm's steps; per seed while some of its seeds have been extended and others not yet."""
+    return per_seed[0] if len(set(per_seed)) == 1 else per_seed
 
 
 def summarize(found: dict) -> dict:
@@ -655,7 +667,7 @@ def summarize(found: dict) -> dict:
             seeds = sorted(by_seed)
             runs = [by_seed[s] for s in seeds]
             out[arm] = {**arm_accuracy({s: by_seed[s]["rewards_after"] for s in seeds}),
-                        "steps": runs[0]["steps"], "calls_per_q": runs[0]["after"]["calls_per_q"],
+                        "steps": _steps([r["steps"] for r in runs]), "calls_per_q": runs[0]["after"]["calls_per_q"],
                         "tokens_per_q": round(float(np.mean([r["after"]["tokens_per_q"] for r in runs])), 1),
                         "train_s": round(float(np.mean([r["train_s"] for r in runs])), 1),
                         "rollout_tokens": round(float(np.mean([r["rollout_tokens"] for r in runs]))),
@@ -716,7 +728,7 @@ def report_markdown(metrics: dict) -> str:
             if arm.startswith("diff") or arm == "diffs":
                 continue
             per_seed = ", ".join(_pct(a) for a in m["per_seed"])
-            lines.append(f"| {task} | {arm} | {_ci(m)} | {per_seed} | {m['steps']} | {m['calls_per_q']:g} "
+            lines.append(f"| {task} | {arm} | {_ci(m)} | {per_seed} | {_steps_text(m['steps'])} | {m['calls_per_q']:g} "
                          f"| {m['tokens_per_q']:.1f} | {m.get('rollout_tokens', '')} | {m['train_s']:.0f} |")
     lines += ["", "Network minus single agent, in accuracy points, paired by question and seed (mean over seeds "
               "and questions, 95% CI from a bootstrap resampling both); `single` has the networks' trainable "
@@ -864,7 +876,7 @@ def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int, f
     overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every, group_size, lr), *(SMOKE if args.smoke else [])]
     started = time.perf_counter()
     if not (run_dir / "results.json").is_file() and not has_checkpoint(run_dir) and archived(
-            task, arm, seed, args.runs / "archive" if args.smoke else None):
+            task, arm, seed, args.runs / "archive" if args.smoke else None, total):
         print(f"{task} {arm} seed {seed}: finished in an earlier session (archived), reused", flush=True)
         return
     if not ensure_run(run_dir, CONFIGS / f"{task}.yaml", overrides):

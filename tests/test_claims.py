@@ -203,7 +203,9 @@ def test_a_finished_run_outlives_its_run_directory(tmp_path):
     _finished_single_run(runs / "arith-2x2" / "single" / "seed0", [1.0, 0.0, 1.0])
     found = claims.finished_runs(runs, ["arith-2x2"], ["single", "net21"], archive)
     assert list(found) == ["arith-2x2"] and list(found["arith-2x2"]) == ["single"]
-    assert claims.archived("arith-2x2", "single", 0, archive)
+    steps = found["arith-2x2"]["single"][0]["steps"]
+    assert claims.archived("arith-2x2", "single", 0, archive, steps)
+    assert not claims.archived("arith-2x2", "single", 0, archive, steps + 1)  # asked for more: run again
     assert (archive / "arith-2x2" / "single" / "seed0.traces.jsonl.gz").is_file()
 
     shutil.rmtree(runs)
