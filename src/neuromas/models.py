@@ -81,8 +81,9 @@ def _dequantized_copy(source: str, gguf: str) -> Path | None:
     44 s per process on a 2-core CPU (about half that since `_gguf_read_once`), loading the copy a
     few seconds. Keyed by the file's name and content (hashing the 98 MB embedded file takes
     about 0.2 s), not its modification time: every reinstall of the wheel gave the same file a
-    new time, and a new 517 MB copy that nothing used again. Kept under $NEUROMAS_CACHE (default ~/.cache/neuromas); None for a hub GGUF
-    (transformers caches those downloads itself) or when caching is off (NEUROMAS_CACHE=off)."""
+    new time, and a new 517 MB copy that nothing used again. Kept under $NEUROMAS_CACHE (default
+    ~/.cache/neuromas); None for a hub GGUF (transformers caches those downloads itself) or when
+    caching is off (NEUROMAS_CACHE=off)."""
     root = os.environ.get("NEUROMAS_CACHE", str(Path.home() / ".cache" / "neuromas"))
     path = Path(source) / gguf
     if root == "off" or not path.is_file():
