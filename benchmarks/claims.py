@@ -59,6 +59,7 @@ import argparse
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -224,6 +225,8 @@ def extend_run(run_dir: Path, steps: int) -> bool:
     config["train"]["steps"] = steps
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / "results.json").rename(run_dir / f"results_step-{done}.json")
+    if (run_dir / "traces_after.jsonl").is_file():  # the step's answers, to pair it with another arm at that step
+        shutil.copyfile(run_dir / "traces_after.jsonl", run_dir / f"traces_step-{done:06d}.jsonl")
     return True
 
 
@@ -597,7 +600,9 @@ def read_run(run_dir: Path, info: TaskInfo, slices: bool) -> dict:
     run = {"before": results["before"], "after": results["after"], "steps": results["train"]["steps"],
            "train_s": round(sum(m.get("time/step_s", 0.0) for m in steps), 1),
            "rollout_tokens": tokens[-1] if tokens else 0.0, "dtype": results.get("model_dtype"),
-           "rewards_before": rewards_of(before), "rewards_after": rewards_of(after), "curve": curve}
+           "rewards_before": rewards_of(before), "rewards_after": rewards_of(after), "curve": curve,
+           "rewards_by_step": {str(int(p.stem.split("-")[1])): rewards_of(read_traces(p))
+                               for p in sorted(run_dir.glob("traces_step-*.jsonl"))}}
     if len(after[0]["messages"]) > 1:
         _, task, examples = load_run_task(run_dir)
         run["division"] = division_of_labour(after, task, info, slices, examples)
@@ -686,7 +691,7 @@ def summarize(found: dict) -> dict:
         for arm in by_arm:
             if not ARMS[arm].network:
                 continue
-            diffs[arm] = {f"vs_{single}": diff_summary(rewards(by_arm, arm), rewards(by_arm, single))
+            diffs[arm] = {f"vs_{single}": budget_diff(by_arm[arm], by_arm[single], ARMS[single].steps_factor)
                           for single in SINGLES if single in by_arm}
         if diffs:
             out["diffs"] = diffs
@@ -697,8 +702,32 @@ def summarize(found: dict) -> dict:
     return metrics
 
 
-def rewards(by_arm: dict, arm: str) -> dict[int, dict[str, float]]:
-    return {seed: run["rewards_after"] for seed, run in by_arm[arm].items()}
+def rewards_at(run: dict, steps: int) -> dict[str, float] | None:
+    """A run's greedy rewards by question after `steps` training steps: its final evaluation's, or
+    the periodic one's at that step (None where the run has neither)."""
+    if run["steps"] == steps:
+        return run["rewards_after"]
+    return run.get("rewards_by_step", {}).get(str(steps))
+
+
+def budget_diff(network: dict[int, dict], single: dict[int, dict], factor: int) -> dict | None:
+    """Network minus single agent, each seed's network paired with the same seed's single agent at
+    the same budget: `factor` x the network's steps (3x for the equal-compute single agent).
+
+    A single agent trained on past that budget is read at its evaluation of that step; where the
+    step was not evaluated (a run extended before its answers were kept at every evaluation), its
+    last step stands in, and `single_steps` says so per seed: the report marks those pairs."""
+    matched, used = {}, {}
+    for seed in sorted(set(network) & set(single)):
+        budget = network[seed]["steps"] * factor
+        at_budget = rewards_at(single[seed], budget)
+        matched[seed] = at_budget if at_budget is not None else single[seed]["rewards_after"]
+        used[seed] = budget if at_budget is not None else single[seed]["steps"]
+    summary = diff_summary({s: network[s]["rewards_after"] for s in network}, matched)
+    if summary is not None:
+        summary["single_steps"] = [used[s] for s in summary["seeds"]]
+        summary["network_steps"] = [network[s]["steps"] for s in summary["seeds"]]
+    return summary
 
 
 # ---- the campaign: writing the report --------------------------------------------------------------
@@ -711,6 +740,14 @@ def _pct(value) -> str:
 def _ci(d: dict, mean: str = "acc") -> str:
     return f"{100 * d[mean]:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]" if mean == "mean" else \
         f"{100 * d[mean]:.1f} [{100 * d['ci_low']:.1f}, {100 * d['ci_high']:.1f}]"
+
+
+def _per_seed_diffs(summary: dict, factor: int) -> str:
+    """Each seed's difference; a pair not at equal budget says at which steps each side was read."""
+    cells = []
+    for value, net, single in zip(summary["per_seed"], summary["network_steps"], summary["single_steps"]):
+        cells.append(f"{100 * value:+.1f}" + (f" ({net} vs {single} steps)" if single != net * factor else ""))
+    return ", ".join(cells)
 
 
 def report_markdown(metrics: dict) -> str:
@@ -732,14 +769,17 @@ def report_markdown(metrics: dict) -> str:
                          f"| {m['tokens_per_q']:.1f} | {m.get('rollout_tokens', '')} | {m['train_s']:.0f} |")
     lines += ["", "Network minus single agent, in accuracy points, paired by question and seed (mean over seeds "
               "and questions, 95% CI from a bootstrap resampling both); `single` has the networks' trainable "
-              "parameters, `single-compute` about their rollout tokens (3x the steps).", "",
+              "parameters, `single-compute` about their rollout tokens (3x the steps). Each network is paired "
+              "with the single agent at its budget (a single agent trained longer is read at its evaluation of "
+              "that step); a seed whose single agent has no evaluation there is paired with its last step, and "
+              "its cell says at which steps each side was read.", "",
               "| task | network | vs single | per seed | vs single-compute | per seed |", "|---|---|---|---|---|---|"]
     for task, t in metrics.items():
         for arm, d in t.get("diffs", {}).items():
             cells = []
             for single in SINGLES:
                 s = d.get(f"vs_{single}")
-                cells += [_ci(s, "mean"), ", ".join(f"{100 * v:+.1f}" for v in s["per_seed"])] if s else ["", ""]
+                cells += [_ci(s, "mean"), _per_seed_diffs(s, ARMS[single].steps_factor)] if s else ["", ""]
             lines.append(f"| {task} | {arm} | " + " | ".join(cells) + " |")
     lines += ["", "## What the nodes learned", "",
               "Means over seeds of the trained networks' final greedy traces: `copies` the readout's answer is a "

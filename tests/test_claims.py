@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 from benchmarks import claims
 
 import neuromas.tasks as tasks
@@ -260,3 +261,44 @@ def test_combine_probe_counts_sampled_rewards_and_tied_groups():
     counts = [len(e.meta["operands"]) for e in examples]
     assert result["by_count"][str(counts[0])] == 0.25 / counts.count(counts[0])
     assert set(result["by_count"]) == {str(c) for c in counts}
+
+
+def test_the_single_agent_is_read_at_the_networks_budget():
+    """A single agent trained past a network's steps is paired at the network's step (3x for the
+    equal-compute one); where that step's answers were not kept its last step stands in, marked."""
+    network = {0: {"steps": 40, "rewards_after": {"a": 1.0, "b": 1.0}},
+               1: {"steps": 40, "rewards_after": {"a": 1.0, "b": 0.0}}}
+    single = {0: {"steps": 80, "rewards_after": {"a": 0.0, "b": 0.0}, "rewards_by_step": {"40": {"a": 1.0, "b": 0.0}}},
+              1: {"steps": 80, "rewards_after": {"a": 0.0, "b": 0.0}},
+              2: {"steps": 40, "rewards_after": {"a": 1.0, "b": 1.0}}}
+    d = claims.budget_diff(network, single, 1)
+    assert d["seeds"] == [0, 1] and d["per_seed"] == [0.5, 0.5]  # seed 0 at step 40 (1 - 0.5), seed 1 at 80
+    assert d["single_steps"] == [40, 80] and d["network_steps"] == [40, 40]
+    assert claims._per_seed_diffs(d, 1) == "+50.0, +50.0 (40 vs 80 steps)"
+
+    compute = {0: {"steps": 240, "rewards_after": {"a": 1.0, "b": 1.0}, "rewards_by_step": {"120": {"a": 0.0, "b": 0.0}}}}
+    d = claims.budget_diff(network, compute, 3)
+    assert d["per_seed"] == [1.0] and d["single_steps"] == [120]
+    assert claims._per_seed_diffs(d, 3) == "+100.0"
+
+
+def test_an_extended_run_keeps_the_answers_of_the_step_it_was_extended_from(tmp_path):
+    run_dir = tmp_path / "seed0"
+    _finished_single_run(run_dir, [1.0, 0.0, 1.0])
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"train": {"steps": 2}}))
+    (run_dir / "checkpoints" / "step-000002").mkdir(parents=True)
+    (run_dir / "checkpoints" / "step-000002" / "trainer.pt").write_bytes(b"")
+    assert claims.extend_run(run_dir, 4)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["steps"] == 4
+    assert not (run_dir / "results.json").exists()
+
+    # the resumed run finishes at step 4 with other answers
+    (run_dir / "results_step-2.json").rename(run_dir / "results.json")
+    results = json.loads((run_dir / "results.json").read_text())
+    (run_dir / "results.json").write_text(json.dumps({**results, "train": {"steps": 4}}))
+    (run_dir / "traces_after.jsonl").write_text("".join(
+        json.dumps({"example_id": f"q{i}", "reward": 0.0, "messages": {"L1N1": {"text": "5"}}}) + "\n" for i in range(3)))
+    run = claims.read_run(run_dir, claims.TASKS["arith-2x2"], slices=False)
+    assert run["rewards_after"] == {"q0": 0.0, "q1": 0.0, "q2": 0.0}
+    assert claims.rewards_at(run, 2) == {"q0": 1.0, "q1": 0.0, "q2": 1.0}
+    assert claims.rewards_at(run, 4) == run["rewards_after"] and claims.rewards_at(run, 3) is None
