@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
 import os
 import shutil
@@ -827,7 +828,7 @@ def plot(metrics: dict, path: Path) -> None:
     if not tasks:
         return
     fig, axes = plt.subplots(len(tasks), 2, figsize=(12, 4 * len(tasks)), squeeze=False)
-    colours = dict(zip(ARMS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    colours = dict(zip(ARMS, itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])))  # more arms than colours
     for row, task in enumerate(tasks):
         for arm in ARMS:
             m = metrics[task].get(arm)
