@@ -25,6 +25,8 @@ Levers (issue 18 item 9), run when asked for by name:
     net21-msgs-tree8 net21-msgs with 8 readouts of each first-layer pair (branching [G/4, 8], 2G passes
                      for 20 calls an input at G 8): a larger group over the same messages, for a
                      readout whose combining earns a reward of ~0.03 (claims_combine "sampled")
+    net31-msgs-tree8 the same with three first-layer nodes of rank 6 (four nodes, the single agent's
+                     parameters) and 22 calls an input: parts of two numbers on six-number sums
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
 
@@ -173,6 +175,9 @@ ARMS: dict[str, Arm] = {
     "net21-tree": Arm((2, 1), 8, tree=True),
     "net21-msgs-tree": Arm((2, 1), 8, slices="msgs", tree=True),
     "net21-msgs-tree8": Arm((2, 1), 8, slices="msgs", tree=True, readout_branch=8),
+    # Three parts where two would each be too hard (arith-6x1-mix: a part of three numbers is right
+    # on ~20%, of two on ~50%); rank 6 keeps the four nodes at the single agent's parameters.
+    "net31-msgs-tree8": Arm((3, 1), 6, slices="msgs", tree=True, readout_branch=8),
     "net21-grown": Arm((2, 1), 8, grown=True),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far

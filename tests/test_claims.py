@@ -149,6 +149,13 @@ def test_arms_overrides_and_which_tasks_get_slices():
     assert "net21-msgs" in claims.task_arms("bbh-object_counting", list(claims.ARMS))
 
 
+def test_every_network_arm_has_the_single_agents_trainable_parameters():
+    # a LoRA's parameters grow with its rank, so nodes x rank per node is the single agent's rank
+    for name, arm in claims.ARMS.items():
+        assert sum(arm.layers) * arm.rank == claims.ARMS["single"].rank, name
+    assert claims.ARMS["net31-msgs-tree8"].overrides(80, 10, 8)[:2] == ["network.layers=[3, 1]", "network.adapters.rank=6"]
+
+
 def test_every_task_has_a_config_that_validates():
     from neuromas.configfile import load_config
 
