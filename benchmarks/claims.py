@@ -27,6 +27,8 @@ Levers (issue 18 item 9), run when asked for by name:
                      readout whose combining earns a reward of ~0.03 (claims_combine "sampled")
     net31-msgs-tree8 the same with three first-layer nodes of rank 6 (four nodes, the single agent's
                      parameters) and 22 calls an input: parts of two numbers on six-number sums
+    net321-msgs-tree8 three parts in a binary tree [3, 2, 1] of rank-4 nodes (explicit edges: L2N1
+                     adds parts 1-2, L2N2 relays part 3, the readout adds two), branching [2, 1, 8]
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
 
@@ -138,13 +140,16 @@ class Arm:
     readout_branch: int = 4  # with tree: readout samples of each first-layer sample
     grown: bool = False  # trained as [1, 1] for half the steps, then widened to `layers` with fade-in (grow.py)
     readout_lr_factor: float | None = None  # the readout's learning rate, x the task's (train.readout_lr)
+    edges: tuple[str, ...] = ()  # explicit edges (network.edges) instead of dense layers
 
     def overrides(self, steps: int, eval_every: int, group_size: int, lr: float | None = None) -> list[str]:
         """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`
         (and learning rate `lr`, which only an arm with a readout learning rate of its own needs).
 
         A tree arm samples G / 2 first-layer pairs per input and 4 readouts of each: 2G passes for
-        2 x G/2 + 2G = 3G calls, what G independent passes of a 3-node network cost."""
+        2 x G/2 + 2G = 3G calls, what G independent passes of a 3-node network cost. Layers between
+        the first and the readout sample once per sample above them (factor 1: they share its
+        advantage), so the readout keeps its group over the same messages."""
         sets = [f"network.layers={list(self.layers)}", f"network.adapters.rank={self.rank}",
                 f"train.steps={steps * self.steps_factor}", f"train.eval_every={eval_every * self.steps_factor}"]
         if self.grown:  # the first layer widened once the [1, 1] network has trained half the steps
@@ -153,14 +158,17 @@ class Arm:
             sets.append(f"train.growth=[{{at_step: {half}, widen: [{{layer: 1, width: {self.layers[0]}}}], "
                         f"ramp_steps: {max(1, half // 4)}}}]")
         if self.tree:
-            sets += [f"train.group_size={2 * group_size}",
-                     f"train.branching=[{2 * group_size // self.readout_branch}, {self.readout_branch}]"]
+            middle = [1] * (len(self.layers) - 2)
+            branching = [2 * group_size // self.readout_branch, *middle, self.readout_branch]
+            sets += [f"train.group_size={2 * group_size}", f"train.branching={branching}"]
         else:
             sets.append(f"train.group_size={group_size}")
         if self.slices:
             sets.append("network.input_slices=true")
         if self.slices == "msgs":
             sets.append("network.input_to_all=false")
+        if self.edges:
+            sets.append(f"network.edges={list(self.edges)}")
         if self.readout_lr_factor is not None:
             if lr is None:
                 raise ValueError("an arm with readout_lr_factor needs the task's learning rate")
@@ -178,6 +186,10 @@ ARMS: dict[str, Arm] = {
     # Three parts where two would each be too hard (arith-6x1-mix: a part of three numbers is right
     # on ~20%, of two on ~50%); rank 6 keeps the four nodes at the single agent's parameters.
     "net31-msgs-tree8": Arm((3, 1), 6, slices="msgs", tree=True, readout_branch=8),
+    # The same three parts as a binary tree, so that every node adds at most two numbers (net31's
+    # readout, adding three partial sums, never did): L2N1 adds parts 1 and 2, L2N2 relays part 3.
+    "net321-msgs-tree8": Arm((3, 2, 1), 4, slices="msgs", tree=True, readout_branch=8,
+                             edges=("L1N1->L2N1", "L1N2->L2N1", "L1N3->L2N2", "L2N1->L3N1", "L2N2->L3N1")),
     "net21-grown": Arm((2, 1), 8, grown=True),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far

@@ -156,6 +156,18 @@ def test_every_network_arm_has_the_single_agents_trainable_parameters():
     assert claims.ARMS["net31-msgs-tree8"].overrides(80, 10, 8)[:2] == ["network.layers=[3, 1]", "network.adapters.rank=6"]
 
 
+def test_a_deeper_tree_arm_keeps_the_readouts_group_and_its_edges():
+    from neuromas.configfile import load_config
+    from neuromas.topology import Topology
+
+    # the middle layer samples once per first-layer sample; the readout keeps 8 over the same messages
+    sets = claims.ARMS["net321-msgs-tree8"].overrides(80, 10, 8)
+    assert "train.branching=[2, 1, 8]" in sets
+    config = load_config(claims.CONFIGS / "arith-6x1-mix.yaml", sets)
+    assert Topology.from_config(config.network).edges == [
+        ("L1N1", "L2N1"), ("L1N2", "L2N1"), ("L1N3", "L2N2"), ("L2N1", "L3N1"), ("L2N2", "L3N1")]
+
+
 def test_every_task_has_a_config_that_validates():
     from neuromas.configfile import load_config
 
