@@ -183,8 +183,9 @@ ARMS: dict[str, Arm] = {
     "net21-tree": Arm((2, 1), 8, tree=True),
     "net21-msgs-tree": Arm((2, 1), 8, slices="msgs", tree=True),
     "net21-msgs-tree8": Arm((2, 1), 8, slices="msgs", tree=True, readout_branch=8),
-    # Three parts where two would each be too hard (arith-6x1-mix: a part of three numbers is right
-    # on ~20%, of two on ~50%); rank 6 keeps the four nodes at the single agent's parameters.
+    # Three parts where two would each be too hard (arith-6x1-mix: a node's part of three numbers was
+    # right on ~20% at step 70 of net21-msgs-tree8, of two on ~70% untrained); rank 6 keeps the four
+    # nodes at the single agent's parameters.
     "net31-msgs-tree8": Arm((3, 1), 6, slices="msgs", tree=True, readout_branch=8),
     # The same three parts as a binary tree, so that every node adds at most two numbers (net31's
     # readout, adding three partial sums, never did): L2N1 adds parts 1 and 2, L2N2 relays part 3.
