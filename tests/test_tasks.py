@@ -317,9 +317,50 @@ def test_arith_split_input_says_when_a_part_has_no_numbers():
         f"What is {a}?", f"What is {b}?", "(no numbers in this part)"]
 
 
+def test_arith_sum_of_products_splits_into_its_two_products():
+    task = tasks.load("arith", operands=4, min_value=1, operators="*", top_operators="+", depth=2,
+                      train_operands=[2, 4], train_size=300, test_size=50)
+    for example in task.examples("test"):
+        a, b, c, d = example.meta["operands"]
+        assert example.input == f"What is ({a}*{b})+({c}*{d})?"
+        assert example.target == a * b + c * d and min(a, b, c, d) >= 1
+        assert task.split_input(example, 2) == [f"What is {a}*{b}?", f"What is {c}*{d}?"]
+        assert task.part_targets(example, 2) == [a * b, c * d]
+    shapes = {}  # the curriculum's shorter items: "a+b" and "(a*b)+c" split at their top "+" as well
+    for example in task.examples("train"):
+        shapes.setdefault(len(example.meta["operands"]), example)
+    a, b = shapes[2].meta["operands"]
+    assert shapes[2].input == f"What is {a}+{b}?" and task.split_input(shapes[2], 2) == [
+        f"What is {a}?", f"What is {b}?"]
+    a, b, c = shapes[3].meta["operands"]
+    assert shapes[3].input == f"What is ({a}*{b})+{c}?" and task.part_targets(shapes[3], 2) == [a * b, c]
+    with pytest.raises(NeuromasError, match="first layer of width 2"):
+        task.split_input(task.examples("test")[0], 3)
+
+
+def test_arith_new_knobs_keep_the_default_questions():
+    """top_operators and min_value draw nothing unless set: past runs' questions stay the same."""
+    plain = tasks.load("arith", operands=4, depth=2, train_size=20, test_size=20)
+    again = tasks.load("arith", operands=4, depth=2, train_size=20, test_size=20, top_operators=None,
+                       min_value=None)
+    assert [e.input for e in plain.examples("train") + plain.examples("test")] == [
+        e.input for e in again.examples("train") + again.examples("test")]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"top_operators": "+"}, "top_operators needs depth >= 2"),
+    ({"top_operators": "/", "depth": 2}, "top_operators='/' must be made of"),
+    ({"min_value": 10}, "min_value=10 must be between 0 and 9"),
+    ({"digits": 2, "min_value": 5}, "min_value=5 must be between 10 and 99"),
+])
+def test_arith_rejects_bad_top_operators_and_min_value(params, message):
+    with pytest.raises(NeuromasError, match=message):
+        tasks.load("arith", **params)
+
+
 def test_split_input_is_refused_where_parts_do_not_add_up_or_the_task_cannot_cut():
     minus = tasks.load("arith", operators="-")
-    with pytest.raises(NeuromasError, match="input_slices needs operators='\\+'"):
+    with pytest.raises(NeuromasError, match="input_slices needs parts that add up"):
         minus.split_input(minus.examples("test")[0], 2)
     other = tasks.load("bbh", subset="navigate", test_size=4, data_dir=str(FIXTURE_DATA))
     with pytest.raises(NeuromasError, match="set network.input_slices: false"):

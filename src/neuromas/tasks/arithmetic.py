@@ -8,7 +8,13 @@ this (DESIGN.md section 1). The knobs set the shape of the tree:
 - `train_operands`: the same for the train split alone (default: as `operands`). A curriculum:
   train on 2-4 numbers, where sampled rewards are not all zero, and test on exactly 4.
 - `digits`: digits per number (1 means 0-9, d > 1 means 10^(d-1) to 10^d - 1).
+- `min_value`: the smallest number drawn, inside that range (default: its bottom). 1 with one
+  digit keeps 0 out, where a zero would let a part be skipped: in "(0*9)+(3*1)" the answer is
+  one product, so a readout that copies a message is right without combining anything.
 - `operators`: which of "+-*" may appear, drawn uniformly per position.
+- `top_operators`: the operators that may join the two top-level halves (depth 2 or more),
+  drawn like `operators`; default: as `operators`. "(3*5)+(2*7)", a sum of products, is
+  `operators: "*"`, `top_operators: "+"`: a sum whose parts are each a different sub-problem.
 - `depth`: 1 gives a flat expression evaluated with the usual precedence ("3+5*2+7"); 2 or more
   split it into balanced halves in parentheses, "(3+5)+(2+7)", down to `depth` levels. Past
   log2(operands) levels there is nothing left to split, so a deeper setting changes nothing.
@@ -88,6 +94,15 @@ def subresults(tree: Tree) -> list[dict[str, Any]]:
     return inner + [{"expr": tree["expr"], "value": tree["value"]}]
 
 
+def _canonical(operators: str) -> str:
+    return "".join(sorted(set(operators), key=OPERATORS.index))
+
+
+def _top_index(count: int) -> int:
+    """Where build_tree joins the two top-level halves of `count` numbers in the operator list."""
+    return (count + 1) // 2 - 1
+
+
 def _counts(field: str, value: int | list[int]) -> range:
     counts = [value, value] if isinstance(value, int) else list(value)
     if len(counts) != 2 or not 2 <= counts[0] <= counts[1]:
@@ -105,7 +120,8 @@ class Arithmetic(SplitTask):
 
     def __init__(self, operands: int | list[int] = 4, digits: int = 1, operators: str = "+",
                  depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128,
-                 train_operands: int | list[int] | None = None):
+                 train_operands: int | list[int] | None = None, top_operators: str | None = None,
+                 min_value: int | None = None):
         counts = _counts("operands", operands)
         train_counts = counts if train_operands is None else _counts("train_operands", train_operands)
         if not 1 <= digits <= 18:
@@ -114,11 +130,23 @@ class Arithmetic(SplitTask):
             raise NeuromasError(f"arith: operators={operators!r} must be made of {OPERATORS!r}")
         if depth < 1:
             raise NeuromasError(f"arith: depth={depth} must be >= 1 (1 is a flat expression)")
+        if top_operators is not None:
+            if not top_operators or set(top_operators) - set(OPERATORS):
+                raise NeuromasError(f"arith: top_operators={top_operators!r} must be made of {OPERATORS!r}")
+            if depth < 2:
+                raise NeuromasError("arith: top_operators needs depth >= 2 (a flat expression has no "
+                                    "top-level halves to join); set depth: 2 or drop top_operators")
         if train_size < 0 or test_size < 0:
             raise NeuromasError("arith: train_size and test_size must be >= 0")
         self.counts = counts
         self.low, self.high = (0 if digits == 1 else 10 ** (digits - 1)), 10 ** digits - 1
-        self.operators = "".join(sorted(set(operators), key=OPERATORS.index))
+        if min_value is not None:
+            if not self.low <= min_value <= self.high:
+                raise NeuromasError(f"arith: min_value={min_value} must be between {self.low} and "
+                                    f"{self.high} (the numbers of {digits} digit(s))")
+            self.low = min_value
+        self.operators = _canonical(operators)
+        self.top_operators = None if top_operators is None else _canonical(top_operators)
         self.depth = depth
         test = self._draw_test(random.Random(f"arith-test:{seed}"), test_size)
         held_out = {ex.input for ex in test if len(ex.meta["operands"]) in train_counts}
@@ -130,11 +158,15 @@ class Arithmetic(SplitTask):
     def space_size(self) -> int:
         """How many distinct expressions the knobs allow."""
         values, ops = self.high - self.low + 1, len(self.operators)
-        return sum(values ** k * ops ** (k - 1) for k in self.counts)
+        if self.top_operators is None:
+            return sum(values ** k * ops ** (k - 1) for k in self.counts)
+        return sum(values ** k * ops ** (k - 2) * len(self.top_operators) for k in self.counts)
 
     def _example(self, rng: random.Random, split: str, index: int) -> Example:
         numbers = [rng.randint(self.low, self.high) for _ in range(rng.choice(self.counts))]
         ops = [rng.choice(self.operators) for _ in numbers[1:]]
+        if self.top_operators is not None:  # the operator build_tree puts between the halves
+            ops[_top_index(len(numbers))] = rng.choice(self.top_operators)
         tree = build_tree(numbers, ops, self.depth)
         expr = tree["expr"]
         return Example(
@@ -177,24 +209,32 @@ class Arithmetic(SplitTask):
         return train
 
     def split_input(self, example: Example, parts: int) -> list[str]:
-        """Consecutive runs of the numbers as smaller sums, "What is 3+5+2+7?" -> "What is 3+5?",
-        "What is 2+7?": the first level of the sum's tree. The parts of a sum add up to it, which
-        holds for "+" only, so other operators are refused. A part with no number left (more
-        parts than numbers) says so rather than inventing one.
+        """The sum cut into parts whose values add up to it. A flat sum: consecutive runs of the
+        numbers, "What is 3+5+2+7?" -> "What is 3+5?", "What is 2+7?". A sum of two sub-expressions
+        (depth 2 or more, `+` at the top): its two halves, "What is (3*5)+(2*7)?" -> "What is 3*5?",
+        "What is 2*7?". Anything else has no parts that add up, so it is refused. A part with no
+        number left (more parts than numbers) says so rather than inventing one.
         """
-        return [f"What is {'+'.join(map(str, run))}?" if run else "(no numbers in this part)"
-                for run in self._runs(example, parts)]
+        return [f"What is {expr}?" if expr else "(no numbers in this part)"
+                for expr, _ in self._parts(example, parts)]
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
-        """The sum of each part (None for a part with no numbers)."""
-        return [sum(run) if run else None for run in self._runs(example, parts)]
+        """The value of each part (None for a part with no numbers)."""
+        return [value for _, value in self._parts(example, parts)]
 
-    @staticmethod
-    def _runs(example: Example, parts: int) -> list[list[int]]:
-        if set(example.meta["operators"]) - {"+"}:
-            raise NeuromasError("arith: input_slices needs operators='+' (parts of a sum add up to "
-                                "it; with - or * they do not): set operators: '+' or input_slices: false")
-        return consecutive_runs(example.meta["operands"], parts)
+    def _parts(self, example: Example, parts: int) -> list[tuple[str, int | None]]:
+        operators = example.meta["operators"]
+        if not set(operators) - {"+"}:
+            runs = consecutive_runs(example.meta["operands"], parts)
+            return [("+".join(map(str, run)), sum(run)) if run else ("", None) for run in runs]
+        tree = example.meta["tree"]
+        top = operators[_top_index(len(example.meta["operands"]))]
+        if self.depth >= 2 and top == "+" and parts == 2:
+            return [(str(child) if isinstance(child, int) else child["expr"], _value(child))
+                    for child in tree["children"]]
+        raise NeuromasError("arith: input_slices needs parts that add up to the answer: operators='+', "
+                            "or top_operators='+' with depth >= 2 and a first layer of width 2 (with - or * "
+                            "elsewhere they do not): set operators: '+' or input_slices: false")
 
     def extract(self, completion: str, example: Example | None = None) -> str | None:
         return rewards.extract_number(completion)
