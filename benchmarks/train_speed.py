@@ -230,15 +230,65 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
 
 def profile_step(runner: Ours, path: str) -> None:
     """One more step of ours under torch's profiler: the operators by their own CPU time, written
-    to `path` (what explains the gap between MFU and 1). Not part of the timed steps."""
+    to `path` (what explains the gap between MFU and 1). Not part of the timed steps.
+
+    The table is summed here from the profiler's raw events, not by `key_averages()`: that turns
+    every event of the step into a Python `FunctionEvent` with its tree of children, and on a
+    full-size step (tens of thousands of decode-time operators per token) it grew past 17 GB of
+    RSS and was still growing (with `record_shapes=True`, which also keeps every input tensor
+    alive, pytorch/pytorch#133444, past 24 GB and the OOM killer). Shapes are not recorded for
+    the same reason; the operator names split the time between matmuls and the rest.
+    """
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
         runner.step()
-    by_op = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
-    by_shape = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=30)
-    Path(path).write_text(f"{by_op}\n\nBy input shape:\n{by_shape}\n")
+    table = operator_table(self_times(prof.profiler.kineto_results.events()))
+    Path(path).write_text(table)
     print(f"profile written to {path}", file=sys.stderr, flush=True)
+
+
+def self_times(events) -> dict[str, list[int]]:
+    """{operator: [self ns, calls]} from raw profiler events: an event's self time is its
+    duration less its direct children's, the children being the events of its thread that start
+    inside it (operators nest strictly within a thread); a child of the parent's name is the
+    parent (torch's own table merges them too)."""
+    by_thread: dict[int, list[tuple[int, int, str]]] = {}
+    for event in events:
+        by_thread.setdefault(event.start_thread_id(), []).append(
+            (event.start_ns(), -event.end_ns(), event.name()))
+    totals: dict[str, list[int]] = {}
+
+    def close(frame: list) -> None:
+        end, start, name, children_ns = frame
+        entry = totals.setdefault(name, [0, 0])
+        entry[0] += end - start - children_ns
+        entry[1] += 1
+
+    for spans in by_thread.values():
+        spans.sort()  # by start, the enclosing (later-ending) event first
+        stack: list[list] = []
+        for start, neg_end, name in spans:
+            while stack and stack[-1][0] <= start:
+                close(stack.pop())
+            if stack and stack[-1][2] == name:
+                continue  # an operator redispatching to itself (aten::sum in aten::sum): one call, as torch counts
+            if stack:
+                stack[-1][3] += -neg_end - start
+            stack.append([-neg_end, start, name, 0])
+        while stack:
+            close(stack.pop())
+    return totals
+
+
+def operator_table(totals: dict[str, list[int]], rows: int = 40) -> str:
+    """The `rows` operators with the most self time, as a markdown table."""
+    whole = sum(self_ns for self_ns, _ in totals.values()) or 1
+    ranked = sorted(totals.items(), key=lambda item: -item[1][0])[:rows]
+    lines = ["| operator | self ms | self % | calls | us per call |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {self_ns / 1e6:.1f} | {100 * self_ns / whole:.1f} | {calls} | {self_ns / 1e3 / calls:.1f} |"
+              for name, (self_ns, calls) in ranked]
+    return "\n".join(lines) + f"\n\nAll operators: {whole / 1e9:.2f} s of self CPU time.\n"
 
 
 CHILD_FLAGS = ["steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens", "profile"]

@@ -1,5 +1,7 @@
-"""benchmarks/flops.py's FLOP count against hand-computed values for a tiny model (no real model)."""
+"""benchmarks/flops.py's FLOP count against hand-computed values for a tiny model (no real model), and
+train_speed's profile table against torch's own."""
 
+import torch
 from benchmarks.flops import ModelShape, forward_flops, matmul_peak, mfu, rollout_flops, unique_tokens, update_flops
 
 # 2 layers, hidden 4, MLP 8, 2 query heads sharing 1 KV head of dim 2, vocabulary 10
@@ -86,3 +88,23 @@ def test_a_training_steps_flops_count_its_distinct_messages_and_the_rows_it_upda
     messages = [("L1N1", [5, 6], [7, 8]), ("L2N1", [5, 6, 3], [9]), ("L2N1", [5, 6, 2], [4])]
     assert rollout == rollout_flops(TINY, messages, lora)
     assert update == update_flops(TINY, [messages[0], messages[2]], lora)  # the row with advantage 0 never ran
+
+
+def test_profile_self_times_agree_with_torchs_own_table():
+    """train_speed sums the profiler's raw events itself (key_averages runs out of memory on a
+    full step); on a small profile its self times and calls equal torch's."""
+    from benchmarks.train_speed import operator_table, self_times
+    from torch.profiler import ProfilerActivity, profile
+
+    a = torch.randn(128, 128)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            torch.nn.functional.linear(a, a).relu().sum()
+    ours = self_times(prof.profiler.kineto_results.events())
+    theirs = {e.key: e for e in prof.key_averages()}
+    assert set(ours) == set(theirs)
+    for name, (self_ns, calls) in ours.items():
+        assert calls == theirs[name].count
+        assert abs(self_ns / 1e3 - theirs[name].self_cpu_time_total) <= 1 + 1e-3 * self_ns / 1e3
+    table = operator_table(ours, rows=2)
+    assert table.count("\n| aten::") == 2 and "s of self CPU time" in table
