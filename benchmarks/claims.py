@@ -192,6 +192,9 @@ ARMS: dict[str, Arm] = {
     # readout, adding three partial sums, never did): L2N1 adds parts 1 and 2, L2N2 relays part 3.
     "net321-msgs-tree8": Arm((3, 2, 1), 4, slices="msgs", tree=True, readout_branch=8,
                              edges=("L1N1->L2N1", "L1N2->L2N1", "L1N3->L2N2", "L2N1->L3N1", "L2N2->L3N1")),
+    # The readout reads the question beside the two messages (arith-sumprod-mix: messages-only, the
+    # readout added two correct products on at most 1 of ~100 questions in 70 steps).
+    "net21-slices-tree8": Arm((2, 1), 8, slices="input", tree=True, readout_branch=8),
     "net21-grown": Arm((2, 1), 8, grown=True),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far
