@@ -119,6 +119,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-4x2-mix": TaskInfo(splits=True, additive=True),  # trained on 2-4 numbers
     "arith-6x1-mix": TaskInfo(splits=True, additive=True),  # trained on 2-6 numbers
     "arith-sumprod-mix": TaskInfo(splits=True, additive=True),  # (a*b)+(c*d), trained on 2-4 numbers
+    "arith-sumprod6-mix": TaskInfo(splits=True, additive=True),  # the same of 2-6: sums up to 72
     "lookup-16": TaskInfo(splits=True),  # one part holds the answer: the readout combines by choosing
     "lookup-32": TaskInfo(splits=True),
     "bbh-object_counting": TaskInfo(splits=True, additive=True),

@@ -338,8 +338,16 @@ def test_arith_sum_of_products_splits_into_its_two_products():
         task.split_input(task.examples("test")[0], 3)
 
 
+def test_arith_min_and_max_value_bound_every_number_drawn():
+    task = tasks.load("arith", operands=[2, 4], min_value=2, max_value=6, train_size=200, test_size=100)
+    drawn = {n for split in ("train", "test") for e in task.examples(split) for n in e.meta["operands"]}
+    assert drawn == {2, 3, 4, 5, 6}
+    with pytest.raises(NeuromasError, match="these knobs allow only 25 distinct"):
+        tasks.load("arith", operands=2, min_value=2, max_value=6, test_size=26)
+
+
 def test_arith_new_knobs_keep_the_default_questions():
-    """top_operators and min_value draw nothing unless set, so past runs' questions stay the same:
+    """top_operators, min_value and max_value draw nothing unless set, so past runs' questions stay the same:
     the first questions of each split as the generator drew them before the knobs existed."""
     task = tasks.load("arith", operands=[2, 4], digits=2, operators="+-*", depth=2, train_size=20, test_size=20)
     assert [e.input for e in task.examples("train")[:3]] == [
@@ -353,6 +361,8 @@ def test_arith_new_knobs_keep_the_default_questions():
     ({"top_operators": "/", "depth": 2}, "top_operators='/' must be made of"),
     ({"min_value": 10}, "min_value=10 must be between 0 and 9"),
     ({"digits": 2, "min_value": 5}, "min_value=5 must be between 10 and 99"),
+    ({"max_value": 10}, "max_value=10 must be between 0 and 9"),
+    ({"min_value": 3, "max_value": 2}, "max_value=2 must be between 3 and 9"),
 ])
 def test_arith_rejects_bad_top_operators_and_min_value(params, message):
     with pytest.raises(NeuromasError, match=message):

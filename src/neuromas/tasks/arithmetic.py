@@ -11,6 +11,8 @@ this (DESIGN.md section 1). The knobs set the shape of the tree:
 - `min_value`: the smallest number drawn, inside that range (default: its bottom). 1 with one
   digit keeps 0 out, where a zero would let a part be skipped: in "(0*9)+(3*1)" the answer is
   one product, so a readout that copies a message is right without combining anything.
+- `max_value`: the largest number drawn, inside that range (default: its top). 2-6 keeps a
+  sum of two products under 73, where 1-9 asks the combining step for sums up to 162.
 - `operators`: which of "+-*" may appear, drawn uniformly per position.
 - `top_operators`: the operators that may join the two top-level halves (depth 2 or more),
   drawn like `operators`; default: as `operators`. "(3*5)+(2*7)", a sum of products, is
@@ -121,7 +123,7 @@ class Arithmetic(SplitTask):
     def __init__(self, operands: int | list[int] = 4, digits: int = 1, operators: str = "+",
                  depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128,
                  train_operands: int | list[int] | None = None, top_operators: str | None = None,
-                 min_value: int | None = None):
+                 min_value: int | None = None, max_value: int | None = None):
         counts = _counts("operands", operands)
         train_counts = counts if train_operands is None else _counts("train_operands", train_operands)
         if not 1 <= digits <= 18:
@@ -145,6 +147,11 @@ class Arithmetic(SplitTask):
                 raise NeuromasError(f"arith: min_value={min_value} must be between {self.low} and "
                                     f"{self.high} (the numbers of {digits} digit(s))")
             self.low = min_value
+        if max_value is not None:
+            if not self.low <= max_value <= self.high:
+                raise NeuromasError(f"arith: max_value={max_value} must be between {self.low} and "
+                                    f"{self.high} (the numbers of {digits} digit(s), from min_value)")
+            self.high = max_value
         self.operators = _canonical(operators)
         self.top_operators = None if top_operators is None else _canonical(top_operators)
         self.depth = depth
