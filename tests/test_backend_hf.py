@@ -159,6 +159,50 @@ def test_auto_dtype_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     assert models.resolve_dtype("auto", cpu) == torch.bfloat16
 
 
+def test_decode_attention_packs_the_query_heads_and_leaves_longer_queries_alone():
+    """A one-token query runs with its heads packed onto the KV heads (`models._packed_decode_sdpa`):
+    with a mask that is what transformers' SDPA does itself, bit for bit; without one (where
+    transformers uses `enable_gqa`, slow on CPU in bf16) the same attention up to rounding.
+    Longer queries (prefill, the update) are transformers' SDPA bit for bit."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from neuromas.models import _packed_decode_sdpa
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    generator = torch.Generator().manual_seed(0)
+
+    def tensors(query_length):
+        q = torch.randn(4, 9, query_length, 64, generator=generator).bfloat16()
+        k, v = (torch.randn(4, 3, 40, 64, generator=generator).bfloat16() for _ in range(2))
+        mask = torch.ones(4, 1, query_length, 40, dtype=torch.bool).tril(40 - query_length)
+        mask[1, ..., :7] = False  # a left-padded row
+        return q, k, v, mask
+
+    def both(q, k, v, mask):
+        return (_packed_decode_sdpa(module, q, k, v, mask, scaling=0.125)[0],
+                sdpa_attention_forward(module, q, k, v, mask, scaling=0.125)[0])
+
+    q, k, v, mask = tensors(1)
+    ours, theirs = both(q, k, v, mask)
+    assert ours.shape == (4, 1, 9, 64) and torch.equal(ours, theirs)
+    ours, theirs = both(q, k, v, None)
+    torch.testing.assert_close(ours, theirs)
+    exact = torch.nn.functional.scaled_dot_product_attention(
+        q.double(), k.double().repeat_interleave(3, 1), v.double().repeat_interleave(3, 1), scale=0.125)
+    torch.testing.assert_close(ours.double(), exact.transpose(1, 2), atol=1e-2, rtol=1e-2)
+    assert torch.equal(*both(*tensors(5)))
+
+
+@pytest.mark.slow
+def test_only_a_bf16_model_on_cpu_gets_the_packed_decode_attention(backend32):
+    from neuromas.models import PACKED_DECODE_SDPA, load_model
+
+    assert backend32.model.config._attn_implementation == "sdpa"
+    model, _ = load_model(dtype="bfloat16")
+    assert model.config._attn_implementation == PACKED_DECODE_SDPA
+
+
 def test_the_dequantized_copy_is_keyed_by_the_gguf_files_content_and_can_be_turned_off(tmp_path, monkeypatch):
     """A reinstalled wheel (same bytes, new modification time) reuses the copy; other bytes do not."""
     from neuromas.models import _dequantized_copy
