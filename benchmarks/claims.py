@@ -4,6 +4,7 @@
     python -m benchmarks.claims pilot --tasks arith-3x2 --lrs 5e-4 1e-3   # short runs to fix a task's recipe
     python -m benchmarks.claims run --tasks arith-3x2 bbh-object_counting --seeds 0 1 2 [--commit]
     python -m benchmarks.claims report                 # statistics and plots of every finished run
+    python -m benchmarks.claims ablate --tasks arith-sumprod-mix   # accuracy with messages blanked
     python -m benchmarks.claims run --smoke --tasks arith-4x1 --arms net21 single   # the machinery, end to end
 
 Tasks are the configs under `configs/claims/` (one per task: its message length and training
@@ -29,6 +30,9 @@ Levers (issue 18 item 9), run when asked for by name:
                      parameters) and 22 calls an input: parts of two numbers on six-number sums
     net321-msgs-tree8 three parts in a binary tree [3, 2, 1] of rank-4 nodes (explicit edges: L2N1
                      adds parts 1-2, L2N2 relays part 3, the readout adds two), branching [2, 1, 8]
+    net21-slices-tree8 net21-msgs-tree8 with the readout also reading the question: where the
+                     parts are another operation than the combining step ("(9*4)+(6*7)?"), only
+                     the question says how to combine what the messages hold
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
 
@@ -66,6 +70,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +84,7 @@ from benchmarks.common import (
     machine,
     neuromas,
     pyplot,
+    run_child,
     run_or_reuse,
     set_args,
     smoke_runs,
@@ -441,6 +447,45 @@ def truncated(traces: list[dict]) -> float:
     return sum(not m.get("finished", True) for m in messages) / max(len(messages), 1)
 
 
+# ---- what the readout reads (item 6): its accuracy with messages blanked ---------------------------
+
+ABLATION = "ablation.json"  # in a finished network run's directory; archived with the run
+
+
+def blank_sets(topology) -> dict[str, frozenset[str]]:
+    """The intact network, each node but the readout blanked alone, and all of them at once."""
+    hidden = [node.id for node in topology.nodes if not node.is_readout]
+    return {"intact": frozenset(), **{node: frozenset({node}) for node in hidden}, "messages": frozenset(hidden)}
+
+
+def write_ablation(run_dir: Path) -> dict[str, float]:
+    """Greedy accuracy of a finished network run's final network on its test questions, intact and
+    with messages blanked (`report.stats.blanked_accuracy`), into `run_dir/ablation.json`.
+
+    Why: where the readout also reads the question (`net21-slices-tree8`), the traces cannot say
+    whether it adds what the messages hold or solves the question alone; the accuracy with every
+    message blanked can. "intact" repeats the run's final evaluation, a check that the network was
+    loaded as it was trained."""
+    import neuromas as nm
+    from neuromas.files import atomic_write
+    from neuromas.report.stats import blanked_accuracy
+
+    config, task, _ = load_run_task(run_dir)
+    net = nm.Network.load(run_dir)
+    examples = task.examples(config.eval.split)[: config.eval.limit]
+    acc = blanked_accuracy(net, task, examples, blank_sets(net.topology), config.eval.batch_size)
+    result = {name: round(value, 4) for name, value in acc.items()} | {"n": len(examples)}
+    atomic_write(run_dir / ABLATION, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def ensure_ablation(run_dir: Path) -> None:
+    """`write_ablation` of a finished network run, in a child process (a model job, like a run)."""
+    if (run_dir / "results.json").is_file() and not (run_dir / ABLATION).is_file():
+        print(f"{repo_relative(run_dir)}: accuracy with messages blanked", flush=True)
+        run_child([sys.executable, "-m", "benchmarks.claims", "ablate-run", str(run_dir)], cwd=ROOT)
+
+
 # ---- the ladder ----------------------------------------------------------------------------------
 
 
@@ -632,6 +677,8 @@ def read_run(run_dir: Path, info: TaskInfo, slices: bool) -> dict:
     if len(after[0]["messages"]) > 1:
         _, task, examples = load_run_task(run_dir)
         run["division"] = division_of_labour(after, task, info, slices, examples)
+    if (run_dir / ABLATION).is_file():
+        run["ablation"] = json.loads((run_dir / ABLATION).read_text())
     return run
 
 
@@ -706,6 +753,8 @@ def summarize(found: dict) -> dict:
                         "curves": {str(s): by_seed[s]["curve"] for s in seeds}}
             if "division" in runs[0]:
                 out[arm]["division"] = {str(s): by_seed[s]["division"] for s in seeds}
+            if any("ablation" in r for r in runs):
+                out[arm]["ablation"] = {str(s): by_seed[s]["ablation"] for s in seeds if "ablation" in by_seed[s]}
             first = runs[0]["before"]
             low, high = wilson(first["correct"], first["n"])
             out[f"untrained-{arm}"] = {"acc": round(first["acc"], 4), "ci_low": round(low, 4),
@@ -840,10 +889,33 @@ def report_markdown(metrics: dict) -> str:
                 examples.append(f"- input `{_short(ex['input'], 100)}` (target `{ex['target']}`)")
                 examples += [f"  - {node}: `{text}`" for node, text in ex.items() if node not in ("input", "target")]
             examples.append("")
+    lines += ablation_markdown(metrics)
     lines += ["", "What each node wrote on the first three questions:", "", *examples,
               "Learning curves (greedy accuracy on the test questions against steps and against rollout tokens): "
               "`claims.png`."]
     return "\n".join(lines) + "\n"
+
+
+def ablation_markdown(metrics: dict) -> list[str]:
+    """The trained networks' accuracy with messages blanked (`write_ablation`), mean over seeds."""
+    rows = []
+    for task, t in metrics.items():
+        for arm, m in t.items():
+            by_seed = m.get("ablation") if isinstance(m, dict) else None
+            if not by_seed:
+                continue
+            names = list(next(iter(by_seed.values())))
+            means = {name: float(np.mean([a[name] for a in by_seed.values()])) for name in names if name != "n"}
+            blanked = ", ".join(f"{name} {_pct(value)}" for name, value in means.items() if name not in ("intact", "messages"))
+            rows.append(f"| {task} | {arm} | {', '.join(by_seed)} | {_pct(means['intact'])} | {blanked} "
+                        f"| {_pct(means['messages'])} |")
+    if not rows:
+        return []
+    return ["", "Greedy accuracy of the trained networks on the test questions with messages blanked (their "
+            "readers see \"(empty)\"), mean over the seeds listed: does the readout answer from the messages "
+            "or alone? `intact` is the final evaluation again.", "",
+            "| task | arm | seeds | intact % | one node blanked % | every message blanked % |", "|---|---|---|---|---|---|",
+            *rows]
 
 
 def plot(metrics: dict, path: Path) -> None:
@@ -949,6 +1021,8 @@ def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int, f
         print(f"{task} {arm} seed {seed}: finished before, reused", flush=True)
         return
     print(f"{task} {arm} seed {seed}: finished in {time.perf_counter() - started:.0f}s", flush=True)
+    if ARMS[arm].network:
+        ensure_ablation(run_dir)
     if not args.smoke:
         write_report(args.runs, config)
         if args.commit:
@@ -967,6 +1041,22 @@ def smoke_resume(args) -> None:
     if done["steps"] != steps + 1 or not done["resumed"]:
         raise SystemExit(f"smoke: {run_dir} did not resume from step {steps}: {done}")
     print(f"smoke: {run_dir} resumed from step {steps} to {done['steps']}", flush=True)
+
+
+def cmd_ablate(args) -> None:
+    """Accuracy with messages blanked for finished network runs that do not have it yet (runs
+    finished since the ablation was added get it as they finish), then the report again."""
+    for task in args.tasks:
+        for arm in task_arms(task, [a for a in args.arms if ARMS[a].network]):
+            for seed in args.seeds:
+                ensure_ablation(args.runs / task / arm / f"seed{seed}")
+    write_report(args.runs, {"runs": repo_relative(args.runs)})
+    if args.commit:
+        commit_results(f"claims: accuracy with messages blanked ({', '.join(args.tasks)})")
+
+
+def cmd_ablate_run(args) -> None:
+    print(json.dumps(write_ablation(args.run_dir)), flush=True)
 
 
 def cmd_report(args) -> None:
@@ -1054,6 +1144,13 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("report", parents=[common], help="statistics and plots of every finished run")
     run.add_argument("--arms", nargs="+", default=[a for a in ARMS if a not in LEVERS], choices=list(ARMS),
                      help=f"default: every arm but the levers of item 9 ({', '.join(LEVERS)}), asked for by name")
+    ablate = sub.add_parser("ablate", parents=[common], help="the trained networks' accuracy with messages blanked")
+    ablate.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ablate.add_argument("--arms", nargs="+", default=[a for a in ARMS if ARMS[a].network], choices=list(ARMS))
+    ablate.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ablate.add_argument("--commit", action="store_true", help="commit the claims results afterwards")
+    ablate_run = sub.add_parser("ablate-run", parents=[common], help="(the child process of ablate) one run directory")
+    ablate_run.add_argument("run_dir", type=Path)
     pilot = sub.add_parser("pilot", parents=[common], help="short runs to choose lr and G per task")
     for p in (run, pilot):
         p.add_argument("--tasks", nargs="+", default=list(CAMPAIGN), choices=list(TASKS))
@@ -1071,7 +1168,8 @@ def main(argv: list[str] | None = None) -> None:
     pilot.add_argument("--pilot-arms", nargs="+", default=["net21", "single"], choices=list(ARMS))
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)  # every child's threads
-    {"ladder": cmd_ladder, "run": cmd_run, "report": cmd_report, "pilot": cmd_pilot}[args.command](args)
+    {"ladder": cmd_ladder, "run": cmd_run, "report": cmd_report, "pilot": cmd_pilot, "ablate": cmd_ablate,
+     "ablate-run": cmd_ablate_run}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -235,6 +235,22 @@ def test_a_finished_run_outlives_its_run_directory(tmp_path):
     assert claims.summarize(again) == json.loads(json.dumps(claims.summarize(found)))
 
 
+def test_accuracy_with_messages_blanked_is_archived_and_reported(tmp_path):
+    """A run's ablation.json travels with it into the archive and the report's table, mean over seeds."""
+    runs, archive = tmp_path / "runs", tmp_path / "archive"
+    for seed, (intact, blanked) in enumerate([(0.5, 0.25), (0.75, 0.0)]):
+        run_dir = runs / "arith-2x2" / "single" / f"seed{seed}"
+        _finished_single_run(run_dir, [1.0, 0.0])
+        (run_dir / claims.ABLATION).write_text(json.dumps({"intact": intact, "L1N1": 0.5, "messages": blanked, "n": 2}))
+    found = claims.finished_runs(runs, ["arith-2x2"], ["single"], archive)
+    shutil.rmtree(runs)
+    again = claims.summarize(claims.finished_runs(runs, ["arith-2x2"], ["single"], archive))
+    assert again["arith-2x2"]["single"]["ablation"]["1"]["messages"] == 0.0
+    assert again == json.loads(json.dumps(claims.summarize(found)))
+    (row,) = [line for line in claims.ablation_markdown(again) if line.startswith("| arith-2x2")]
+    assert row == "| arith-2x2 | single | 0, 1 | 62.5 | L1N1 50.0 | 12.5 |"
+
+
 def test_combine_probe_hands_the_readout_the_correct_partial_sums():
     """benchmarks/claims_combine.py: each view holds what its docstring says, built from the task's
     own split, so the probe measures the readout and not a wrong message."""

@@ -9,8 +9,9 @@ import yaml
 
 from neuromas import tasks
 from neuromas.configfile import parse_config
+from neuromas.network import Network
 from neuromas.report import graph_svg, write_report
-from neuromas.report.stats import node_statistics
+from neuromas.report.stats import blanked_accuracy, node_ablation, node_statistics
 from neuromas.topology import Topology
 
 
@@ -33,6 +34,37 @@ def test_node_statistics_by_hand():
     assert stats["L1N1"] == {"tokens": 1.0, "own_acc": 0.5, "agrees_with_readout": 0.5}
     assert stats["L1N2"] == {"tokens": 2.0, "own_acc": 0.0, "agrees_with_readout": 0.5}
     assert stats["L2N1"] == {"tokens": 3.0, "own_acc": 0.5, "agrees_with_readout": 1.0}
+
+
+class AddingBackend:
+    """A network that divides the work: a first-layer node answers its part ("What is 3+5?" -> 8),
+    the readout adds the numbers of the messages it reads (an empty one adds nothing)."""
+
+    def generate(self, requests, seed):
+        import re
+
+        from neuromas.backends.base import Generation
+
+        out = []
+        for r in requests:
+            user = r.messages[1]["content"]
+            read = re.findall(r"^\[L1N\d\] (\d+)$", user, flags=re.M)
+            if "Messages:" in user:
+                out.append(Generation(f"Answer: {sum(map(int, read))}", [], []))
+            else:
+                out.append(Generation(str(sum(map(int, re.findall(r"\d+", user.splitlines()[-1])))), [], []))
+        return out
+
+
+def test_blanking_a_part_the_readout_adds_makes_it_wrong():
+    task = tasks.load("arith", operands=4, min_value=1)
+    examples = task.examples("test")[:6]
+    net = Network({"layers": [2, 1], "input_slices": True, "input_to_all": False}, backend=AddingBackend()).train()
+    acc = blanked_accuracy(net, task, examples, {"intact": frozenset(), "L1N1": frozenset({"L1N1"}),
+                                                 "messages": frozenset({"L1N1", "L1N2"})}, batch_size=4)
+    assert acc == {"intact": 1.0, "L1N1": 0.0, "messages": 0.0}
+    assert net.training, "the network is left in the mode it was in"
+    assert node_ablation(net, task, examples) == {"L1N1": 1.0, "L1N2": 1.0}
 
 
 def test_the_graph_has_a_circle_per_node_and_a_line_per_edge():

@@ -43,8 +43,12 @@ def node_statistics(traces: list[dict[str, Any]], task: Task | None = None,
     return stats
 
 
-def node_ablation(net, task: Task, examples: list[Example], batch_size: int = 32) -> dict[str, float]:
-    """Accuracy drop when each non-readout node's message is blanked (greedy, same examples)."""
+def blanked_accuracy(net, task: Task, examples: list[Example], blanks: dict[str, frozenset[str]],
+                     batch_size: int = 32) -> dict[str, float]:
+    """Greedy accuracy on `examples` with each named set of nodes blanked (their readers see an
+    empty message; an empty set is the intact network). Why sets: in a network that splits the
+    input, blanking every message the readout reads asks whether it answers from them at all or
+    solves the task alone, which no single node's drop says."""
     def accuracy(blank: frozenset[str]) -> float:
         rewards = []
         for i in range(0, len(examples), batch_size):
@@ -54,10 +58,16 @@ def node_ablation(net, task: Task, examples: list[Example], batch_size: int = 32
     was_training = net.training
     net.eval()
     try:
-        intact = accuracy(frozenset())
-        return {node.id: intact - accuracy(frozenset({node.id})) for node in net.topology.nodes if not node.is_readout}
+        return {name: accuracy(frozenset(blank)) for name, blank in blanks.items()}
     finally:
         net.train(was_training)
+
+
+def node_ablation(net, task: Task, examples: list[Example], batch_size: int = 32) -> dict[str, float]:
+    """Accuracy drop when each non-readout node's message is blanked (greedy, same examples)."""
+    hidden = [node.id for node in net.topology.nodes if not node.is_readout]
+    acc = blanked_accuracy(net, task, examples, {"": frozenset(), **{n: frozenset({n}) for n in hidden}}, batch_size)
+    return {n: acc[""] - acc[n] for n in hidden}
 
 
 def _extract(task: Task, text: str, example: Example | None) -> str | None:
