@@ -2,6 +2,7 @@
 Chromium that opens the report of a real small run, clicks a node and reads its messages."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -41,8 +42,6 @@ class AddingBackend:
     the readout adds the numbers of the messages it reads (an empty one adds nothing)."""
 
     def generate(self, requests, seed):
-        import re
-
         from neuromas.backends.base import Generation
 
         out = []
