@@ -61,8 +61,8 @@ def commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
                                check=False, cwd=ROOT)
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    except (OSError, subprocess.CalledProcessError):  # a copy without .git (a device machine): the caller may say
+        return os.environ.get("NEUROMAS_COMMIT", "unknown")
 
 
 def write_results(name: str, config: dict, metrics: dict, markdown: str, folder: Path | None = None,

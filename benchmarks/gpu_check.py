@@ -17,8 +17,11 @@ internet: the embedded SmolLM2-135M GGUF is converted to a transformers director
 5. `quickstart`: `--train-steps` steps of the quickstart recipe (configs/quickstart.yaml, vLLM
    rollouts) with greedy test accuracy before and after.
 
-Results: benchmarks/results/gpu_check.json and .md. A part that fails is recorded with its error
-and the others still run; the exit status is 1 when any failed.
+Results: benchmarks/results/gpu_check.json and .md (`--results DIR` elsewhere), rewritten after
+every part, so that a run stopped at a time limit keeps what it measured. A part that fails is
+recorded with its error and the others still run; the exit status is 1 when any failed. Without
+vLLM importable (a GPU image without it; its wheel is too large to carry to some machines) the
+vLLM parts are recorded as skipped and the quickstart part trains with hf rollouts.
 
     python -m benchmarks.gpu_check                    # on the GPU machine
     python -m benchmarks.gpu_check --smoke            # on a CPU: tiny sizes, the hf parts only; writes nothing
@@ -79,8 +82,12 @@ def _summary(part: dict) -> str:
     return ", ".join(f"{key} {value}" for key, value in part.items())
 
 
-def run_part(name: str, parts: dict[str, dict], work: Callable[[], dict]) -> None:
-    """Run one part, keeping its figures or its error: one failure must not hide the others."""
+def run_part(name: str, parts: dict[str, dict], work: Callable[[], dict],
+             record: Callable[[], object] | None = None) -> None:
+    """Run one part, keeping its figures or its error: one failure must not hide the others.
+
+    `record` (when given) writes the results so far after the part.
+    """
     print(f"== {name}", flush=True)
     start = time.perf_counter()
     try:
@@ -89,6 +96,17 @@ def run_part(name: str, parts: dict[str, dict], work: Callable[[], dict]) -> Non
         traceback.print_exc()
         parts[name] = {"error": f"{type(error).__name__}: {error}"}
     print(f"   {parts[name]}", flush=True)
+    if record is not None:
+        record()
+
+
+def vllm_missing() -> str | None:
+    """Why vLLM cannot run here, or None when it can be imported."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as error:
+        return f"vLLM is not installed here ({error})"
+    return None
 
 
 # the parts ------------------------------------------------------------------------------------
@@ -172,6 +190,7 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, default=128, help="test questions before and after")
     parser.add_argument("--min-agreement", type=float, default=0.75)
     parser.add_argument("--workdir", type=Path, default=None, help="where the converted model goes (default: temporary)")
+    parser.add_argument("--results", type=Path, default=None, help="folder of the results (default: benchmarks/results)")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes, hf parts only; writes nothing")
     args = parser.parse_args()
     if args.smoke:
@@ -189,9 +208,21 @@ def main() -> None:
     device = "cpu" if args.smoke else "cuda"
     if not args.smoke and not torch.cuda.is_available():
         raise SystemExit("gpu_check needs a CUDA GPU (or --smoke on a CPU)")
+    parts: dict[str, dict] = {}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("workdir", "results")}
+
+    def record() -> dict:
+        metrics, markdown = assemble(parts)
+        metrics["peak_rss_gb"] = round(peak_rss_gb(), 3)
+        if torch.cuda.is_available():
+            metrics["gpu"] = torch.cuda.get_device_name(0)
+            metrics["gpu_peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        if not args.smoke:
+            write_results("gpu_check", settings, metrics, markdown, folder=args.results)
+        return metrics
+
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as temporary:
         work = args.workdir or Path(temporary)
-        parts: dict[str, dict] = {}
         directory = work / "smollm2-135m-instruct"
         hf_model = ModelConfig(name=str(directory), dtype="float32" if args.smoke else "bfloat16", device=device)
         arith = tasks.load("arith", operands=2, digits=2)  # the quickstart's task
@@ -204,10 +235,10 @@ def main() -> None:
             trace = net(examples[:1], task=arith)[0]
             return {"size_mb": round(sum(f.stat().st_size for f in directory.iterdir()) / 2**20), "answer": trace.answer[:40]}
 
-        run_part("convert", parts, convert)
+        run_part("convert", parts, convert, record)
         wide = Network({"layers": [2, 2, 1], "generation": {"max_new_tokens": args.tokens, "temperature": 1.0}},
                        model=hf_model).attach_adapters()
-        run_part("rollout_hf", parts, lambda: rollout_figures(wide, examples, args.samples, arith))
+        run_part("rollout_hf", parts, lambda: rollout_figures(wide, examples, args.samples, arith), record)
 
         def train_config(backend: str) -> TrainConfig:
             return TrainConfig(steps=args.steps + 1, batch_size=8 if not args.smoke else 2, group_size=args.samples,
@@ -218,11 +249,12 @@ def main() -> None:
                                                              "temperature": 0.7}}, model=hf_model)
 
         run_part("step_hf", parts, lambda: step_figures(Trainer(quickstart_net(), arith, train_config("hf"),
-                                                                progress=False), args.steps))
+                                                                progress=False), args.steps), record)
         engine = None
-        if args.smoke:
+        no_vllm = "--smoke: no vLLM on a CPU" if args.smoke else vllm_missing()
+        if no_vllm is not None:
             for name in VLLM_PARTS - {"quickstart"}:
-                parts[name] = {"skipped": "--smoke: no vLLM on a CPU"}
+                parts[name] = {"skipped": no_vllm}
         else:  # one engine for every vLLM part: each holds most of the GPU's memory
             torch.cuda.empty_cache()  # what the hf parts cached, so that vLLM finds its share free
             engine = VLLMBackend.from_config(ModelConfig(name=str(directory), backend="vllm", dtype="bfloat16"),
@@ -233,21 +265,17 @@ def main() -> None:
                 engine.load_adapters(work / "wide" / "adapters")
                 return rollout_figures(wide, examples, args.samples, arith, backend=engine)
 
-            run_part("rollout_vllm", parts, rollout_vllm)
+            run_part("rollout_vllm", parts, rollout_vllm, record)
             trainer = Trainer(quickstart_net(), arith, train_config("vllm"), progress=False, rollout_backend=engine)
-            run_part("step_vllm", parts, lambda: step_figures(trainer, args.steps))
+            run_part("step_vllm", parts, lambda: step_figures(trainer, args.steps), record)
             run_part("fresh_adapters", parts, lambda: fresh_adapter_figures(
-                trainer, arith.examples("test")[:16], arith, args.min_agreement))
+                trainer, arith.examples("test")[:16], arith, args.min_agreement), record)
         run_part("quickstart", parts, lambda: quickstart_figures(hf_model, args.train_steps, args.eval_limit, engine,
-                                                                 args.smoke))
+                                                                 args.smoke), record)
 
-    metrics, markdown = assemble(parts)
-    metrics["peak_rss_gb"] = round(peak_rss_gb(), 3)
-    if torch.cuda.is_available():
-        metrics["gpu"] = torch.cuda.get_device_name(0)
-        metrics["gpu_peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    settings = {k: v for k, v in vars(args).items() if k != "workdir"}
-    write_results("gpu_check", settings, metrics, markdown, write=not args.smoke)
+    metrics = record()
+    if args.smoke:
+        write_results("gpu_check", settings, metrics, assemble(parts)[1], write=False)
     raise SystemExit(0 if all(s != "FAILED" for s in metrics["status"].values()) else 1)
 
 
