@@ -39,7 +39,7 @@ from pathlib import Path
 
 from benchmarks.common import CONFIGS, peak_rss_gb, table, write_results
 
-PARTS = ["convert", "rollout_hf", "rollout_vllm", "step_hf", "step_vllm", "fresh_adapters", "quickstart"]
+PARTS = ["convert", "rollout_hf", "profile_rollout", "rollout_vllm", "step_hf", "step_vllm", "fresh_adapters", "quickstart"]
 VLLM_PARTS = {"rollout_vllm", "step_vllm", "fresh_adapters", "quickstart"}
 
 
@@ -121,6 +121,38 @@ def rollout_figures(net, examples, samples: int, task, backend=None) -> dict:
     return {"tokens": tokens, "rollout_s": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1)}
 
 
+def profile_figures(net, examples, samples: int, task, top: int = 12) -> dict:
+    """Where one sampled rollout's time goes (torch.profiler): how busy the device was, and how many
+    kernels each forward launched. A device busy a small share of the wall time is waiting on Python."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    net.train()
+    net(examples[:1], num_samples=1, task=task, seed=1)
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        net(examples, num_samples=samples, task=task, seed=2)
+        if cuda:
+            torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    events = prof.key_averages()
+
+    def device_us(event) -> float:
+        return getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0))
+
+    print(events.table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
+    forwards = sum(e.count for e in events if e.key == "aten::embedding")  # one per model forward
+    launches = sum(e.count for e in events if "LaunchKernel" in e.key)
+    device_s = sum(device_us(e) for e in events) / 1e6
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {"wall_s": round(wall, 2), "device_busy_s": round(device_s, 2),
+            "device_busy_share": round(device_s / wall, 3), "forwards": forwards,
+            "ms_per_forward": round(1000 * wall / max(forwards, 1), 2), "kernel_launches": launches,
+            "launches_per_forward": round(launches / max(forwards, 1), 1),
+            "top_self_cpu_ms": {e.key: round(e.self_cpu_time_total / 1000, 1) for e in ranked}}
+
+
 def step_figures(trainer, steps: int) -> dict:
     """Mean time of `steps` training steps after a warm-up step."""
     trainer.train_step()
@@ -188,13 +220,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed [2, 1] training steps per rollout backend")
     parser.add_argument("--train-steps", type=int, default=50, help="steps of the quickstart recipe")
     parser.add_argument("--eval-limit", type=int, default=128, help="test questions before and after")
+    parser.add_argument("--profile-inputs", type=int, default=8, help="inputs of the profiled [2, 2, 1] rollout")
     parser.add_argument("--min-agreement", type=float, default=0.75)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS,
+                        help="the parts to run (default: all; convert always runs, the others load its directory)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the converted model goes (default: temporary)")
     parser.add_argument("--results", type=Path, default=None, help="folder of the results (default: benchmarks/results)")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes, hf parts only; writes nothing")
     args = parser.parse_args()
+    args.parts = ["convert", *args.parts]
     if args.smoke:
         args.inputs, args.samples, args.tokens, args.steps, args.train_steps, args.eval_limit = 2, 2, 4, 1, 1, 4
+        args.profile_inputs = 1
 
     import torch
 
@@ -210,6 +247,12 @@ def main() -> None:
         raise SystemExit("gpu_check needs a CUDA GPU (or --smoke on a CPU)")
     parts: dict[str, dict] = {}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("workdir", "results")}
+
+    def part(name: str, work: Callable[[], dict]) -> None:
+        if name in args.parts:
+            run_part(name, parts, work, record)
+        else:
+            parts[name] = {"skipped": "not in --parts"}
 
     def record() -> dict:
         metrics, markdown = assemble(parts)
@@ -235,10 +278,11 @@ def main() -> None:
             trace = net(examples[:1], task=arith)[0]
             return {"size_mb": round(sum(f.stat().st_size for f in directory.iterdir()) / 2**20), "answer": trace.answer[:40]}
 
-        run_part("convert", parts, convert, record)
+        part("convert", convert)
         wide = Network({"layers": [2, 2, 1], "generation": {"max_new_tokens": args.tokens, "temperature": 1.0}},
                        model=hf_model).attach_adapters()
-        run_part("rollout_hf", parts, lambda: rollout_figures(wide, examples, args.samples, arith), record)
+        part("rollout_hf", lambda: rollout_figures(wide, examples, args.samples, arith))
+        part("profile_rollout", lambda: profile_figures(wide, examples[: args.profile_inputs], args.samples, arith))
 
         def train_config(backend: str) -> TrainConfig:
             return TrainConfig(steps=args.steps + 1, batch_size=8 if not args.smoke else 2, group_size=args.samples,
@@ -248,10 +292,12 @@ def main() -> None:
             return Network({"layers": [2, 1], "generation": {"max_new_tokens": 16 if not args.smoke else 4,
                                                              "temperature": 0.7}}, model=hf_model)
 
-        run_part("step_hf", parts, lambda: step_figures(Trainer(quickstart_net(), arith, train_config("hf"),
-                                                                progress=False), args.steps), record)
+        part("step_hf", lambda: step_figures(Trainer(quickstart_net(), arith, train_config("hf"), progress=False),
+                                             args.steps))
         engine = None
         no_vllm = "--smoke: no vLLM on a CPU" if args.smoke else vllm_missing()
+        if no_vllm is None and not (VLLM_PARTS - {"quickstart"}) & set(args.parts):
+            no_vllm = "not in --parts"
         if no_vllm is not None:
             for name in VLLM_PARTS - {"quickstart"}:
                 parts[name] = {"skipped": no_vllm}
@@ -265,13 +311,12 @@ def main() -> None:
                 engine.load_adapters(work / "wide" / "adapters")
                 return rollout_figures(wide, examples, args.samples, arith, backend=engine)
 
-            run_part("rollout_vllm", parts, rollout_vllm, record)
+            part("rollout_vllm", rollout_vllm)
             trainer = Trainer(quickstart_net(), arith, train_config("vllm"), progress=False, rollout_backend=engine)
-            run_part("step_vllm", parts, lambda: step_figures(trainer, args.steps), record)
-            run_part("fresh_adapters", parts, lambda: fresh_adapter_figures(
-                trainer, arith.examples("test")[:16], arith, args.min_agreement), record)
-        run_part("quickstart", parts, lambda: quickstart_figures(hf_model, args.train_steps, args.eval_limit, engine,
-                                                                 args.smoke), record)
+            part("step_vllm", lambda: step_figures(trainer, args.steps))
+            part("fresh_adapters", lambda: fresh_adapter_figures(trainer, arith.examples("test")[:16], arith,
+                                                                 args.min_agreement))
+        part("quickstart", lambda: quickstart_figures(hf_model, args.train_steps, args.eval_limit, engine, args.smoke))
 
     metrics = record()
     if args.smoke:

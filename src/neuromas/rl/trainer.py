@@ -399,9 +399,10 @@ class Trainer:
         for k, idx in enumerate(self._chunks(rows)):
             part = rows.select(idx)
             logprobs, _ = token_logprobs(backend, part.prompts, part.completions, part.adapters, part.temperatures)
-            weights = weights_all[idx, : logprobs.shape[1]]
+            # the rows' advantages and weights are built on the CPU; the log-probs are where the model is
+            weights = weights_all[idx, : logprobs.shape[1]].to(logprobs.device)
             sampled = old[k] if old is not None else logprobs.detach()
-            loss = policy_loss(logprobs, sampled, part.advantages, weights, c.clip_eps)
+            loss = policy_loss(logprobs, sampled, part.advantages.to(logprobs.device), weights, c.clip_eps)
             losses["loss/policy"] += loss.item()
             if ref is not None:
                 kl = kl_loss(logprobs, ref[k], weights)
