@@ -10,6 +10,7 @@ def test_assemble_reports_every_part_and_the_speedups():
     parts = {
         "convert": {"size_mb": 515},
         "rollout_hf": {"tokens_per_s": 1000.0},
+        "profile_rollout": {"skipped": "not in --parts"},
         "rollout_vllm": {"tokens_per_s": 5000.0},
         "step_hf": {"step_s": 4.0},
         "step_vllm": {"step_s": 2.0},
@@ -17,8 +18,8 @@ def test_assemble_reports_every_part_and_the_speedups():
         "quickstart": {"skipped": "no vLLM"},
     }
     metrics, markdown = assemble(parts)
-    assert metrics["status"] == {"convert": "ok", "rollout_hf": "ok", "rollout_vllm": "ok", "step_hf": "ok",
-                                 "step_vllm": "ok", "fresh_adapters": "FAILED", "quickstart": "skipped"}
+    assert metrics["status"] == {"convert": "ok", "rollout_hf": "ok", "profile_rollout": "skipped", "rollout_vllm": "ok",
+                                 "step_hf": "ok", "step_vllm": "ok", "fresh_adapters": "FAILED", "quickstart": "skipped"}
     assert metrics["ok"] is False
     assert metrics["rollout_vllm_speedup"] == 5.0 and metrics["step_vllm_speedup"] == 2.0
     assert metrics["convert_size_mb"] == 515 and "fresh_adapters_error" not in metrics
