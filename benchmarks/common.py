@@ -56,13 +56,16 @@ def machine() -> str:
 
 
 def commit() -> str:
+    """The code's commit; NEUROMAS_COMMIT names it where the copy's .git is not the code's (a device machine)."""
+    if os.environ.get("NEUROMAS_COMMIT"):
+        return os.environ["NEUROMAS_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=ROOT)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
                                check=False, cwd=ROOT)
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):  # a copy without .git (a device machine): the caller may say
-        return os.environ.get("NEUROMAS_COMMIT", "unknown")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def write_results(name: str, config: dict, metrics: dict, markdown: str, folder: Path | None = None,
