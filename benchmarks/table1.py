@@ -67,6 +67,7 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path,
 
     config = task_config(task, limit, extra)
     out = runs / task
+    (out / "traces").mkdir(parents=True, exist_ok=True)  # a trained row alone (--methods) may come first
     done = out / "baselines.json"
     methods = json.loads(done.read_text())["methods"] if done.is_file() else {}
     missing = [spec for spec in [NETWORK, *TASKS[task][2]] if spec not in methods and (only is None or spec in only)]
