@@ -132,6 +132,17 @@ def test_train_without_steps_and_resume_without_a_run(tmp_path):
     assert result.returncode == 2 and "config file not found: nowhere/config.yaml" in result.stderr
 
 
+def test_a_new_run_refuses_a_directory_with_checkpoints(tmp_path):
+    (tmp_path / "out" / "checkpoints" / "step-000005").mkdir(parents=True)
+    (tmp_path / "out" / "metrics.jsonl").write_text('{"step": 1}\n')
+    result = neuromas("run", str(write_config(tmp_path / "c.yaml")), "--out", "out", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "out already holds a run (checkpoints up to step-000005)" in lines[0]
+    assert "neuromas run --resume out" in lines[0]
+    assert (tmp_path / "out" / "metrics.jsonl").read_text() == '{"step": 1}\n'  # the old run untouched
+
+
 def test_rollout_workers_and_ray_go_together(tmp_path):
     config = str(write_config(tmp_path / "c.yaml", train={"steps": 1, "rollout_workers": 2}))
     for args, expected in (([], "train.rollout_workers 2 samples the rollouts on Ray workers: add --ray local"),

@@ -47,8 +47,14 @@ from neuromas.trace import write_traces
 
 
 def make_run_dir(config: RunConfig, config_path: str | Path | None) -> Path:
+    """The new run's directory. One that holds another run's checkpoints is refused: a new run there
+    would overwrite some of them and leave the later ones, which `--resume` would then continue."""
     if config.out_dir:
         run_dir = Path(config.out_dir)
+        held = sorted(p.name for p in (run_dir / "checkpoints").glob("step-*") if p.is_dir())
+        if held:
+            raise NeuromasError(f"out_dir: {run_dir} already holds a run (checkpoints up to {held[-1]}); continue it "
+                                f"with: neuromas run --resume {run_dir}, or give another --out")
     else:
         stem = Path(config_path).stem if config_path else "run"
         run_dir = Path("runs") / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
