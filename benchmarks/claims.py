@@ -149,6 +149,7 @@ class Arm:
     grown: bool = False  # trained as [1, 1] for half the steps, then widened to `layers` with fade-in (grow.py)
     readout_lr_factor: float | None = None  # the readout's learning rate, x the task's (train.readout_lr)
     edges: tuple[str, ...] = ()  # explicit edges (network.edges) instead of dense layers
+    algorithm: str = "reinforce"  # train.algorithm: "collm-cc" is the CoLLM-CC baseline (issue 22)
 
     def overrides(self, steps: int, eval_every: int, group_size: int, lr: float | None = None) -> list[str]:
         """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`
@@ -177,6 +178,8 @@ class Arm:
             sets.append("network.input_to_all=false")
         if self.edges:
             sets.append(f"network.edges={list(self.edges)}")
+        if self.algorithm != "reinforce":
+            sets.append(f"train.algorithm={self.algorithm}")
         if self.readout_lr_factor is not None:
             if lr is None:
                 raise ValueError("an arm with readout_lr_factor needs the task's learning rate")
@@ -202,6 +205,10 @@ ARMS: dict[str, Arm] = {
     # The readout reads the question beside the two messages (arith-sumprod-mix: messages-only, the
     # readout added two correct products on at most 1 of ~100 questions in 70 steps).
     "net21-slices-tree8": Arm((2, 1), 8, slices="input", tree=True, readout_branch=8),
+    # net21-msgs trained by CoLLM-CC (issue 22): the critic values what each layer saw, so the readout's
+    # advantage is taken against its messages -- the credit that net21-msgs-tree8's readout groups give.
+    # G independent passes of 3 calls: the calls of the tree arms, plus the critic's forward and backward.
+    "net21-msgs-collm": Arm((2, 1), 8, slices="msgs", algorithm="collm-cc"),
     "net21-grown": Arm((2, 1), 8, grown=True),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far
@@ -216,6 +223,7 @@ ARMS: dict[str, Arm] = {
 CAMPAIGN = ("arith-4x1", "arith-2x2", "bbh-object_counting")
 SINGLES = ("single", "single-compute")
 LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown or arm.readout_lr_factor)  # issue 18 item 9: tried one at a time
+OTHER_ALGORITHMS = tuple(a for a, arm in ARMS.items() if arm.algorithm != "reinforce")  # baselines, asked for by name
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
 LADDER_ARMS = ("single", "net21", "net21-slices", "net21-msgs")
 # Message budgets checked against another (the ladder's second table): does the budget cut answers?
@@ -1142,8 +1150,9 @@ def main(argv: list[str] | None = None) -> None:
     ladder.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     run = sub.add_parser("run", parents=[common], help="the campaign: every (task, arm, seed), resumable")
     sub.add_parser("report", parents=[common], help="statistics and plots of every finished run")
-    run.add_argument("--arms", nargs="+", default=[a for a in ARMS if a not in LEVERS], choices=list(ARMS),
-                     help=f"default: every arm but the levers of item 9 ({', '.join(LEVERS)}), asked for by name")
+    run.add_argument("--arms", nargs="+", default=[a for a in ARMS if a not in LEVERS + OTHER_ALGORITHMS],
+                     choices=list(ARMS), help=f"default: every arm but the levers of item 9 and the other algorithms "
+                                              f"({', '.join(LEVERS + OTHER_ALGORITHMS)}), asked for by name")
     ablate = sub.add_parser("ablate", parents=[common], help="the trained networks' accuracy with messages blanked")
     ablate.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     ablate.add_argument("--arms", nargs="+", default=[a for a in ARMS if ARMS[a].network], choices=list(ARMS))

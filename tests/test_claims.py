@@ -142,6 +142,9 @@ def test_arms_overrides_and_which_tasks_get_slices():
     with pytest.raises(ValueError, match="learning rate"):
         claims.ARMS["net21-readout-lr"].overrides(40, 10, 8)
     assert "net21-readout-lr" in claims.LEVERS and "net21" not in claims.LEVERS
+    assert claims.OTHER_ALGORITHMS == ("net21-msgs-collm",)
+    assert "train.algorithm=collm-cc" in claims.ARMS["net21-msgs-collm"].overrides(40, 10, 8)
+    assert not any(s.startswith("train.algorithm") for s in claims.ARMS["net21-msgs"].overrides(40, 10, 8))
     # grown: [1, 1] trained half the steps, then widened with a fade-in over a quarter of the rest
     grown = claims.ARMS["net21-grown"].overrides(40, 10, 8)
     assert grown[0] == "network.layers=[1, 1]"
