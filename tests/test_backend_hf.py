@@ -302,3 +302,37 @@ def test_networks_share_one_base_model_and_never_see_each_others_adapters(backen
     assert keys <= set(a.backend.model.peft_config), "a finalizer only marks b's adapters: it may run mid-walk of the model"
     assert a(question)[0].messages["L1N1"].logprobs == first.logprobs
     assert keys and not keys & set(a.backend.model.peft_config), "b's adapters left the model at its next use"
+
+
+def test_the_sliced_mixed_adapter_forward_equals_peft_bit_for_bit(backend32):
+    """Rows grouped by adapter run as slices (`lora._sliced_mixed_batch_forward`); the outputs and
+    every gradient are PEFT's gather and scatter ones exactly, and interleaved rows take PEFT's path."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    from neuromas.backends.lora import _runs
+    from neuromas.network import Network
+
+    net = Network({"layers": [2, 1], "adapters": {"rank": 2}}, backend=backend32).attach_adapters()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    one, two = net.backend.adapter_keys["L1N1"], net.backend.adapter_keys["L1N2"]
+    module = next(m for m in net.backend.model.modules() if isinstance(m, LoraLinear))
+    assert "_mixed_batch_forward" in vars(module), "the sliced forward is installed on the model's LoRA layers"
+    x = torch.randn(6, 3, module.in_features, generator=generator)
+    for names in ([one, one, two, two, "__base__", "__base__"], [two] * 6, ["__base__", one, one, one, two, two],
+                  [one, two, one, two, one, two]):
+        results = []
+        for forward in (module._mixed_batch_forward, lambda *a, **k: LoraLinear._mixed_batch_forward(module, *a, **k)):
+            module.zero_grad(set_to_none=True)
+            inputs = x.clone().requires_grad_(True)
+            out = forward(inputs, adapter_names=names)
+            (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+            grads = [p.grad.clone() for n, p in module.named_parameters() if p.grad is not None]
+            results.append((out.detach(), inputs.grad, grads))
+        (out, grad_x, grads), (out_peft, grad_x_peft, grads_peft) = results
+        assert torch.equal(out, out_peft) and torch.equal(grad_x, grad_x_peft), names
+        assert len(grads) == len(grads_peft) > 0 and all(torch.equal(a, b) for a, b in zip(grads, grads_peft)), names
+    assert _runs((one, one, two)) == ((one, 0, 2), (two, 2, 3)) and _runs((one, two, one)) is None
