@@ -150,7 +150,7 @@ def _sliced_mixed_batch_forward(self, x: torch.Tensor, *args, adapter_names: lis
             continue
         lora_A, lora_B = self.lora_A[adapter], self.lora_B[adapter]
         rows = x if end - start == len(x) else x[start:end]
-        output = (lora_B(lora_A(self.lora_dropout[adapter](rows.to(lora_A.weight.dtype)))) * self.scaling[adapter])
+        output = lora_B(lora_A(self.lora_dropout[adapter](rows.to(lora_A.weight.dtype)))) * self.scaling[adapter]
         if end - start == len(x):
             result = result + output.to(result.dtype)
         else:
