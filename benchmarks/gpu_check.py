@@ -261,14 +261,15 @@ def main() -> None:
         else:
             parts[name] = {"skipped": "not in --parts"}
 
-    def record() -> dict:
+    def record(final: bool = False) -> dict:
+        """Write the results so far (a smoke run prints them once, at the end) and return the metrics."""
         metrics, markdown = assemble(parts)
         metrics["peak_rss_gb"] = round(peak_rss_gb(), 3)
         if torch.cuda.is_available():
             metrics["gpu"] = torch.cuda.get_device_name(0)
             metrics["gpu_peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        if not args.smoke:
-            write_results("gpu_check", settings, metrics, markdown, folder=args.results)
+        if final or not args.smoke:
+            write_results("gpu_check", settings, metrics, markdown, folder=args.results, write=not args.smoke)
         return metrics
 
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as temporary:
@@ -325,9 +326,7 @@ def main() -> None:
                                                                  args.min_agreement))
         part("quickstart", lambda: quickstart_figures(hf_model, args.train_steps, args.eval_limit, engine, args.smoke))
 
-    metrics = record()
-    if args.smoke:
-        write_results("gpu_check", settings, metrics, assemble(parts)[1], write=False)
+    metrics = record(final=True)
     raise SystemExit(0 if all(s != "FAILED" for s in metrics["status"].values()) else 1)
 
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import types
 
-from peft.tuners.lora.layer import Linear as LoraLinear
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.common import peak_rss_gb, table, write_results
@@ -38,13 +36,7 @@ FORWARDS = ("peft", "sliced")
 
 
 def use(net: Network, forward: str) -> None:
-    """Install ours on every LoRA layer of the network's model, or take it off (PEFT's class method)."""
-    for module in net.backend.model.modules():
-        if isinstance(module, LoraLinear):
-            if forward == "sliced":
-                module._mixed_batch_forward = types.MethodType(lora._sliced_mixed_batch_forward, module)
-            else:
-                vars(module).pop("_mixed_batch_forward", None)
+    lora.use_sliced_forward(net.backend.model, enabled=forward == "sliced")
 
 
 def operators_per_forward(net: Network, examples, samples: int, task) -> float:

@@ -108,10 +108,18 @@ def add_adapters(model, names: list[str], config: AdapterConfig, seed: int = 0) 
         for param in parameters(peft, key):
             param.requires_grad_(True)
     peft.eval()  # PEFT takes `adapter_names` only in eval mode; LoRA dropout is 0 and gradients flow all the same
-    for module in peft.modules():
-        if isinstance(module, LoraLinear) and "_mixed_batch_forward" not in vars(module):
-            module._mixed_batch_forward = types.MethodType(_sliced_mixed_batch_forward, module)
+    use_sliced_forward(peft)
     return peft, keys
+
+
+def use_sliced_forward(model, enabled: bool = True) -> None:
+    """Give every LoRA layer of `model` the sliced mixed-adapter forward (`enabled`), or PEFT's back."""
+    for module in model.modules():
+        if isinstance(module, LoraLinear):
+            if enabled:
+                module._mixed_batch_forward = types.MethodType(_sliced_mixed_batch_forward, module)
+            else:
+                vars(module).pop("_mixed_batch_forward", None)
 
 
 @functools.lru_cache(maxsize=256)
