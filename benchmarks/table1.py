@@ -11,6 +11,13 @@ the same inputs. Tasks and their fixed test inputs:
                `--humaneval-limit` problems of the seeded 64-problem test split, 128-token
                replies (frozen-backbone methods only: nothing trains on it here)
 
+Tasks that share their test questions with a task of the claims campaign (`benchmarks/claims.py`)
+also get its trained arms as rows, read from `benchmarks/results/claims.json` (`claims:<arm>`: the
+mean over its seeds, the campaign's bootstrap CI over seeds and questions), after checking that the
+two configs draw the same test questions:
+
+    arith      claims task arith-4x1-mix (trained on 2-4 numbers, tested on the same 128)
+
 The cost-matched rows are self-consistency with as many samples as the network makes calls
 (k=3 for NeuroMAS-3, k=5 for NeuroMAS-5). Each method's result is kept under `runs/table1/<task>`
 and reused, so an interrupted run resumes where it stopped and a method added to a task's list is
@@ -19,6 +26,7 @@ the only one run. Results:
 
     python -m benchmarks.table1 --trained navigate:neuromas3=runs/growth/navigate-grown-7/checkpoints/step-000005
     python -m benchmarks.table1 --tasks arith --methods goa agentnet   # add rows, keep the others
+    python -m benchmarks.table1 --tasks arith --methods none   # refresh the claims rows alone
     python -m benchmarks.table1 --smoke     # arith, 2 questions, 4-token replies, to check the script; writes nothing
 """
 
@@ -42,6 +50,9 @@ TASKS = {
                    "task.train_size=100", "task.test_size=64"],
                   FROZEN),
 }
+# table1 task -> the claims task with the same test questions (claims_rows checks that they are).
+CLAIMS_TASKS = {"arith": "arith-4x1-mix"}
+CLAIMS_FILE = RESULTS / "claims.json"
 UNTRAINED = "untrained-neuromas3"
 RESULTS_FILE = RESULTS / "table1.json"
 SMOKE = ["network.generation.max_new_tokens=4"]  # with 2 questions a task
@@ -95,6 +106,36 @@ def run_task(task: str, limit: int | None, trained: dict[str, Path], runs: Path,
     return summaries
 
 
+def claims_rows(task: str) -> dict:
+    """The claims campaign's trained arms on `task`'s test questions (nothing where the task has no
+    claims twin or the campaign has no results yet). Why read and not rerun: each arm is several
+    seeds of hour-long runs whose adapters are not kept; the campaign's greedy evaluation is
+    `evaluate` on the same inputs with the same scoring, so its numbers are this table's."""
+    from neuromas.configfile import load_config
+    from neuromas.runner import load_task
+
+    twin = CLAIMS_TASKS.get(task)
+    if twin is None or not CLAIMS_FILE.is_file():
+        return {}
+    config = task_config(task, None, [])
+    claims_config = load_config(ROOT / "configs" / "claims" / f"{twin}.yaml")
+    ours, theirs = (load_task(c).examples("test")[: c.eval.limit] for c in (config, claims_config))
+    if [(e.id, e.input, e.target) for e in ours] != [(e.id, e.input, e.target) for e in theirs]:
+        raise SystemExit(f"table1: {task} and the claims task {twin} no longer draw the same test questions; "
+                         "drop it from CLAIMS_TASKS or align the configs")
+    record = json.loads(CLAIMS_FILE.read_text())
+    rows = {}
+    for arm, m in record["metrics"].get(twin, {}).items():
+        if arm.startswith(("untrained-", "diff")) or not m.get("steps"):
+            continue
+        rows[f"claims:{arm}"] = {
+            "acc": m["acc"], "ci_low": m["ci_low"], "ci_high": m["ci_high"], "n": m["n"], "seeds": len(m["seeds"]),
+            "calls_per_q": m["calls_per_q"], "tokens_per_q": m["tokens_per_q"], "seconds": None,
+            "fit_seconds": m["train_s"], "steps": m["steps"],
+            "machine": f"claims campaign ({twin}), 1 thread a run, report of {record['commit']}"}
+    return rows
+
+
 def training_seconds(run_dir: Path) -> float | None:
     """Wall time of the training steps that made a trained network: its run's `time/step_s` up to
     the checkpoint's step (a grown network's includes the stages before growth). None when the
@@ -113,15 +154,20 @@ def markdown(metrics: dict) -> str:
     for task, methods in metrics.items():
         for name, m in sorted(methods.items(), key=lambda item: -item[1]["acc"]):
             fit = f"{m['fit_seconds']:.0f}" if m.get("fit_seconds") else ""
+            n = f"{m['n']} x {m['seeds']} seeds" if m.get("seeds", 1) > 1 else m["n"]
+            seconds = "" if m["seconds"] is None else f"{m['seconds']:.0f}"
             rows.append([task, name, f"{100 * m['acc']:.1f}", ci(m), f"{m['calls_per_q']:.3g}", f"{m['tokens_per_q']:.1f}",
-                         m["n"], f"{m['seconds']:.0f}", fit, cpu_label(m.get("machine", ""))])
+                         n, seconds, fit, cpu_label(m.get("machine", ""))])
     return ("Every method on the same test inputs per task, greedy where the method allows, embedded "
             "SmolLM2-135M-Instruct. Sorted by accuracy within a task. `seconds` is the evaluation; `fit seconds` "
             "the learning before it: GPTSwarm's edge optimisation and AgentNet's adaptation on the train split, a "
             "trained network's training steps (CoLLM-CC: `train.algorithm: collm-cc`); blank for the frozen methods, "
             "and for GPTSwarm rows run before it was recorded. GoA's and AgentNet's calls/q are measured means "
             "(they depend on the question). Rows were added over several sessions on different CPUs: `cpu` says "
-            "where each row ran, and seconds compare only between rows of one CPU.\n\n"
+            "where each row ran, and seconds compare only between rows of one CPU. `claims:` rows are the claims "
+            "campaign's trained arms on the same test questions (`benchmarks/results/claims.md`): the mean over "
+            "seeds with a bootstrap CI over seeds and questions, `fit seconds` a run's mean training time (runs on "
+            "several CPUs, 1 thread each, often beside another run).\n\n"
             + table(["task", "method", "acc %", "95% CI", "calls/q", "tokens/q", "n", "seconds", "fit seconds", "cpu"], rows)
             + "\n")
 
@@ -176,6 +222,9 @@ def main() -> None:
             limit = 2 if args.smoke else args.humaneval_limit if task == "humaneval" else None
             rows = run_task(task, limit, trained.get(task, {}), args.runs, SMOKE if args.smoke else [], args.methods)
             metrics[task] = {**metrics.get(task, {}), **rows}
+            if not args.smoke:
+                metrics[task] = {**{n: r for n, r in metrics[task].items() if not n.startswith("claims:")},
+                                 **claims_rows(task)}
             config = {"tasks": {t: {"config": TASKS[t][0], "overrides": TASKS[t][1], "methods": TASKS[t][2]}
                                 for t in metrics},  # the tasks done so far
                       "humaneval_limit": args.humaneval_limit,
