@@ -10,13 +10,16 @@ internet: the embedded SmolLM2-135M GGUF is converted to a transformers director
    the hf backend in bf16 and on vLLM with one LoRA per node (the same adapters, saved and loaded);
 3. `step_hf`, `step_vllm`: the time of a [2, 1] training step (quickstart settings) with
    `train.rollout_backend: hf` and `vllm` (mean of `--steps` after a warm-up step);
-4. `fresh_adapters`: after an update, vLLM samples from the updated adapters, not stale ones:
+4. `determinism`: two [2, 1] trainers from one seed, `--steps` hf steps each: their adapters must
+   come out equal bit for bit (`rl.trainer.deterministic_algorithms`: on CUDA the update runs
+   attention on the math kernel, the fused kernels' backward being non-deterministic);
+5. `fresh_adapters`: after an update, vLLM samples from the updated adapters, not stale ones:
    every adapter is changed (its LoRA B scaled up, a large update), the trainer syncs, and vLLM's
    greedy messages must change and agree with the hf backend's greedy messages under the new
    adapters (`--min-agreement`; bf16 kernels differ, so near-ties may part);
-5. `profile_rollout` (only when `--parts` names it): torch.profiler over a rollout of
+6. `profile_rollout` (only when `--parts` names it): torch.profiler over a rollout of
    `--profile-inputs` inputs: the device's busy share, kernel launches per forward;
-6. `quickstart`: `--train-steps` steps of the quickstart recipe (configs/quickstart.yaml, vLLM
+7. `quickstart`: `--train-steps` steps of the quickstart recipe (configs/quickstart.yaml, vLLM
    rollouts) with greedy test accuracy before and after.
 
 Results: benchmarks/results/gpu_check.json and .md (`--results DIR` elsewhere), rewritten after
@@ -41,7 +44,8 @@ from pathlib import Path
 
 from benchmarks.common import CONFIGS, peak_rss_gb, table, write_results
 
-PARTS = ["convert", "rollout_hf", "profile_rollout", "rollout_vllm", "step_hf", "step_vllm", "fresh_adapters", "quickstart"]
+PARTS = ["convert", "rollout_hf", "profile_rollout", "rollout_vllm", "step_hf", "determinism", "step_vllm", "fresh_adapters",
+         "quickstart"]
 VLLM_PARTS = {"rollout_vllm", "step_vllm", "fresh_adapters", "quickstart"}
 
 
@@ -169,6 +173,31 @@ def step_figures(trainer, steps: int) -> dict:
         times.append(time.perf_counter() - start)
     return {"step_s": round(statistics.mean(times), 2), "rollout_s": round(metrics["time/rollout_s"], 2),
             "reward_mean": round(metrics["reward/mean"], 4)}
+
+
+def determinism_figures(make_trainer: Callable, steps: int, require_update: bool = True) -> dict:
+    """Train two trainers of one seed `steps` steps each; their adapters must be equal bit for bit,
+    and (`require_update`) the steps must have changed them, or the comparison proves nothing."""
+    weights, start = [], None
+    for _ in range(2):
+        trainer = make_trainer()  # attaches the adapters, initialized from the network's seed
+        start = start or {name: p.detach().float().cpu() for name, p in trainer.net.named_parameters()}
+        for _ in range(steps):
+            trainer.train_step()
+        weights.append({name: p.detach().float().cpu() for name, p in trainer.net.named_parameters()})
+        del trainer
+    first, second = weights
+    if not first:
+        raise AssertionError("the trainer has no adapter parameters to compare")
+    updated = sum(not first[name].equal(start[name]) for name in first)
+    if require_update and not updated:
+        raise AssertionError(f"{steps} steps left every adapter as it started (every group tied?): nothing to compare")
+    differ = [name for name in first if not first[name].equal(second[name])]
+    if differ:
+        largest = max((first[n] - second[n]).abs().max().item() for n in differ)
+        raise AssertionError(f"two runs of one seed differ after {steps} steps in {len(differ)} of {len(first)} "
+                             f"adapter tensors (largest difference {largest:.3g}), e.g. {differ[0]}")
+    return {"steps": steps, "tensors": len(first), "updated": updated, "identical": True}
 
 
 def fresh_adapter_figures(trainer, examples, task, min_agreement: float) -> dict:
@@ -302,6 +331,9 @@ def main() -> None:
 
         part("step_hf", lambda: step_figures(Trainer(quickstart_net(), arith, train_config("hf"), progress=False),
                                              args.steps))
+        part("determinism", lambda: determinism_figures(
+            lambda: Trainer(quickstart_net(), arith, train_config("hf"), progress=False), args.steps,
+            require_update=not args.smoke))  # a smoke step's 4-token replies all score 0: no update
         engine = None
         no_vllm = "--smoke: no vLLM on a CPU" if args.smoke else vllm_missing()
         if no_vllm is None and not (VLLM_PARTS - {"quickstart"}) & set(args.parts):

@@ -13,13 +13,14 @@ def test_assemble_reports_every_part_and_the_speedups():
         "profile_rollout": {"skipped": "not in --parts"},
         "rollout_vllm": {"tokens_per_s": 5000.0},
         "step_hf": {"step_s": 4.0},
+        "determinism": {"identical": True},
         "step_vllm": {"step_s": 2.0},
         "fresh_adapters": {"error": "AssertionError: stale adapters?\nmore"},
         "quickstart": {"skipped": "no vLLM"},
     }
     metrics, markdown = assemble(parts)
     assert metrics["status"] == {"convert": "ok", "rollout_hf": "ok", "profile_rollout": "skipped", "rollout_vllm": "ok",
-                                 "step_hf": "ok", "step_vllm": "ok", "fresh_adapters": "FAILED", "quickstart": "skipped"}
+                                 "step_hf": "ok", "determinism": "ok", "step_vllm": "ok", "fresh_adapters": "FAILED", "quickstart": "skipped"}
     assert metrics["ok"] is False
     assert metrics["rollout_vllm_speedup"] == 5.0 and metrics["step_vllm_speedup"] == 2.0
     assert metrics["convert_size_mb"] == 515 and "fresh_adapters_error" not in metrics

@@ -399,3 +399,25 @@ def test_tree_rollouts_train_each_shared_message_once_with_its_layers_advantage(
     metrics = trainer.train_step()  # step 0 again, from the same adapters: the same samples
     assert metrics["tokens/total"] == sum(m.num_tokens for m in {id(m): m for t in traces for m in t.messages.values()}.values())
     assert metrics["grad/norm"] > 0
+
+
+def test_deterministic_update_runs_cuda_attention_on_the_math_kernel():
+    """Under warn_only the fused CUDA attention kernels keep a non-deterministic backward; the update
+    on a CUDA model runs attention on the math kernel instead. The CPU's kernels are left as they are.
+    (The backend switches are process-wide flags, so this runs without a GPU.)"""
+    from neuromas.rl.trainer import deterministic_algorithms
+
+    def kernels():
+        b = torch.backends.cuda
+        return b.flash_sdp_enabled(), b.mem_efficient_sdp_enabled(), b.cudnn_sdp_enabled(), b.math_sdp_enabled()
+
+    before = kernels()
+    assert before == (True, True, True, True)
+    with deterministic_algorithms(torch.device("cuda", 0)):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert kernels() == (False, False, False, True)
+    with deterministic_algorithms("cpu"):
+        assert kernels() == before
+    with deterministic_algorithms():
+        assert kernels() == before
+    assert kernels() == before and not torch.are_deterministic_algorithms_enabled()

@@ -80,7 +80,7 @@ class Batch:
 
 
 @contextlib.contextmanager
-def deterministic_algorithms():
+def deterministic_algorithms(device: torch.device | str | None = None):
     """torch's deterministic kernels for the update, so a run is a function of its config and seed.
 
     The backward of the prompt-sharing copy in `token_logprobs` (indexing a KV cache by a list
@@ -89,11 +89,22 @@ def deterministic_algorithms():
     in their samples a few steps on. The deterministic kernel cost nothing measurable here
     (3 steps of a [2, 1] network: 120 s of updates either way). `warn_only`: an op without a
     deterministic kernel (some CUDA ones) warns instead of stopping the run.
+
+    On a CUDA `device` attention runs on its math kernel inside: under `warn_only` the fused
+    kernels' backward stays non-deterministic (the H200 check warned "cuDNN Attention defaults to
+    a non-deterministic algorithm"), and the math kernel's is deterministic; at our sequence
+    lengths (a few hundred tokens) the attention matrix it materializes is small. The CPU keeps
+    its kernels, which are deterministic already.
     """
     enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        yield
+        with contextlib.ExitStack() as stack:
+            if device is not None and torch.device(device).type == "cuda":
+                from torch.nn.attention import SDPBackend, sdpa_kernel
+
+                stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+            yield
     finally:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
@@ -321,7 +332,7 @@ class Trainer:
         rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(-1, c.group_size)  # (B, G)
         metrics = {}
         if self.critic is not None:  # collm-cc: the reward minus the critic's value of what the message's layer saw
-            with deterministic_algorithms():
+            with deterministic_algorithms(getattr(self.net.backend, "device", None)):
                 per_layer, metrics = self.critic.step(traces, rewards.flatten(), c.std_normalize, c.max_grad_norm)
             per_message = {(p, node): per_layer[(p, layer_of(node))] for p, t in enumerate(traces) for node in t.messages}
         elif c.branching is None:  # the group baseline: one advantage per pass, shared by its messages
@@ -382,7 +393,6 @@ class Trainer:
                 totals[key] += losses[key] / c.epochs
         return totals
 
-    @deterministic_algorithms()
     def backward(self, rows: Rows, old: list | None = None, ref: list | None = None) -> dict:
         """Accumulate the gradient of the batch's loss into the adapters, micro-batch by micro-batch.
 
@@ -391,6 +401,10 @@ class Trainer:
         `ref`: per micro-batch log-probs of the sampling policy (PPO) and of the base model (KL).
         Stops at the first non-finite loss (`finite` False), before it reaches a gradient.
         """
+        with deterministic_algorithms(getattr(self.net.backend, "device", None)):
+            return self._backward(rows, old, ref)
+
+    def _backward(self, rows: Rows, old: list | None, ref: list | None) -> dict:
         c, backend = self.config, self.net.backend
         lengths = torch.tensor([len(x) for x in rows.completions])
         mask = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).float()  # (R, T)
