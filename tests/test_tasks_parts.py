@@ -1,6 +1,7 @@
 """Input slices for any task: JSONL rows with "parts", BBH subsets that split, and what each part's
 answer is (no model: a backend that echoes what each node was shown)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -106,7 +107,14 @@ def test_bbh_object_counting_splits_the_items_and_keeps_the_question():
     short = next(e for e in examples if e.input.startswith("I have a fridge"))
     assert task.split_input(short, 2) == ["I have a fridge and a chair. How many objects do I have?",
                                           "I have a microwave. How many objects do I have?"]
-    assert task.part_targets(example, 2) is None  # which items count is the question's category: not in the data
+    # musical instruments: flute, piano, trombone, violin (not the stoves) | accordion, clarinet, drum, trumpet
+    assert task.part_targets(example, 2) == [4, 4] and example.target == "8"
+    assert task.part_targets(short, 2) == [2, 1]
+    assert task.part_targets(short, 4) == [1, 1, 1, None]  # three items: the fourth part has none
+    unknown = dataclasses.replace(example, input=example.input.replace("a trombone", "a kazoo"))
+    assert task.part_targets(unknown, 2) is None  # a noun outside the vocabulary: no counts to trust
+    wrong = dataclasses.replace(example, target="9")
+    assert task.part_targets(wrong, 2) is None  # counts that do not add up to the target are not trusted
 
 
 @needs_real_data
@@ -118,6 +126,8 @@ def test_every_real_word_sorting_and_object_counting_row_splits():
         empty = "(no items in this part)"
         assert all(p.startswith("I have ") and p.endswith("do I have?") or p == empty for p in parts)
         assert parts[0] != "(no items in this part)"
+        counts = task.part_targets(example, 2)  # every noun of the data is in the vocabulary
+        assert counts is not None and sum(counts) == int(example.target), example.input
 
 
 def test_bbh_subsets_without_a_natural_cut_refuse():

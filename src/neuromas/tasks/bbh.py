@@ -60,6 +60,22 @@ ANSWER_FORMATS = {
 _BRACKETS = set("()[]{}<>")
 _SORT_PREFIX = "Sort the following words alphabetically: List:"
 _COUNTING_RE = re.compile(r"I have (.+)\. (How many .+\?)", re.DOTALL)
+_QUESTION_RE = re.compile(r"How many (.+) do I have\?")
+# object_counting's vocabulary (every noun of its 250 rows), by the category a question counts:
+# what lets an analysis say how many of a part's items count (`part_targets`).
+_CATEGORIES = {
+    "fruits": "apple banana blackberry grape nectarine orange peach plum raspberry strawberry",
+    "vegetables": "cabbage carrot cauliflower garlic yam onion potato lettuce-head head-of-broccoli "
+                  "stalk-of-celery",
+    "musical instruments": "accordion clarinet drum flute piano trombone trumpet violin",
+    "animals": "bear cat chicken cow dog donkey duck fish frog goat mouse pig rabbit snail snake",
+    "objects": "bed car chair couch fridge lamp microwave oven stove table toaster",
+}
+_CATEGORY_OF = {noun.replace("-", " "): category for category, nouns in _CATEGORIES.items() for noun in nouns.split()}
+_PLURALS = {"mice": "mouse", "heads of broccoli": "head of broccoli",
+            "stalks of celery": "stalk of celery", "lettuce heads": "lettuce head"}
+_NUMBER_WORDS = {word: n for n, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())} | {"a": 1, "an": 1}
 SPLITTABLE = ("object_counting", "word_sorting")
 
 
@@ -121,11 +137,19 @@ class BBH(SplitTask):
         return super().split_input(example, parts)
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
-        """word_sorting: each run sorted; object_counting cannot say (which items count is the
-        question's category, which the data does not label)."""
-        if self.subset != "word_sorting":
+        """word_sorting: each run sorted; object_counting: how many of each run's items are of the
+        question's category ("two lamps" is 2), None for the whole example when the counts do not
+        add up to its target (a noun outside the vocabulary: nothing to trust)."""
+        if self.subset == "word_sorting":
+            return [" ".join(sorted(run)) if run else None for run in consecutive_runs(self._words_of(example), parts)]
+        if self.subset != "object_counting":
             return None
-        return [" ".join(sorted(run)) if run else None for run in consecutive_runs(self._words_of(example), parts)]
+        items, question = self._items_of(example)
+        counts = [_count_items(run, question) if run else None for run in consecutive_runs(items, parts)]
+        known = [c for c in counts if c is not None]
+        if len(known) < sum(1 for run in consecutive_runs(items, parts) if run) or sum(known) != int(example.target):
+            return None
+        return counts
 
     @staticmethod
     def _words_of(example: Example) -> list[str]:
@@ -170,6 +194,34 @@ class BBH(SplitTask):
         if self.kind == "brackets":
             return _brackets(str(target))
         return rewards.normalize_text(str(target))
+
+
+def _count_items(items: list[str], question: str) -> int | None:
+    """How many of `items` ("a flute", "two lamps") the object_counting question counts; None when
+    an item's number or noun is not in the vocabulary."""
+    match = _QUESTION_RE.fullmatch(question.strip())
+    if match is None or match.group(1) not in _CATEGORIES:
+        return None
+    total = 0
+    for item in items:
+        number, _, noun = item.partition(" ")
+        noun = _singular(noun)
+        if number not in _NUMBER_WORDS or noun not in _CATEGORY_OF:
+            return None
+        total += _NUMBER_WORDS[number] * (_CATEGORY_OF[noun] == match.group(1))
+    return total
+
+
+def _singular(noun: str) -> str:
+    """"two lamps" -> lamp, "strawberries" -> strawberry, "mice" -> mouse (the vocabulary's form)."""
+    if noun in _CATEGORY_OF:
+        return noun
+    if noun in _PLURALS:
+        return _PLURALS[noun]
+    for suffix, replacement in (("ies", "y"), ("es", ""), ("s", "")):
+        if noun.endswith(suffix) and noun[: -len(suffix)] + replacement in _CATEGORY_OF:
+            return noun[: -len(suffix)] + replacement
+    return noun
 
 
 def _list_items(items: list[str]) -> str:
