@@ -129,6 +129,7 @@ TASKS: dict[str, TaskInfo] = {
     "lookup-16": TaskInfo(splits=True),  # one part holds the answer: the readout combines by choosing
     "lookup-32": TaskInfo(splits=True),
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
+    "bbh-object_counting-mix": TaskInfo(splits=True, additive=True),  # trained on runs of 1 to all items
     "bbh-word_sorting": TaskInfo(splits=True),
     "bbh-boolean_expressions": TaskInfo(binary=True),
     "bbh-dyck_languages": TaskInfo(),

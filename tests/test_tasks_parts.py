@@ -117,6 +117,26 @@ def test_bbh_object_counting_splits_the_items_and_keeps_the_question():
     assert task.part_targets(wrong, 2) is None  # counts that do not add up to the target are not trusted
 
 
+def test_object_counting_sublists_train_on_runs_of_every_length_and_keep_the_test():
+    whole = tasks.load("bbh", subset="object_counting", test_size=1, data_dir=FIXTURE_DATA)
+    mixed = tasks.load("bbh", subset="object_counting", test_size=1, data_dir=FIXTURE_DATA, train_sublists=True)
+    assert mixed.examples("test") == whole.examples("test")
+    for source in whole.examples("train"):
+        items, question = whole._items_of(source)
+        runs = [e for e in mixed.examples("train") if e.meta["source"] == source.id]
+        lengths = sorted(len(mixed._items_of(e)[0]) for e in runs)
+        # one run of each length (a one-item run may be dropped as a repeat of another row's)
+        assert len(set(lengths)) == len(lengths) and set(range(2, len(items) + 1)) <= set(lengths)
+        for run in runs:
+            assert run.input.endswith(question) and int(run.target) == sum(mixed.part_targets(run, 1))
+        full = next(e for e in runs if len(mixed._items_of(e)[0]) == len(items))
+        assert full.input == source.input and full.target == str(source.target)
+    test_inputs = {e.input for e in mixed.examples("test")}
+    assert not test_inputs & {e.input for e in mixed.examples("train")}
+    with pytest.raises(NeuromasError, match="train_sublists is for subset object_counting"):
+        tasks.load("bbh", subset="navigate", test_size=1, data_dir=FIXTURE_DATA, train_sublists=True)
+
+
 @needs_real_data
 def test_every_real_word_sorting_and_object_counting_row_splits():
     check_word_sorting(tasks.load("bbh", subset="word_sorting", test_size=128, data_dir=str(REAL_DATA)))

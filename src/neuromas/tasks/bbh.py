@@ -21,6 +21,7 @@ could match them, so they are left out.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -95,17 +96,43 @@ class BBH(SplitTask):
 
     def __init__(self, subset: str = "navigate", seed: int = 0, train_size: int | None = None,
                  test_size: int | None = 100, data_dir: str | None = None,
-                 hf_dataset: str | None = None):
+                 hf_dataset: str | None = None, train_sublists: bool = False):
         if subset not in KINDS:
             raise NeuromasError(
                 f"unknown BBH subset {subset!r}; valid subsets: {', '.join(SUBSETS)}")
+        if train_sublists and subset != "object_counting":
+            raise NeuromasError(f"bbh: train_sublists is for subset object_counting (its lists of items), "
+                                f"not {subset!r}; drop it")
         self.subset, self.kind = subset, KINDS[subset]
         self.name = f"bbh/{subset}"
         self.answer_format = ANSWER_FORMATS[self.kind]
         rows = self._rows(subset, data_dir, hf_dataset)
         examples = (self._example(i, row) for i, row in enumerate(rows))
         pool = [ex for ex in examples if ex is not None]
-        super().__init__(*data.split_pool(pool, seed, train_size, test_size, label=self.name))
+        train, test = data.split_pool(pool, seed, train_size, test_size, label=self.name)
+        if train_sublists:
+            train = self._sublists(train, {ex.input for ex in test}, seed)
+        super().__init__(train, test)
+
+    def _sublists(self, train: list[Example], held_out: set[str], seed: int) -> list[Example]:
+        """object_counting's curriculum, as `train_operands` is arith's: each train row gives one
+        consecutive run of its items of every length from 1 to all of them (a seeded start), counted
+        with the subset's vocabulary. On whole lists the untrained model counts badly, and a network
+        whose nodes count parts of a list would rarely see its parts right; short lists give every
+        arm easy cases to learn from, and the test stays the source's whole lists."""
+        rng = random.Random(f"bbh-sublists:{seed}")
+        out: list[Example] = []
+        for example in train:
+            items, question = self._items_of(example)
+            for length in range(1, len(items) + 1):
+                start = rng.randrange(len(items) - length + 1)
+                run = items[start:start + length]
+                count = _count_items(run, question)
+                text = f"I have {_list_items(run)}. {question}"
+                if count is not None and text not in held_out:
+                    out.append(Example(id=f"{example.id}/items{start}-{start + length}", input=text,
+                                       target=str(count), meta={**example.meta, "source": example.id}))
+        return data.unique_inputs(out)
 
     @staticmethod
     def _rows(subset: str, data_dir: str | None, hf_dataset: str | None) -> list[dict[str, Any]]:
