@@ -240,7 +240,7 @@ def _count_items(items: list[str], question: str) -> int | None:
 
 
 def _singular(noun: str) -> str:
-    """"two lamps" -> lamp, "strawberries" -> strawberry, "mice" -> mouse (the vocabulary's form)."""
+    """The vocabulary's form of a noun: lamps -> lamp, strawberries -> strawberry, mice -> mouse."""
     if noun in _CATEGORY_OF:
         return noun
     if noun in _PLURALS:
