@@ -172,11 +172,11 @@ class BBH(SplitTask):
         if self.subset != "object_counting":
             return None
         items, question = self._items_of(example)
-        counts = [_count_items(run, question) if run else None for run in consecutive_runs(items, parts)]
-        known = [c for c in counts if c is not None]
-        if len(known) < sum(1 for run in consecutive_runs(items, parts) if run) or sum(known) != int(example.target):
+        runs = consecutive_runs(items, parts)
+        counts = [_count_items(run, question) if run else None for run in runs]
+        if any(run and count is None for run, count in zip(runs, counts)):
             return None
-        return counts
+        return counts if sum(c for c in counts if c is not None) == int(example.target) else None
 
     @staticmethod
     def _words_of(example: Example) -> list[str]:
