@@ -128,6 +128,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-sumprod6-mix": TaskInfo(splits=True, additive=True),  # the same of 2-6: sums up to 72
     "lookup-16": TaskInfo(splits=True),  # one part holds the answer: the readout combines by choosing
     "lookup-32": TaskInfo(splits=True),
+    "lookup2-16-mix": TaskInfo(splits=True, additive=True),  # the sum of two keys, one in each half; trained on 2-16 lines
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-object_counting-mix": TaskInfo(splits=True, additive=True),  # trained on runs of 1 to all items
     "bbh-word_sorting": TaskInfo(splits=True),
@@ -228,7 +229,7 @@ OTHER_ALGORITHMS = tuple(a for a, arm in ARMS.items() if arm.algorithm != "reinf
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
 LADDER_ARMS = ("single", "net21", "net21-slices", "net21-msgs")
 # Message budgets checked against another (the ladder's second table): does the budget cut answers?
-BUDGET_CHECKS = {"arith-2x2": 16, "bbh-object_counting": 96}
+BUDGET_CHECKS = {"arith-2x2": 16, "bbh-object_counting": 96, "lookup2-16-mix": 48}
 
 
 def task_arms(task: str, arms: list[str]) -> list[str]:

@@ -167,7 +167,7 @@ def test_arith_part_targets_are_the_sums_of_its_parts():
 def test_lookup_parts_keep_the_question_and_exactly_one_holds_the_answer():
     task = tasks.load("lookup", pairs=5, test_size=20, train_size=50)
     for example in task.examples("test"):
-        keys, values, query = example.meta["keys"], example.meta["values"], example.meta["query"]
+        keys, values, (query,) = example.meta["keys"], example.meta["values"], example.meta["queries"]
         question = f"Find the number of the {keys[query]}."
         assert example.input.splitlines() == [question, *(f"{k}: {v}" for k, v in zip(keys, values))]
         assert example.target == values[query] and len(set(keys)) == len(set(values)) == 5
@@ -194,8 +194,43 @@ def test_lookup_splits_are_seeded_distinct_and_disjoint():
     assert task.reward(replies, [example] * 3) == [1.0, 0.0, 0.0]
 
 
+def test_lookup_of_two_keys_asks_their_sum_with_one_key_in_each_half():
+    task = tasks.load("lookup", pairs=7, queries=2, test_size=30, train_size=0)
+    for example in task.examples("test"):
+        keys, values, queries = example.meta["keys"], example.meta["values"], example.meta["queries"]
+        assert queries[0] < 4 <= queries[1]  # 7 lines in halves of 4 and 3
+        assert example.input.splitlines()[0] == f"Find the sum of the numbers of the {keys[queries[0]]} and the {keys[queries[1]]}."
+        assert example.target == values[queries[0]] + values[queries[1]]
+        parts = task.split_input(example, 2)
+        assert task.part_targets(example, 2) == [values[queries[0]], values[queries[1]]]
+        assert [p.splitlines()[0] for p in parts] == [f"Find the number of the {keys[q]}." for q in queries]
+        assert f"{keys[queries[1]]}: {values[queries[1]]}" in parts[1]
+        # the whole list in one part holds both keys; in three parts, one or two hold none
+        assert task.part_targets(example, 1) == [example.target]
+        three = task.part_targets(example, 3)
+        assert three.count(None) in (1, 2) and sum(t for t in three if t is not None) == example.target
+    three = tasks.load("lookup", pairs=9, queries=3, test_size=5, train_size=0).examples("test")[0]
+    keys = [three.meta["keys"][q] for q in three.meta["queries"]]
+    assert three.input.startswith(f"Find the sum of the numbers of the {keys[0]}, the {keys[1]} and the {keys[2]}.")
+
+
+def test_lookup_train_pairs_draw_the_train_lists_length_only():
+    plain = tasks.load("lookup", pairs=16, queries=2, train_size=300)
+    mixed = tasks.load("lookup", pairs=16, queries=2, train_pairs=[2, 16], train_size=300)
+    assert [e.input for e in plain.examples("test")] == [e.input for e in mixed.examples("test")]
+    lengths = [len(e.meta["keys"]) for e in mixed.examples("train")]
+    assert min(lengths) == 2 and max(lengths) == 16 and len(set(lengths)) == 15
+    assert {len(e.meta["keys"]) for e in plain.examples("train")} == {16}
+    two = next(e for e in mixed.examples("train") if len(e.meta["keys"]) == 2)
+    assert two.meta["queries"] == [0, 1] and two.target == sum(two.meta["values"])
+
+
 @pytest.mark.parametrize("params, message", [({"pairs": 1}, "pairs=1 must be between 2 and"),
-                                             ({"pairs": 12, "digits": 1}, "cannot give pairs=12 distinct"),
+                                             ({"pairs": 12, "digits": 1}, "cannot give 12 distinct"),
+                                             ({"pairs": 8, "digits": 1, "train_pairs": [2, 12]}, "cannot give 12 distinct"),
+                                             ({"queries": 0}, "queries=0 must be between 1 and pairs=16"),
+                                             ({"queries": 3, "train_pairs": [2, 8]}, r"train_pairs=\[2, 8\] must be"),
+                                             ({"train_pairs": [9, 4]}, r"train_pairs=\[9, 4\] must be"),
                                              ({"digits": 0}, "digits=0 must be between 1 and 9")])
 def test_lookup_bad_knobs_fail_in_one_line(params, message):
     with pytest.raises(NeuromasError, match=message) as error:

@@ -14,6 +14,19 @@ node's message. Two measured facts make this the decomposing task for a small mo
   on the whole list and 62.5% for the first-layer node holding the key in its half; with 32
   lines, 19.5% and 39.8%).
 
+With `queries: 2` the question asks for the sum of two keys' numbers ("Find the sum of the
+numbers of the owl and the cat."), and the keys lie one in each half of the list (in general: one
+in each of `queries` consecutive runs), so cut into that many parts, every part holds one key and
+asks for it ("Find the number of the owl." above its half) and the readout must add what the
+parts found: reading, the part an untrained node does often, split
+from adding, the part it does from messages rarely (the arith-4x1 pattern, where only training
+taught the readout to add). Values of two or more digits are never 0, so a readout that copies
+one part's number is never right.
+
+`train_pairs` ([lo, hi], train split only) draws the list's length per example, the curriculum
+that `train_operands` is for arith: with two lines per query every part is one line, found
+without reading, and the readout gets questions whose parts are right to learn adding from.
+
 Keys are distinct nouns, values distinct `digits`-digit numbers, so copying the wrong line is
 wrong. The test set is drawn first from the seed and the knobs, distinct inputs; train is drawn
 from a second stream with the test inputs excluded.
@@ -42,58 +55,84 @@ class Lookup(SplitTask):
     answer_format = "End your message with 'Answer: <integer>'."
 
     def __init__(self, pairs: int = 16, digits: int = 2, seed: int = 0, train_size: int = 2000,
-                 test_size: int = 128):
+                 test_size: int = 128, queries: int = 1, train_pairs: list[int] | None = None):
         if not 2 <= pairs <= len(KEYS):
             raise NeuromasError(f"lookup: pairs={pairs} must be between 2 and {len(KEYS)} (the distinct keys it has)")
         if not 1 <= digits <= 9:
             raise NeuromasError(f"lookup: digits={digits} must be between 1 and 9")
-        self.pairs, self.digits = pairs, digits
+        if not 1 <= queries <= pairs:
+            raise NeuromasError(f"lookup: queries={queries} must be between 1 and pairs={pairs}")
+        if train_pairs is not None and (len(train_pairs) != 2 or not max(2, queries) <= train_pairs[0] <= train_pairs[1]
+                                        or train_pairs[1] > len(KEYS)):
+            raise NeuromasError(f"lookup: train_pairs={train_pairs!r} must be a pair [lo, hi] with "
+                                f"{max(2, queries)} <= lo <= hi <= {len(KEYS)}")
+        self.pairs, self.digits, self.queries = pairs, digits, queries
         self.low, self.high = (0 if digits == 1 else 10 ** (digits - 1)), 10 ** digits - 1
-        if self.high - self.low + 1 < pairs:
-            raise NeuromasError(f"lookup: {digits}-digit values cannot give pairs={pairs} distinct numbers; raise digits")
+        train_lengths = range(pairs, pairs + 1) if train_pairs is None else range(train_pairs[0], train_pairs[1] + 1)
+        if self.high - self.low + 1 < max(pairs, train_lengths[-1]):
+            raise NeuromasError(f"lookup: {digits}-digit values cannot give {max(pairs, train_lengths[-1])} "
+                                "distinct numbers; raise digits")
         if train_size < 0 or test_size < 0:
             raise NeuromasError("lookup: train_size and test_size must be >= 0")
         test_rng, train_rng = random.Random(f"lookup-test:{seed}"), random.Random(f"lookup-train:{seed}")
         test: list[Example] = []
         seen: set[str] = set()
         while len(test) < test_size:  # the space is astronomically larger than any split
-            example = self._example(test_rng, "test", len(test))
+            example = self._example(test_rng, "test", len(test), pairs)
             if example.input not in seen:
                 seen.add(example.input)
                 test.append(example)
         train: list[Example] = []
         while len(train) < train_size:
-            example = self._example(train_rng, "train", len(train))
+            length = pairs if len(train_lengths) == 1 else train_rng.choice(train_lengths)
+            example = self._example(train_rng, "train", len(train), length)
             if example.input not in seen:
                 train.append(example)
         super().__init__(train, test)
 
-    def _example(self, rng: random.Random, split: str, index: int) -> Example:
-        keys = rng.sample(KEYS, self.pairs)
-        values = rng.sample(range(self.low, self.high + 1), self.pairs)
-        query = rng.randrange(self.pairs)
+    def _example(self, rng: random.Random, split: str, index: int, pairs: int) -> Example:
+        keys = rng.sample(KEYS, pairs)
+        values = rng.sample(range(self.low, self.high + 1), pairs)
+        if self.queries == 1:
+            queries = [rng.randrange(pairs)]
+        else:  # one key in each of `queries` consecutive runs of the list
+            queries = [rng.choice(run) for run in consecutive_runs(list(range(pairs)), self.queries)]
         lines = [f"{key}: {value}" for key, value in zip(keys, values, strict=True)]
-        return Example(id=f"lookup/{split}/{index}", input="\n".join([self._question(keys[query]), *lines]),
-                       target=values[query], meta={"keys": keys, "values": values, "query": query})
+        asked = [keys[q] for q in queries]
+        return Example(id=f"lookup/{split}/{index}", input="\n".join([self._question(asked), *lines]),
+                       target=sum(values[q] for q in queries),
+                       meta={"keys": keys, "values": values, "queries": queries})
 
     @staticmethod
-    def _question(key: str) -> str:
-        return f"Find the number of the {key}."
+    def _question(asked: list[str]) -> str:
+        if len(asked) == 1:
+            return f"Find the number of the {asked[0]}."
+        names = ", ".join(f"the {key}" for key in asked[:-1]) + f" and the {asked[-1]}"
+        return f"Find the sum of the numbers of {names}."
 
     def split_input(self, example: Example, parts: int) -> list[str]:
-        """Consecutive runs of the lines, each under the question: "Find the number of the owl.\\n
-        owl: 47\\n..." for the part that holds the key, the same question over other lines for the
-        rest. More parts than lines leaves the last ones empty, which says so."""
-        question = self._question(example.meta["keys"][example.meta["query"]])
-        return ["\n".join([question, *(f"{key}: {value}" for key, value in run)]) if run
-                else f"{question}\n(no lines in this part)"
-                for run in self._runs(example, parts)]
+        """Consecutive runs of the lines, each under the question about the asked keys it holds:
+        "Find the number of the owl.\\nowl: 47\\n..." (a sub-question, as arith's part of "3+1+0+9" is
+        "3+1"), the whole question over a run that holds none. More parts than lines leaves the last
+        ones empty, which says so."""
+        keys = example.meta["keys"]
+        asked = [keys[q] for q in example.meta["queries"]]
+        texts = []
+        for run in self._runs(example, parts):
+            held = [key for key in asked if any(k == key for k, _ in run)]
+            lines = [f"{key}: {value}" for key, value in run] or ["(no lines in this part)"]
+            texts.append("\n".join([self._question(held or asked), *lines]))
+        return texts
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
-        """The answer for the part that holds the key; None for the parts that do not (nothing
-        in them answers the question)."""
-        key = example.meta["keys"][example.meta["query"]]
-        return [next((value for k, value in run if k == key), None) for run in self._runs(example, parts)]
+        """Per part, the sum of the asked keys' numbers it holds (with one key in each part: that
+        key's number); None for a part that holds none (nothing in it answers the question)."""
+        asked = {example.meta["keys"][q] for q in example.meta["queries"]}
+        targets = []
+        for run in self._runs(example, parts):
+            found = [value for key, value in run if key in asked]
+            targets.append(sum(found) if found else None)
+        return targets
 
     @staticmethod
     def _runs(example: Example, parts: int) -> list[list[tuple[str, int]]]:
