@@ -225,12 +225,26 @@ def test_lookup_train_pairs_draw_the_train_lists_length_only():
     assert two.meta["queries"] == [0, 1] and two.target == sum(two.meta["values"])
 
 
+def test_lookup_train_queries_mix_the_keys_asked_and_parts_ask_for_theirs():
+    task = tasks.load("lookup", pairs=8, digits=1, queries=4, train_queries=[2, 4], train_size=300, test_size=20)
+    assert {len(e.meta["queries"]) for e in task.examples("test")} == {4}
+    assert {len(e.meta["queries"]) for e in task.examples("train")} == {2, 3, 4}
+    example = task.examples("test")[0]
+    keys, values, queries = example.meta["keys"], example.meta["values"], example.meta["queries"]
+    assert [q // 2 for q in queries] == [0, 1, 2, 3]  # one key in each run of two lines
+    parts = task.split_input(example, 2)
+    assert parts[0].splitlines()[0] == f"Find the sum of the numbers of the {keys[queries[0]]} and the {keys[queries[1]]}."
+    assert task.part_targets(example, 2) == [values[queries[0]] + values[queries[1]], values[queries[2]] + values[queries[3]]]
+    assert sum(task.part_targets(example, 2)) == example.target
+
+
 @pytest.mark.parametrize("params, message", [({"pairs": 1}, "pairs=1 must be between 2 and"),
                                              ({"pairs": 12, "digits": 1}, "cannot give 12 distinct"),
                                              ({"pairs": 8, "digits": 1, "train_pairs": [2, 12]}, "cannot give 12 distinct"),
                                              ({"queries": 0}, "queries=0 must be between 1 and pairs=16"),
                                              ({"queries": 3, "train_pairs": [2, 8]}, r"train_pairs=\[2, 8\] must be"),
                                              ({"train_pairs": [9, 4]}, r"train_pairs=\[9, 4\] must be"),
+                                             ({"pairs": 4, "train_queries": [2, 5]}, r"train_queries=\[2, 5\] must be .* <= 4"),
                                              ({"digits": 0}, "digits=0 must be between 1 and 9")])
 def test_lookup_bad_knobs_fail_in_one_line(params, message):
     with pytest.raises(NeuromasError, match=message) as error:

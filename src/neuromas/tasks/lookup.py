@@ -23,9 +23,11 @@ from adding, the part it does from messages rarely (the arith-4x1 pattern, where
 taught the readout to add). Values of two or more digits are never 0, so a readout that copies
 one part's number is never right.
 
-`train_pairs` ([lo, hi], train split only) draws the list's length per example, the curriculum
-that `train_operands` is for arith: with two lines per query every part is one line, found
-without reading, and the readout gets questions whose parts are right to learn adding from.
+`train_pairs` and `train_queries` ([lo, hi], train split only) draw the list's length and the
+number of keys asked per example, the curriculum that `train_operands` is for arith: with two
+lines and two keys every part is one line, found without reading, and a readout gets questions
+whose parts are right to learn adding from; with two keys of four, a part finds one number
+instead of adding two.
 
 Keys are distinct nouns, values distinct `digits`-digit numbers, so copying the wrong line is
 wrong. The test set is drawn first from the seed and the knobs, distinct inputs; train is drawn
@@ -55,20 +57,18 @@ class Lookup(SplitTask):
     answer_format = "End your message with 'Answer: <integer>'."
 
     def __init__(self, pairs: int = 16, digits: int = 2, seed: int = 0, train_size: int = 2000,
-                 test_size: int = 128, queries: int = 1, train_pairs: list[int] | None = None):
+                 test_size: int = 128, queries: int = 1, train_pairs: list[int] | None = None,
+                 train_queries: list[int] | None = None):
         if not 2 <= pairs <= len(KEYS):
             raise NeuromasError(f"lookup: pairs={pairs} must be between 2 and {len(KEYS)} (the distinct keys it has)")
         if not 1 <= digits <= 9:
             raise NeuromasError(f"lookup: digits={digits} must be between 1 and 9")
         if not 1 <= queries <= pairs:
             raise NeuromasError(f"lookup: queries={queries} must be between 1 and pairs={pairs}")
-        if train_pairs is not None and (len(train_pairs) != 2 or not max(2, queries) <= train_pairs[0] <= train_pairs[1]
-                                        or train_pairs[1] > len(KEYS)):
-            raise NeuromasError(f"lookup: train_pairs={train_pairs!r} must be a pair [lo, hi] with "
-                                f"{max(2, queries)} <= lo <= hi <= {len(KEYS)}")
+        train_asked = _span("train_queries", train_queries, queries, 1, pairs)
+        train_lengths = _span("train_pairs", train_pairs, pairs, max(2, train_asked[-1]), len(KEYS))
         self.pairs, self.digits, self.queries = pairs, digits, queries
         self.low, self.high = (0 if digits == 1 else 10 ** (digits - 1)), 10 ** digits - 1
-        train_lengths = range(pairs, pairs + 1) if train_pairs is None else range(train_pairs[0], train_pairs[1] + 1)
         if self.high - self.low + 1 < max(pairs, train_lengths[-1]):
             raise NeuromasError(f"lookup: {digits}-digit values cannot give {max(pairs, train_lengths[-1])} "
                                 "distinct numbers; raise digits")
@@ -78,25 +78,26 @@ class Lookup(SplitTask):
         test: list[Example] = []
         seen: set[str] = set()
         while len(test) < test_size:  # the space is astronomically larger than any split
-            example = self._example(test_rng, "test", len(test), pairs)
+            example = self._example(test_rng, "test", len(test), pairs, queries)
             if example.input not in seen:
                 seen.add(example.input)
                 test.append(example)
         train: list[Example] = []
-        while len(train) < train_size:
+        while len(train) < train_size:  # a fixed knob draws nothing, so the train stream stays as it was
             length = pairs if len(train_lengths) == 1 else train_rng.choice(train_lengths)
-            example = self._example(train_rng, "train", len(train), length)
+            asked = queries if len(train_asked) == 1 else train_rng.choice(train_asked)
+            example = self._example(train_rng, "train", len(train), length, asked)
             if example.input not in seen:
                 train.append(example)
         super().__init__(train, test)
 
-    def _example(self, rng: random.Random, split: str, index: int, pairs: int) -> Example:
+    def _example(self, rng: random.Random, split: str, index: int, pairs: int, n_queries: int) -> Example:
         keys = rng.sample(KEYS, pairs)
         values = rng.sample(range(self.low, self.high + 1), pairs)
-        if self.queries == 1:
+        if n_queries == 1:
             queries = [rng.randrange(pairs)]
-        else:  # one key in each of `queries` consecutive runs of the list
-            queries = [rng.choice(run) for run in consecutive_runs(list(range(pairs)), self.queries)]
+        else:  # one key in each of `n_queries` consecutive runs of the list
+            queries = [rng.choice(run) for run in consecutive_runs(list(range(pairs)), n_queries)]
         lines = [f"{key}: {value}" for key, value in zip(keys, values, strict=True)]
         asked = [keys[q] for q in queries]
         return Example(id=f"lookup/{split}/{index}", input="\n".join([self._question(asked), *lines]),
@@ -140,3 +141,12 @@ class Lookup(SplitTask):
 
     def extract(self, completion: str, example: Example | None = None) -> str | None:
         return rewards.extract_number(completion)
+
+
+def _span(field: str, value: list[int] | None, default: int, low: int, high: int) -> range:
+    """A train-only [lo, hi] knob as the range it draws from (`default` alone when unset)."""
+    if value is None:
+        return range(default, default + 1)
+    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+        raise NeuromasError(f"lookup: {field}={list(value)!r} must be a pair [lo, hi] with {low} <= lo <= hi <= {high}")
+    return range(value[0], value[1] + 1)
