@@ -114,6 +114,7 @@ class TaskInfo:
     splits: bool = False  # the task cuts its input into parts (`split_input`): the slices arms apply
     additive: bool = False  # the parts' answers add up to the whole answer (sums, counts)
     binary: bool = False  # two possible answers: a constant answer scores about half
+    question: bool = False  # the input's question separates from its data (Task.question): the question arms apply
 
 
 TASKS: dict[str, TaskInfo] = {
@@ -128,8 +129,8 @@ TASKS: dict[str, TaskInfo] = {
     "arith-sumprod6-mix": TaskInfo(splits=True, additive=True),  # the same of 2-6: sums up to 72
     "lookup-16": TaskInfo(splits=True),  # one part holds the answer: the readout combines by choosing
     "lookup-32": TaskInfo(splits=True),
-    "lookup2-16-mix": TaskInfo(splits=True, additive=True),  # the sum of two keys, one in each half; trained on 2-16 lines
-    "lookup4-8-mix": TaskInfo(splits=True, additive=True),  # the sum of four 1-digit keys, two in each half; trained on 2-4 keys
+    "lookup2-16-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of two keys, one in each half; trained on 2-16 lines
+    "lookup4-8-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of four 1-digit keys, two in each half; trained on 2-4 keys
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-object_counting-mix": TaskInfo(splits=True, additive=True),  # trained on runs of 1 to all items
     "bbh-word_sorting": TaskInfo(splits=True),
@@ -144,7 +145,8 @@ TASKS: dict[str, TaskInfo] = {
 class Arm:
     layers: tuple[int, ...]
     rank: int
-    slices: str | None = None  # None: every node sees the input; "input": slices, readout sees the input; "msgs": not
+    slices: str | None = None  # None: every node sees the input; "input": slices, readout sees the input; "msgs": not;
+    #                            "question": slices, the readout sees the question without its data
     steps_factor: int = 1  # x the task's steps (and eval_every): the equal-compute single agent
     network: bool = True
     tree: bool = False  # tree rollouts (train.branching) at the calls per input of G independent passes
@@ -179,6 +181,8 @@ class Arm:
             sets.append("network.input_slices=true")
         if self.slices == "msgs":
             sets.append("network.input_to_all=false")
+        if self.slices == "question":
+            sets.append("network.input_to_all=question")
         if self.edges:
             sets.append(f"network.edges={list(self.edges)}")
         if self.algorithm != "reinforce":
@@ -208,6 +212,10 @@ ARMS: dict[str, Arm] = {
     # The readout reads the question beside the two messages (arith-sumprod-mix: messages-only, the
     # readout added two correct products on at most 1 of ~100 questions in 70 steps).
     "net21-slices-tree8": Arm((2, 1), 8, slices="input", tree=True, readout_branch=8),
+    # The readout reads the question without its data beside the two messages (lookup2-16-mix: the
+    # messages-only readout, not told to add, copied one number with a training reward of exactly 0 for
+    # 28 steps; with the whole input it can answer alone).
+    "net21-question-tree8": Arm((2, 1), 8, slices="question", tree=True, readout_branch=8),
     # net21-msgs trained by CoLLM-CC (issue 22): the critic values what each layer saw, so the readout's
     # advantage is taken against its messages -- the credit that net21-msgs-tree8's readout groups give.
     # G independent passes of 3 calls: the calls of the tree arms, plus the critic's forward and backward.
@@ -234,8 +242,10 @@ BUDGET_CHECKS = {"arith-2x2": 16, "bbh-object_counting": 96, "lookup2-16-mix": 4
 
 
 def task_arms(task: str, arms: list[str]) -> list[str]:
-    """The arms that apply to a task: the slices arms only where the input splits."""
-    return [a for a in arms if not ARMS[a].slices or TASKS[task].splits]
+    """The arms that apply to a task: the slices arms only where the input splits, the question
+    arms only where its question separates from its data."""
+    return [a for a in arms if (not ARMS[a].slices or TASKS[task].splits)
+            and (ARMS[a].slices != "question" or TASKS[task].question)]
 
 
 # ---- run directories -----------------------------------------------------------------------------

@@ -150,6 +150,11 @@ def test_arms_overrides_and_which_tasks_get_slices():
     assert grown[0] == "network.layers=[1, 1]"
     assert "train.growth=[{at_step: 20, widen: [{layer: 1, width: 2}], ramp_steps: 5}]" in grown
     assert "net21-msgs" in claims.task_arms("bbh-object_counting", list(claims.ARMS))
+    # the readout told the question without its data: only where the task separates the two
+    assert claims.ARMS["net21-question-tree8"].overrides(40, 10, 8)[-2:] == [
+        "network.input_slices=true", "network.input_to_all=question"]
+    assert "net21-question-tree8" in claims.task_arms("lookup2-16-mix", list(claims.ARMS))
+    assert "net21-question-tree8" not in claims.task_arms("arith-4x1-mix", list(claims.ARMS))
 
 
 def test_every_network_arm_has_the_single_agents_trainable_parameters():

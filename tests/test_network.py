@@ -121,3 +121,25 @@ def test_input_slices_show_each_first_layer_node_its_part():
     assert f"{example.input}\n\nMessages:" in trace.messages["L2N1"].prompt, "the readout sees the whole task"
     with pytest.raises(NeuromasError, match="input_slices needs the task"):
         net([example])
+
+
+def test_input_to_all_question_shows_later_layers_the_question_without_the_data():
+    import neuromas.tasks as tasks
+
+    task = tasks.load("lookup", pairs=6, queries=2, test_size=4, train_size=0)
+    net = Network({"layers": [2, 1], "input_slices": True, "input_to_all": "question"}, backend=EchoBackend()).eval()
+    example = task.examples("test")[0]
+    question, *lines = example.input.splitlines()
+    (trace,) = net([example], task=task)
+    readout = trace.messages["L2N1"].prompt
+    seen = readout.split("Messages:")[0]  # the messages echo the parts' last lines
+    assert seen.endswith(f"{question}\n\n") and not any(line in seen for line in lines)
+    assert "Reads: the task's question and L1N1, L1N2." in readout
+    assert lines[0] in trace.messages["L1N1"].prompt and lines[-1] in trace.messages["L1N2"].prompt
+    assert "(L2N1) <- L1N1, L1N2, question  [readout]" in repr(net)
+    whole_first = Network({"layers": [2, 1], "input_to_all": "question"}, backend=EchoBackend()).eval()
+    with pytest.raises(NeuromasError, match="input_to_all: question needs the task"):
+        whole_first([example])
+    arith = tasks.load("arith", operands=4)
+    with pytest.raises(NeuromasError, match="does not separate its question from its data: set network.input_to_all"):
+        net(arith.examples("test")[:1], task=arith)

@@ -50,6 +50,14 @@ def test_explicit_edges_skip_edges_and_input_visibility():
     assert dense_skip.node("L3N1").reads == ("L1N1", "L1N2", "L2N1")
 
 
+def test_input_to_all_question_gives_later_layers_the_question_only():
+    topo = build(layers=[2, 1, {"width": 1, "sees_input": True}], input_to_all="question")
+    assert [topo.node(n).question_only for n in ("L1N1", "L2N1", "L3N1")] == [False, True, False]
+    assert all(n.sees_input for n in topo.nodes)
+    per_layer = build(layers=[2, {"width": 1, "sees_input": "question"}], input_to_all=False)
+    assert per_layer.node("L2N1").question_only and per_layer.node("L2N1").sees_input
+
+
 def test_per_layer_generation_overrides():
     topo = build(layers=[{"width": 2, "max_new_tokens": 16, "temperature": 0.7}, 1], generation={"max_new_tokens": 40})
     assert topo.node("L1N1").generation.max_new_tokens == 16
@@ -82,6 +90,7 @@ def test_impossible_topologies_fail_with_one_line(network, message):
         ({"network": {"layers": [0, 1]}, "task": {"name": "arith"}}, "network.layers.0.width"),
         ({"network": {"layers": []}, "task": {"name": "arith"}}, "at least one layer"),
         ({"network": {"layers": [1], "widht": 3}, "task": {"name": "arith"}}, "network.widht: unknown key"),
+        ({"network": {"layers": [2, 1], "input_to_all": "questions"}, "task": {"name": "arith"}}, "network.input_to_all"),
         ({"network": {"layers": [{"width": 2, "connect": "sparse"}, 1]}, "task": {"name": "arith"}}, "fan_in"),
         ({"network": {"layers": [1]}}, "task: Field required"),
         ({"network": {"layers": [1]}, "task": {"name": "arith"}, "seeed": 1}, "seeed: unknown key"),

@@ -42,7 +42,7 @@ class LayerConfig(_Strict):
     """How this layer reads the layer before it: every node (`dense`) or `fan_in` of them."""
     fan_in: int | None = Field(None, ge=1)
     """For `sparse`: how many nodes of the previous layer each node reads (a fixed round-robin)."""
-    sees_input: bool | None = None
+    sees_input: bool | Literal["question"] | None = None
     """Override `NetworkConfig.input_to_all` for this layer (the first layer always sees it)."""
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     """Override the network's message budget for this layer."""
@@ -84,8 +84,12 @@ class NetworkConfig(_Strict):
     """Explicit edges "L1N1->L2N1"; when given they replace every layer's `connect` rule."""
     skip: list[str] | Literal["all"] = Field(default_factory=list)
     """Extra edges from any earlier layer ("L1N1->L3N1"), or "all" to read every earlier node."""
-    input_to_all: bool = True
-    """Whether nodes past the first layer also see the raw task input (the paper: yes)."""
+    input_to_all: bool | Literal["question"] = True
+    """Whether nodes past the first layer also see the raw task input (the paper: yes), or only
+    its question, `question`: what is asked without the data it is asked about (lookup: "Find the
+    sum of the numbers of the owl and the cat." without the list), for tasks that separate the two
+    (`Task.question`). With `input_slices` that is the reduce step of a map-reduce: the readout
+    knows what to compute from its parts and cannot compute it from the data itself."""
     input_slices: bool = False
     """Receptive fields: node i of the first layer (width w) sees only part i of w of the task
     input, as the task splits it (arith: consecutive runs of its numbers), not the whole input.

@@ -39,13 +39,19 @@ def _names(ids: tuple[str, ...]) -> str:
     return ", ".join(ids)
 
 
+def _task_view(node: Node, width: int) -> str:
+    if node.question_only:
+        return "the task's question"
+    return "the task" if node.input_part is None else f"part {node.input_part + 1} of {width} of the task"
+
+
 def structure_lines(node: Node, topology: Topology) -> list[str]:
     """Where the node sits: the network's shape, its position, its inputs and its readers."""
     depth, width = len(topology.layers), len(topology.layers[node.layer])
     widths = ", ".join(str(w) for w in topology.widths)
     reads = _names(node.reads) if node.reads else "no other node"
     if node.sees_input:
-        task = "the task" if node.input_part is None else f"part {node.input_part + 1} of {width} of the task"
+        task = _task_view(node, width)
         reads = f"{task} and {reads}" if node.reads else f"{task} only"
     lines = [
         f"Network: {depth} layer{'s' if depth > 1 else ''} of widths {widths}.",
@@ -69,7 +75,7 @@ def short_structure_line(node: Node, topology: Topology) -> str:
     reads = _names(node.reads)
     if node.sees_input:
         width = len(topology.layers[node.layer])
-        task = "the task" if node.input_part is None else f"part {node.input_part + 1} of {width} of the task"
+        task = _task_view(node, width)
         reads = f"{task} and {reads}" if node.reads else task
     end = "Your message is the final answer." if node.is_readout else f"Read by: {_names(node.readers)}."
     return (f"Node {node.id} of a {list(topology.widths)} network of language models, layer {node.layer + 1} of "

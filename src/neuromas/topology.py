@@ -37,6 +37,7 @@ class Node:
     generation: GenerationConfig  # this layer's sampling settings, overrides applied
     input_part: int | None = None  # with input_slices: which part of the input it sees (0-based)
     role: str | None = None  # network.roles: the role sentence that replaces its structural prompt
+    question_only: bool = False  # input_to_all / sees_input "question": it sees the task's question, not its data
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,10 @@ class Topology:
         roles = resolve_roles(config.roles, widths)
         layers = []
         for l, layer_config in enumerate(config.layers):
-            sees_input = l == 0 or (
+            view = True if l == 0 else (
                 layer_config.sees_input if layer_config.sees_input is not None else config.input_to_all
             )
+            sees_input, question_only = view is not False, view == "question"
             generation = config.generation.model_copy(
                 update={
                     k: getattr(layer_config, k)
@@ -122,7 +124,7 @@ class Topology:
                     )
                 part = i if config.input_slices and l == 0 else None
                 nodes.append(Node(id, l, i, node_reads, node_readers, sees_input, id == readout, generation, part,
-                                  roles.get(id)))
+                                  roles.get(id), question_only))
             layers.append(tuple(nodes))
         return cls(tuple(layers), readout)
 
@@ -133,7 +135,7 @@ class Topology:
             for node in layer:
                 source = ", ".join(node.reads) if node.reads else "-"
                 extra = f" +input part {node.input_part + 1}" if node.input_part is not None else (
-                    " +input" if node.sees_input else "")
+                    " +question" if node.question_only else " +input" if node.sees_input else "")
                 lines.append(f"    {node.id} <- {source}{extra}")
         return "\n".join(lines)
 

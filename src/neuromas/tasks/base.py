@@ -64,6 +64,14 @@ class Task:
             "(tasks that can: arith with '+', lookup, jsonl rows with \"parts\", bbh word_sorting and object_counting)"
         )
 
+    def question(self, example: Example) -> str:
+        """What the input asks, without the data it asks about, for `network.input_to_all:
+        question`. Only tasks whose inputs separate the two can say; the others refuse."""
+        raise NeuromasError(
+            f"task {self.name!r} does not separate its question from its data: set network.input_to_all "
+            "to true or false (tasks that can: lookup)"
+        )
+
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
         """What a node that solves its part alone would answer, one per part of `split_input`,
         or None where the task cannot say (an analysis reads it; training never does)."""

@@ -125,6 +125,11 @@ class Lookup(SplitTask):
             texts.append("\n".join([self._question(held or asked), *lines]))
         return texts
 
+    def question(self, example: Example) -> str:
+        """The input's first line, "Find the sum of the numbers of the owl and the cat.", without
+        the list."""
+        return self._question([example.meta["keys"][q] for q in example.meta["queries"]])
+
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
         """Per part, the sum of the asked keys' numbers it holds (with one key in each part: that
         key's number); None for a part that holds none (nothing in it answers the question)."""
