@@ -52,6 +52,18 @@ def test_jsonl_parts_go_to_the_first_layer_and_the_readout_can_see_only_messages
     assert example.input not in readout_prompt and "[L1N1] " + example.meta["parts"][0] in readout_prompt
 
 
+def test_jsonl_question_is_what_later_layers_see_with_input_to_all_question(tmp_path):
+    rows = [dict(row, question="What is the sum?") for row in ROWS]
+    task = tasks.load("jsonl", path=write_rows(tmp_path / "rows.jsonl", rows), test_size=2)
+    example = task.examples("test")[0]
+    net = Network({"layers": [2, 1], "input_slices": True, "input_to_all": "question"}, backend=EchoBackend()).eval()
+    (trace,) = net([example], task=task)
+    assert trace.messages["L2N1"].text == "What is the sum?" and example.input not in trace.messages["L2N1"].prompt
+    plain = tasks.load("jsonl", path=write_rows(tmp_path / "plain.jsonl", ROWS), test_size=2)
+    with pytest.raises(NeuromasError, match=r'has no "question": with network.input_to_all: question'):
+        plain.question(plain.examples("test")[0])
+
+
 def test_jsonl_parts_must_match_the_first_layer(tmp_path):
     task = tasks.load("jsonl", path=write_rows(tmp_path / "rows.jsonl", ROWS), test_size=2)
     example = task.examples("test")[0]
@@ -77,6 +89,7 @@ def test_jsonl_rows_without_parts_are_refused_with_slices(tmp_path):
     ({"input": "x", "target": 1, "parts": ["a", 2]}, "'parts' must be a non-empty list of strings"),
     ({"input": "x", "target": 1, "parts": ["a", "b"], "part_targets": [1]}, "'part_targets' must be a list as long"),
     ({"input": "x", "target": 1, "part_targets": [1]}, "'part_targets' must be a list as long"),
+    ({"input": "x", "target": 1, "question": 3}, "'question' must be a string"),
 ])
 def test_jsonl_bad_parts_fail_when_the_file_is_read(tmp_path, row, message):
     with pytest.raises(NeuromasError, match=rf"line 1: {message}"):

@@ -69,7 +69,7 @@ class Task:
         question`. Only tasks whose inputs separate the two can say; the others refuse."""
         raise NeuromasError(
             f"task {self.name!r} does not separate its question from its data: set network.input_to_all "
-            "to true or false (tasks that can: lookup)"
+            "to true or false (tasks that can: lookup, jsonl rows with \"question\")"
         )
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:

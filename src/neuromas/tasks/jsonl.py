@@ -4,8 +4,9 @@ Each line is {"input": "...", "target": ...} (an optional "id" is kept). A row m
 "parts": ["...", "..."], the input cut into self-contained pieces, one per first-layer node: with
 `network.input_slices: true` node i of the first layer sees part i instead of the input (later
 layers see the whole input, or with `input_to_all: false` only the messages). An optional
-"part_targets" gives what a node solving its part alone should answer (analyses read it). The
-file is one pool,
+"part_targets" gives what a node solving its part alone should answer (analyses read it), and
+"question" what the input asks without its data, what later layers see with `input_to_all:
+question`. The file is one pool,
 split by a seeded shuffle like BBH. The default reward is exact match of the extracted answer
 (the "Answer:" line, else the last line), normalised; numbers are compared as numbers, so a
 target 1234 matches "Answer: 1,234".
@@ -105,6 +106,9 @@ def read_examples(path: Path) -> list[Example]:
                                     or len(targets) != len(parts)):
             raise NeuromasError(f"{path} line {number}: 'part_targets' must be a list as long as "
                                 "'parts' (one target per part)")
+        if "question" in row and not isinstance(row["question"], str):
+            raise NeuromasError(f"{path} line {number}: 'question' must be a string (what the input asks, "
+                                "without its data)")
         meta = {k: v for k, v in row.items() if k not in ("id", "input", "target")}
         examples.append(Example(id=str(row.get("id", f"{path.stem}/{number}")),
                                 input=row["input"], target=row["target"], meta=meta))
@@ -143,6 +147,14 @@ class JSONLTask(SplitTask):
                                 f"layer has {parts} nodes: give each row one part per first-layer node, or "
                                 f"make the first layer {len(given)} wide")
         return list(given)
+
+    def question(self, example: Example) -> str:
+        """The row's own "question"."""
+        if "question" not in example.meta:
+            raise NeuromasError(f"{self.name} row {example.id!r} has no \"question\": with network.input_to_all: "
+                                "question every row needs \"question\": \"...\" (what it asks, without its data), "
+                                "or set input_to_all to true or false")
+        return example.meta["question"]
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
         targets = example.meta.get("part_targets")
