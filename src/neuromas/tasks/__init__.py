@@ -6,7 +6,7 @@
 | name      | what                                         | parameters (besides seed, sizes)  |
 |-----------|----------------------------------------------|-----------------------------------|
 | arith     | generated arithmetic, the hierarchical bed   | operands, digits, operators, depth, ... |
-| lookup    | generated key-value lookup in a list         | pairs, digits, queries, train_pairs |
+| lookup    | generated key-value lookup in a list         | pairs, digits, queries, ...       |
 | gsm8k     | grade-school math word problems              | data_dir, hf_dataset              |
 | arc       | ARC-Challenge, multiple choice               | data_dir, hf_dataset              |
 | mmlu      | one MMLU subject, multiple choice            | subject, data_dir, hf_dataset     |
