@@ -116,11 +116,10 @@ class Lookup(SplitTask):
         "Find the number of the owl.\\nowl: 47\\n..." (a sub-question, as arith's part of "3+1+0+9" is
         "3+1"), the whole question over a run that holds none. More parts than lines leaves the last
         ones empty, which says so."""
-        keys = example.meta["keys"]
-        asked = [keys[q] for q in example.meta["queries"]]
+        asked = self._asked(example)
         texts = []
         for run in self._runs(example, parts):
-            held = [key for key in asked if any(k == key for k, _ in run)]
+            held = [key for key in asked if key in dict(run)]
             lines = [f"{key}: {value}" for key, value in run] or ["(no lines in this part)"]
             texts.append("\n".join([self._question(held or asked), *lines]))
         return texts
@@ -128,17 +127,21 @@ class Lookup(SplitTask):
     def question(self, example: Example) -> str:
         """The input's first line, "Find the sum of the numbers of the owl and the cat.", without
         the list."""
-        return self._question([example.meta["keys"][q] for q in example.meta["queries"]])
+        return self._question(self._asked(example))
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
         """Per part, the sum of the asked keys' numbers it holds (with one key in each part: that
         key's number); None for a part that holds none (nothing in it answers the question)."""
-        asked = {example.meta["keys"][q] for q in example.meta["queries"]}
+        asked = set(self._asked(example))
         targets = []
         for run in self._runs(example, parts):
             found = [value for key, value in run if key in asked]
             targets.append(sum(found) if found else None)
         return targets
+
+    @staticmethod
+    def _asked(example: Example) -> list[str]:
+        return [example.meta["keys"][q] for q in example.meta["queries"]]
 
     @staticmethod
     def _runs(example: Example, parts: int) -> list[list[tuple[str, int]]]:
