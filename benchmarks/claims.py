@@ -216,6 +216,14 @@ ARMS: dict[str, Arm] = {
     # messages-only readout, not told to add, copied one number with a training reward of exactly 0 for
     # 28 steps; with the whole input it can answer alone).
     "net21-question-tree8": Arm((2, 1), 8, slices="question", tree=True, readout_branch=8),
+    # Four parts in a binary tree where every node's step is one an untrained node does (lookup4-8-mix:
+    # a part of two keys -- find both, add them -- was right on 0.8%): each first-layer node finds one
+    # key's number in its quarter, L2N1 and L2N2 add two of them, the readout adds the two sums; the
+    # later layers read the question without its data, so they are told what to do with the numbers.
+    # Rank 3: seven nodes at 21 of the single agent's 24.
+    "net421-question-tree8": Arm((4, 2, 1), 3, slices="question", tree=True, readout_branch=8,
+                                 edges=("L1N1->L2N1", "L1N2->L2N1", "L1N3->L2N2", "L1N4->L2N2",
+                                        "L2N1->L3N1", "L2N2->L3N1")),
     # net21-msgs trained by CoLLM-CC (issue 22): the critic values what each layer saw, so the readout's
     # advantage is taken against its messages -- the credit that net21-msgs-tree8's readout groups give.
     # G independent passes of 3 calls: the calls of the tree arms, plus the critic's forward and backward.

@@ -143,3 +143,24 @@ def test_input_to_all_question_shows_later_layers_the_question_without_the_data(
     arith = tasks.load("arith", operands=4)
     with pytest.raises(NeuromasError, match="does not separate its question from its data: set network.input_to_all"):
         net(arith.examples("test")[:1], task=arith)
+
+
+def test_a_reduction_tree_shows_each_middle_node_the_question_of_its_half():
+    import neuromas.tasks as tasks
+
+    task = tasks.load("lookup", pairs=8, digits=1, queries=4, test_size=2, train_size=0)
+    edges = ["L1N1->L2N1", "L1N2->L2N1", "L1N3->L2N2", "L1N4->L2N2", "L2N1->L3N1", "L2N2->L3N1"]
+    net = Network({"layers": [4, 2, 1], "edges": edges, "input_slices": True, "input_to_all": "question"},
+                  backend=EchoBackend()).eval()
+    example = task.examples("test")[0]
+    keys, queries = example.meta["keys"], example.meta["queries"]
+    (trace,) = net([example], task=task)
+    for i, middle in enumerate(("L2N1", "L2N2")):
+        first, second = (keys[q] for q in queries[2 * i:2 * i + 2])
+        prompt = trace.messages[middle].prompt
+        assert f"Find the sum of the numbers of the {first} and the {second}.\n\n" in prompt
+        assert f"Reads: the question of part {i + 1} of 2 of the task and L1N{2 * i + 1}, L1N{2 * i + 2}." in prompt
+        assert not any(line in prompt.split("Messages:")[0] for line in example.input.splitlines()[1:])
+    assert example.input.splitlines()[0] in trace.messages["L3N1"].prompt
+    assert "Reads: the task's question and L2N1, L2N2." in trace.messages["L3N1"].prompt
+    assert "(L2N2) <- L1N3, L1N4, question part 2 of 2" in repr(net)

@@ -222,6 +222,12 @@ def test_lookup_of_two_keys_asks_their_sum_with_one_key_in_each_half():
         assert task.part_targets(example, 1) == [example.target]
         three = task.part_targets(example, 3)
         assert three.count(None) in (1, 2) and sum(t for t in three if t is not None) == example.target
+    # the question of a part is the first line its part shows (a reduction tree's middle node reads it)
+    four = tasks.load("lookup", pairs=8, digits=1, queries=4, test_size=3, train_size=0)
+    for example in four.examples("test"):
+        for parts in (1, 2, 4):
+            assert [four.question(example, parts, i) for i in range(parts)] == [
+                p.splitlines()[0] for p in four.split_input(example, parts)]
     three = tasks.load("lookup", pairs=9, queries=3, test_size=5, train_size=0).examples("test")[0]
     keys = [three.meta["keys"][q] for q in three.meta["queries"]]
     assert three.input.startswith(f"Find the sum of the numbers of the {keys[0]}, the {keys[1]} and the {keys[2]}.")

@@ -58,6 +58,14 @@ def test_input_to_all_question_gives_later_layers_the_question_only():
     assert per_layer.node("L2N1").question_only and per_layer.node("L2N1").sees_input
 
 
+def test_with_slices_a_wide_question_layer_reads_the_question_of_its_part():
+    tree = build(layers=[4, 2, 1], input_slices=True, input_to_all="question")
+    assert [tree.node(n).input_part for n in ("L1N4", "L2N1", "L2N2", "L3N1")] == [3, 0, 1, None]
+    assert "L2N2 <- L1N1, L1N2, L1N3, L1N4 +question part 2" in str(tree)
+    whole = build(layers=[4, 2, 1], input_to_all="question")  # no slices: no node is cut
+    assert {n.input_part for n in whole.nodes} == {None}
+
+
 def test_per_layer_generation_overrides():
     topo = build(layers=[{"width": 2, "max_new_tokens": 16, "temperature": 0.7}, 1], generation={"max_new_tokens": 40})
     assert topo.node("L1N1").generation.max_new_tokens == 16

@@ -89,7 +89,10 @@ class NetworkConfig(_Strict):
     its question, `question`: what is asked without the data it is asked about (lookup: "Find the
     sum of the numbers of the owl and the cat." without the list), for tasks that separate the two
     (`Task.question`). With `input_slices` that is the reduce step of a map-reduce: the readout
-    knows what to compute from its parts and cannot compute it from the data itself."""
+    knows what to compute from its parts and cannot compute it from the data itself; a later
+    layer of width w > 1 is cut as the first layer is, node i reading the question of part i of w
+    (lookup: "Find the sum of the numbers of the owl and the cat." for the half holding those two
+    of four keys), the middle of a reduction tree such as `[4, 2, 1]`."""
     input_slices: bool = False
     """Receptive fields: node i of the first layer (width w) sees only part i of w of the task
     input, as the task splits it (arith: consecutive runs of its numbers), not the whole input.

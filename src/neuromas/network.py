@@ -237,14 +237,17 @@ class Network:
     @staticmethod
     def _seen(example: Example, node: Node, topology: Topology, task: Task | None) -> str:
         """What a node sees of the task: the whole input, its part with `input_slices`, or the
-        question alone with `input_to_all: question`."""
+        question alone with `input_to_all: question` (with slices, in a layer of width w > 1, the
+        question of its part of w)."""
         if node.input_part is None and not node.question_only:
             return example.input
         if task is None:
             setting = "input_to_all: question" if node.question_only else "input_slices"
             raise NeuromasError(f"network.{setting} needs the task to cut inputs: pass task= to the network")
         if node.question_only:
-            return task.question(example)
+            if node.input_part is None:
+                return task.question(example)
+            return task.question(example, topology.widths[node.layer], node.input_part)
         return task.split_input(example, topology.widths[0])[node.input_part]
 
     def __repr__(self) -> str:
@@ -257,8 +260,8 @@ class Network:
                 f"max_new_tokens={gen.max_new_tokens}, temperature={gen.temperature}, top_p={gen.top_p}"
             )
             for node in layer:
-                seen = ("question" if node.question_only else "input" if node.input_part is None
-                        else f"input part {node.input_part + 1} of {len(layer)}")
+                part = "" if node.input_part is None else f" part {node.input_part + 1} of {len(layer)}"
+                seen = f"question{part}" if node.question_only else f"input{part}"
                 sources = list(node.reads) + ([seen] if node.sees_input else [])
                 tag = "  [readout]" if node.is_readout else ""
                 tag += f"  (role: {node.role.split('.')[0]})" if node.role else ""

@@ -41,7 +41,8 @@ def _names(ids: tuple[str, ...]) -> str:
 
 def _task_view(node: Node, width: int) -> str:
     if node.question_only:
-        return "the task's question"
+        return "the task's question" if node.input_part is None else \
+            f"the question of part {node.input_part + 1} of {width} of the task"
     return "the task" if node.input_part is None else f"part {node.input_part + 1} of {width} of the task"
 
 

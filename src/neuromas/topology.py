@@ -35,7 +35,7 @@ class Node:
     sees_input: bool
     is_readout: bool
     generation: GenerationConfig  # this layer's sampling settings, overrides applied
-    input_part: int | None = None  # with input_slices: which part of the input it sees (0-based)
+    input_part: int | None = None  # with input_slices: which part of the input (or question) it sees (0-based)
     role: str | None = None  # network.roles: the role sentence that replaces its structural prompt
     question_only: bool = False  # input_to_all / sees_input "question": it sees the task's question, not its data
 
@@ -122,7 +122,8 @@ class Topology:
                         f"node {id} reads no node and does not see the input: give it an incoming edge "
                         f"or set sees_input: true on layer {l + 1}"
                     )
-                part = i if config.input_slices and l == 0 else None
+                # with slices, a question layer as wide as a cut reads the question of its own part
+                part = i if config.input_slices and (l == 0 or question_only and layer_config.width > 1) else None
                 nodes.append(Node(id, l, i, node_reads, node_readers, sees_input, id == readout, generation, part,
                                   roles.get(id), question_only))
             layers.append(tuple(nodes))
@@ -134,8 +135,8 @@ class Topology:
             lines.append(f"  layer {l + 1}:")
             for node in layer:
                 source = ", ".join(node.reads) if node.reads else "-"
-                extra = f" +input part {node.input_part + 1}" if node.input_part is not None else (
-                    " +question" if node.question_only else " +input" if node.sees_input else "")
+                part = "" if node.input_part is None else f" part {node.input_part + 1}"
+                extra = f" +question{part}" if node.question_only else f" +input{part}" if node.sees_input else ""
                 lines.append(f"    {node.id} <- {source}{extra}")
         return "\n".join(lines)
 

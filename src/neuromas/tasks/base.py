@@ -64,9 +64,11 @@ class Task:
             "(tasks that can: arith with '+', lookup, jsonl rows with \"parts\", bbh word_sorting and object_counting)"
         )
 
-    def question(self, example: Example) -> str:
+    def question(self, example: Example, parts: int = 1, part: int = 0) -> str:
         """What the input asks, without the data it asks about, for `network.input_to_all:
-        question`. Only tasks whose inputs separate the two can say; the others refuse."""
+        question`; with `parts` > 1, what part `part` of `split_input(example, parts)` asks (the
+        question a node reducing that part's messages answers). Only tasks whose inputs separate
+        the two can say; the others refuse."""
         raise NeuromasError(
             f"task {self.name!r} does not separate its question from its data: set network.input_to_all "
             "to true or false (tasks that can: lookup, jsonl rows with \"question\")"

@@ -148,8 +148,8 @@ class JSONLTask(SplitTask):
                                 f"make the first layer {len(given)} wide")
         return list(given)
 
-    def question(self, example: Example) -> str:
-        """The row's own "question"."""
+    def question(self, example: Example, parts: int = 1, part: int = 0) -> str:
+        """The row's own "question", for every part (a row has one)."""
         if "question" not in example.meta:
             raise NeuromasError(f"{self.name} row {example.id!r} has no \"question\": with network.input_to_all: "
                                 "question every row needs \"question\": \"...\" (what it asks, without its data), "
