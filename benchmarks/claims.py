@@ -131,6 +131,7 @@ TASKS: dict[str, TaskInfo] = {
     "lookup-32": TaskInfo(splits=True),
     "lookup2-16-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of two keys, one in each half; trained on 2-16 lines
     "lookup4-8-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of four 1-digit keys, two in each half; trained on 2-4 keys
+    "lookup4-8-mix48": TaskInfo(splits=True, additive=True, question=True),  # the same with 48-token messages
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-object_counting-mix": TaskInfo(splits=True, additive=True),  # trained on runs of 1 to all items
     "bbh-word_sorting": TaskInfo(splits=True),
