@@ -33,6 +33,11 @@ Levers (issue 18 item 9), run when asked for by name:
     net21-slices-tree8 net21-msgs-tree8 with the readout also reading the question: where the
                      parts are another operation than the combining step ("(9*4)+(6*7)?"), only
                      the question says how to combine what the messages hold
+    net21-question-tree8 net21-msgs-tree8 with the readout also reading the question without its
+                     data (input_to_all: question): told what to do with the numbers it reads
+    net421-question-tree8 four parts reduced in a binary tree [4, 2, 1] of rank-3 nodes (21 of the
+                     single agent's 24): each middle node adds two parts under its half's question,
+                     the readout adds the two sums under the whole question (input_to_all: question)
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
 
