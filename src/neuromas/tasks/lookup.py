@@ -116,20 +116,17 @@ class Lookup(SplitTask):
         "Find the number of the owl.\\nowl: 47\\n..." (a sub-question, as arith's part of "3+1+0+9" is
         "3+1"), the whole question over a run that holds none. More parts than lines leaves the last
         ones empty, which says so."""
+        asked = self._asked(example)
         texts = []
-        for i, run in enumerate(self._runs(example, parts)):
+        for run in self._runs(example, parts):
             lines = [f"{key}: {value}" for key, value in run] or ["(no lines in this part)"]
-            texts.append("\n".join([self.question(example, parts, i), *lines]))
+            texts.append("\n".join([self._run_question(asked, run), *lines]))
         return texts
 
     def question(self, example: Example, parts: int = 1, part: int = 0) -> str:
         """The input's first line, "Find the sum of the numbers of the owl and the cat.", without
         the list; of part `part` of `parts`, the first line `split_input` gives that part."""
-        asked = self._asked(example)
-        if parts == 1:
-            return self._question(asked)
-        held = [key for key in asked if key in dict(self._runs(example, parts)[part])]
-        return self._question(held or asked)
+        return self._run_question(self._asked(example), self._runs(example, parts)[part])
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
         """Per part, the sum of the asked keys' numbers it holds (with one key in each part: that
@@ -140,6 +137,13 @@ class Lookup(SplitTask):
             found = [value for key, value in run if key in asked]
             targets.append(sum(found) if found else None)
         return targets
+
+    @classmethod
+    def _run_question(cls, asked: list[str], run: list[tuple[str, int]]) -> str:
+        """What a run of the lines asks: the asked keys it holds (all of them for the whole list),
+        the whole question where it holds none."""
+        held = [key for key in asked if key in dict(run)]
+        return cls._question(held or asked)
 
     @staticmethod
     def _asked(example: Example) -> list[str]:
