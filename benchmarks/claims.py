@@ -137,6 +137,8 @@ TASKS: dict[str, TaskInfo] = {
     "lookup2-16-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of two keys, one in each half; trained on 2-16 lines
     "lookup4-8-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of four 1-digit keys, two in each half; trained on 2-4 keys
     "lookup4-8-mix48": TaskInfo(splits=True, additive=True, question=True),  # the same with 48-token messages
+    "lookup4-8-len48": TaskInfo(splits=True, additive=True, question=True),  # the same test, trained on four keys in 4-8 lines
+    "lookup4-8-both48": TaskInfo(splits=True, additive=True, question=True),  # the same test, trained on 2-4 keys in 4-8 lines
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-object_counting-mix": TaskInfo(splits=True, additive=True),  # trained on runs of 1 to all items
     "bbh-word_sorting": TaskInfo(splits=True),
