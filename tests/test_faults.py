@@ -362,23 +362,27 @@ def test_the_server_refuses_big_bodies_and_wrong_content_types_before_reading_th
 
 
 def test_the_server_refuses_oversized_headers_with_431():
-    """64 KB of headers arrive in one read on localhost, so uvicorn's parser (h11) does not bound
-    them: the app counts them (BodyLimit)."""
+    """Headers over the app's 16 KB and under the parser's bound (serve's uvicorn options: 24 KB) reach
+    the app however the kernel splits them, and get 431 from it (BodyLimit). Larger ones get 431
+    when they arrive in one read and the parser's 400 (or a closed connection) when they do not:
+    on a loaded machine 64 KB arrived split (status 0), so those are only asserted refused."""
     pytest.importorskip("fastapi")
     import asyncio
 
     from benchmarks.faults_serve import chat, http
 
     from neuromas.localserver import ThreadedServer
-    from neuromas.serve import ServeSettings, create_app
+    from neuromas.serve import ServeSettings, create_app, uvicorn_options
 
-    with ThreadedServer(create_app(None, None, ServeSettings(model_id="faults"))) as server:
+    settings = ServeSettings(model_id="faults")
+    with ThreadedServer(create_app(None, None, settings), **uvicorn_options(settings)) as server:
         def status(method, path, *args) -> int:
             return asyncio.run(http(server.port, method, path, *args))[0]
 
-        assert status("POST", "/v1/chat/completions", chat("hi"), {"X-Big": "a" * 65536}) == 431
-        assert status("GET", "/health", b"", {"X-Big": "a" * 65536}) == 431
-        assert status("GET", "/health", b"", {f"X-Many-{i}": "a" * 100 for i in range(400)}) == 431
+        assert status("POST", "/v1/chat/completions", chat("hi"), {"X-Big": "a" * 20000}) == 431
+        assert status("GET", "/health", b"", {"X-Big": "a" * 20000}) == 431
+        assert status("GET", "/health", b"", {f"X-Many-{i}": "a" * 100 for i in range(180)}) == 431
+        assert status("GET", "/health", b"", {"X-Big": "a" * 65536}) in (431, 400, 0)
         assert status("GET", "/health", b"", {"X-Fine": "a" * 4096}) == 200
         assert status("POST", "/v1/chat/completions", chat("hi", model="other"), {"X-Fine": "a" * 4096}) == 404
 

@@ -72,13 +72,15 @@ def stop(process: subprocess.Popen, grace_s: float = 20) -> None:
 
 
 class ThreadedServer:
-    """A uvicorn server for an ASGI app, in a background thread: `with ThreadedServer(app) as s`."""
+    """A uvicorn server for an ASGI app, in a background thread: `with ThreadedServer(app) as s`;
+    `options` go to `uvicorn.Config` (e.g. `serve.uvicorn_options`)."""
 
-    def __init__(self, app, port: int | None = None):
+    def __init__(self, app, port: int | None = None, **options):
         import uvicorn
 
         self.port = port or free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

@@ -263,6 +263,14 @@ def require_server() -> None:
         raise missing_extra("neuromas serve (FastAPI and uvicorn)", "serve") from None
 
 
+def uvicorn_options(settings: ServeSettings) -> dict:
+    """The HTTP parser's bound on a request line and headers still arriving (400 beyond it; the app
+    answers 431 to headers over `max_header_bytes` that it gets whole: BodyLimit), above the app's
+    limit so that headers between the two get 431 however the network splits them. Shared with the
+    tests' in-process server, so that they test this configuration."""
+    return {"h11_max_incomplete_event_size": settings.max_header_bytes + 8192}
+
+
 def run_server(app, host: str, port: int, settings: ServeSettings) -> None:
     """Serve `app` until SIGTERM or Ctrl-C, then stop accepting, let the requests in flight
     finish (up to the request timeout) and return, so that the process exits with status 0.
@@ -274,10 +282,7 @@ def run_server(app, host: str, port: int, settings: ServeSettings) -> None:
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            timeout_graceful_shutdown=int(settings.timeout_s) + 1,
-                            # the HTTP parser's bound on a request line and headers still arriving: 400
-                            # beyond it (the app answers 431 to those that arrived whole: BodyLimit)
-                            h11_max_incomplete_event_size=settings.max_header_bytes + 8192)
+                            timeout_graceful_shutdown=int(settings.timeout_s) + 1, **uvicorn_options(settings))
     previous = {signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(config).run()
