@@ -466,7 +466,7 @@ def _count_reduction(trace: dict, task, example, parts: dict, reads: dict, later
     messages = trace["messages"]
     answer = {node: task.extract(messages[node]["text"], example) for node in later}
     answer |= {node: task.extract(messages[node]["text"], example) for node in parts}
-    expected = {node: part for node, part in parts.items()}  # lookup: None where the part holds no key
+    expected = dict(parts)  # lookup: None where the part holds no key
     for node in later:  # layer order: a node's sources are settled before it
         known = [expected[source] for source in reads[node] if expected[source] is not None]
         expected[node] = sum(int(t) for t in known) if known else None
