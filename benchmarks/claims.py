@@ -371,7 +371,7 @@ def first_layer(trace: dict) -> list[str]:
 
 
 def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, examples: dict | None = None,
-                       n_examples: int = 3, reads: dict[str, tuple[str, ...]] | None = None) -> dict:
+                       n_examples: int = 3, topology=None) -> dict:
     """What a network's nodes did, from greedy traces (one per question).
 
     A node's answer is its message as the task's parser reads it (numbers: the "Answer:" line's
@@ -384,13 +384,12 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
       right_given_parts  of those, how often the readout's answer is right (it combined them)
       parts_sum_right    (slices, additive tasks) the first-layer answers add up to the target
       readout_is_sum     (slices, additive tasks) the readout answers the sum of the first layer's
-    plus `examples`: what each node wrote on the first `n_examples` questions. Given `reads` (each
-    node's sources, `Topology` order) of a network deeper than two layers, on an additive task with
-    slices, also per node past the first layer (`later_nodes`): `adds`, its answer is the sum of the
-    answers it reads, and for nodes below the readout `right`, its answer is the sum of the parts
-    under it (the numbers a reduction tree would pass up); and `right_given_inputs`, the readout
-    right when every node it reads was right. Where a deep tree stops, the first-layer figures
-    alone cannot say.
+    plus `examples`: what each node wrote on the first `n_examples` questions. Given the `topology`
+    of a network deeper than two layers, on an additive task with slices, also per node past the
+    first layer (`later_nodes`): `adds`, its answer is the sum of the answers it reads, and for
+    nodes below the readout `right`, its answer is the sum of the parts under it (the numbers a
+    reduction tree would pass up); and `right_given_inputs`, the readout right when every node it
+    reads was right. Where a deep tree stops, the first-layer figures alone cannot say.
     """
     if not traces or len(first_layer(traces[0])) == 0 or len(traces[0]["messages"]) < 2:
         return {}
@@ -400,11 +399,12 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
               "right_given_parts": 0, "parts_sum_right": 0, "readout_is_sum": 0,
               "inputs_right": 0, "right_given_inputs": 0}
     node_right = dict.fromkeys(nodes, 0)
-    deep = bool(slices and info.additive and reads and max(_layer(node) for node in reads) > 2)
-    read = {source for sources in (reads or {}).values() for source in sources}
-    later = {node: {"right": 0, "adds": 0}  # in layer order, the readout (the node no one reads) last
-             for node in sorted(reads or {}, key=lambda node: (node not in read, *_layer_order(node)))
-             if deep and _layer(node) > 1}
+    deep = bool(slices and info.additive and topology is not None and len(topology.layers) > 2)
+    later = {}  # in layer order, the readout last
+    if deep:
+        later = {node.id: {"right": 0, "adds": 0} for node in topology.nodes
+                 if node.layer > 0 and node.id != topology.readout}
+        later[topology.readout] = {"right": 0, "adds": 0}
     for trace in traces:
         example = (examples or {}).get(trace["example_id"])
         answers = [task.extract(trace["messages"][n]["text"], example) for n in nodes]
@@ -429,7 +429,8 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
             counts["parts_sum_right"] += total == target
             counts["readout_is_sum"] += readout == total
         if deep and part_targets is not None:
-            _count_reduction(trace, task, example, dict(zip(nodes, part_targets)), reads, later, counts)
+            _count_reduction(trace, task, example, dict(zip(nodes, part_targets)), dict(zip(nodes, answers)),
+                             topology, later, counts)
     n = len(traces)
     out = {"n": n, "readout_copies": counts["readout_copies"] / n,
            "first_layer_agree": counts["first_layer_agree"] / n if width > 1 else None,
@@ -442,8 +443,7 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
         out["parts_sum_right"] = counts["parts_sum_right"] / n
         out["readout_is_sum"] = counts["readout_is_sum"] / n
     if later and counts["parts_known"]:
-        readout = next(reversed(later))
-        out["later_nodes"] = {node: {"right": None if node == readout else c["right"] / counts["parts_known"],
+        out["later_nodes"] = {node: {"right": None if node == topology.readout else c["right"] / counts["parts_known"],
                                      "adds": c["adds"] / counts["parts_known"]} for node, c in later.items()}
         out["right_given_inputs"] = (counts["right_given_inputs"] / counts["inputs_right"]
                                      if counts["inputs_right"] else None)
@@ -453,30 +453,21 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
 
 
-def _layer(node: str) -> int:
-    return int(node[1:node.index("N")])
-
-
-def _layer_order(node: str) -> tuple[int, int]:
-    return _layer(node), int(node[node.index("N") + 1:])
-
-
-def _count_reduction(trace: dict, task, example, parts: dict, reads: dict, later: dict, counts: dict) -> None:
+def _count_reduction(trace: dict, task, example, parts: dict, first_answers: dict, topology, later: dict,
+                     counts: dict) -> None:
     """One question's contribution to `later_nodes` and `right_given_inputs` (see division_of_labour)."""
-    messages = trace["messages"]
-    answer = {node: task.extract(messages[node]["text"], example) for node in later}
-    answer |= {node: task.extract(messages[node]["text"], example) for node in parts}
+    answer = first_answers | {node: task.extract(trace["messages"][node]["text"], example) for node in later}
     expected = dict(parts)  # lookup: None where the part holds no key
     for node in later:  # layer order: a node's sources are settled before it
-        known = [expected[source] for source in reads[node] if expected[source] is not None]
+        reads = topology.node(node).reads
+        known = [expected[source] for source in reads if expected[source] is not None]
         expected[node] = sum(int(t) for t in known) if known else None
-        sources = [answer[source] for source in reads[node]]
+        sources = [answer[source] for source in reads]
         later[node]["adds"] += (all(_is_int(a) for a in sources)
                                 and answer[node] == str(sum(int(a) for a in sources)))
         later[node]["right"] += expected[node] is not None and answer[node] == str(expected[node])
-    readout = next(reversed(later))
     inputs_right = all(expected[source] is None or answer[source] == str(expected[source])
-                       for source in reads[readout])
+                       for source in topology.node(topology.readout).reads)
     counts["inputs_right"] += inputs_right
     counts["right_given_inputs"] += inputs_right and (trace.get("reward") or 0) > 0
 
@@ -511,11 +502,11 @@ def load_run_task(run_dir: Path):
     return config, task, examples
 
 
-def node_sources(config) -> dict[str, tuple[str, ...]]:
-    """Whom each node of a run's network reads."""
+def topology_of(config):
+    """A run's network as built (who reads whom)."""
     from neuromas.topology import Topology
 
-    return {node.id: node.reads for node in Topology.from_config(config.network).nodes}
+    return Topology.from_config(config.network)
 
 
 def rewards_of(traces: list[dict]) -> dict[str, float]:
@@ -613,7 +604,7 @@ def ladder_cell(task: str, arm: str, runs: Path, tokens: int | None = None) -> d
             "any_line_right": round(any_line_right(traces, task_obj, examples), 4)}
     if a.network:
         cell["division"] = division_of_labour(traces, task_obj, TASKS[task], bool(a.slices), examples,
-                                              reads=node_sources(config))
+                                              topology=topology_of(config))
     if ran:
         print(f"  {task} {arm}: {100 * cell['acc']:.1f}% in {time.perf_counter() - started:.0f}s", flush=True)
     return cell
@@ -780,7 +771,7 @@ def read_run(run_dir: Path, info: TaskInfo, slices: bool) -> dict:
                                for p in sorted(run_dir.glob("traces_step-*.jsonl"))}}
     if len(after[0]["messages"]) > 1:
         config, task, examples = load_run_task(run_dir)
-        run["division"] = division_of_labour(after, task, info, slices, examples, reads=node_sources(config))
+        run["division"] = division_of_labour(after, task, info, slices, examples, topology=topology_of(config))
     if (run_dir / ABLATION).is_file():
         run["ablation"] = json.loads((run_dir / ABLATION).read_text())
     return run

@@ -110,8 +110,10 @@ def test_division_of_labour_on_sliced_sums():
 def test_division_of_labour_follows_a_reduction_tree_past_the_first_layer():
     task = tasks.load("arith", operands=4)
     examples = {ex.id: ex for ex in task.examples("test")[:3]}
-    reads = {"L1N1": (), "L1N2": (), "L1N3": (), "L1N4": (), "L2N1": ("L1N1", "L1N2"),
-             "L2N2": ("L1N3", "L1N4"), "L3N1": ("L2N1", "L2N2")}
+    from neuromas.configfile import load_config
+
+    sets = claims.ARMS["net421-question-tree8"].overrides(80, 10, 8)  # L1N1,L1N2->L2N1 L1N3,L1N4->L2N2 L2N*->L3N1
+    tree = claims.topology_of(load_config(claims.CONFIGS / "lookup4-8-mix.yaml", sets))
     rows = []
     for k, (id, ex) in enumerate(examples.items()):
         a, b, c, d = task.part_targets(ex, 4)
@@ -120,18 +122,19 @@ def test_division_of_labour_follows_a_reduction_tree_past_the_first_layer():
         right = c + d + (k == 1)                 # row 1: L2N2 adds wrongly
         readout = left if k == 2 else left + right  # row 2: the readout copies L2N1
         texts = [str(x) for x in first] + [f"{first[0]} + {first[1]} = {left}", f"= {right}", f"Answer: {readout}"]
-        messages = {node: {"text": text} for node, text in zip(reads, texts)}
+        messages = {node.id: {"text": text} for node, text in zip(tree.nodes, texts)}
         rows.append({"example_id": id, "input": f"q {id}", "target": a + b + c + d, "messages": messages,
                      "prediction": str(readout), "reward": float(readout == a + b + c + d)})
     d = claims.division_of_labour(rows, task, claims.TASKS["arith-4x1"], slices=True, examples=examples,
-                                  reads=reads)
+                                  topology=tree)
     assert d["parts_right"] == pytest.approx(2 / 3, abs=1e-4)   # rows 0 and 1
     assert d["later_nodes"] == {"L2N1": {"right": pytest.approx(2 / 3, abs=1e-4), "adds": 1.0},
                                 "L2N2": {"right": pytest.approx(2 / 3, abs=1e-4), "adds": pytest.approx(2 / 3, abs=1e-4)},
                                 "L3N1": {"right": None, "adds": pytest.approx(2 / 3, abs=1e-4)}}
     assert d["right_given_inputs"] == 1.0   # only row 0 has both L2 sums right, and its readout is right
+    flat = claims.topology_of(load_config(claims.CONFIGS / "arith-4x1-mix.yaml"))  # [2, 1]
     two_layers = claims.division_of_labour(rows[:1], task, claims.TASKS["arith-4x1"], slices=True,
-                                           examples=examples, reads={"L1N1": (), "L2N1": ("L1N1",)})
+                                           examples=examples, topology=flat)
     assert "later_nodes" not in two_layers
 
 
