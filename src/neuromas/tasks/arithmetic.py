@@ -17,6 +17,12 @@ this (DESIGN.md section 1). The knobs set the shape of the tree:
 - `top_operators`: the operators that may join the two top-level halves (depth 2 or more),
   drawn like `operators`; default: as `operators`. "(3*5)+(2*7)", a sum of products, is
   `operators: "*"`, `top_operators: "+"`: a sum whose parts are each a different sub-problem.
+- `nonnegative`: redraw any expression with a value or sub-result below 0, so "(9-3)+(7-5)"
+  is asked and "(3-7)+(2-5)" is not: a small model subtracts a smaller number far more often
+  than it gets a negative result right, and a part's sign is not what a network should learn.
+- `spaced`: write the operators with spaces, "(9 - 3) + (7 - 5)": written "9-3" the model
+  reads a range or a date ("9-7 is a 9-hour clock"; the untrained SmolLM2-135M answers "What is
+  9-3?" right on 10% of differences of 1-digit numbers, "What is 9 - 3?" on 65%).
 - `depth`: 1 gives a flat expression evaluated with the usual precedence ("3+5*2+7"); 2 or more
   split it into balanced halves in parentheses, "(3+5)+(2+7)", down to `depth` levels. Past
   log2(operands) levels there is nothing left to split, so a deeper setting changes nothing.
@@ -64,18 +70,19 @@ def _eval_flat(numbers: list[int], ops: list[str]) -> int:
     return total
 
 
-def build_tree(numbers: list[int], ops: list[str], depth: int) -> Tree:
-    """The expression tree: balanced halves for `depth - 1` levels, then flat groups."""
+def build_tree(numbers: list[int], ops: list[str], depth: int, space: str = "") -> Tree:
+    """The expression tree: balanced halves for `depth - 1` levels, then flat groups; `space`
+    goes on both sides of each operator."""
     if len(numbers) == 1:
         return numbers[0]
     if depth <= 1:
-        expr = str(numbers[0]) + "".join(f"{op}{n}" for op, n in zip(ops, numbers[1:]))
+        expr = str(numbers[0]) + "".join(f"{space}{op}{space}{n}" for op, n in zip(ops, numbers[1:]))
         return {"expr": expr, "value": _eval_flat(numbers, ops), "children": list(numbers)}
     mid = (len(numbers) + 1) // 2
-    left = build_tree(numbers[:mid], ops[:mid - 1], depth - 1)
-    right = build_tree(numbers[mid:], ops[mid:], depth - 1)
+    left = build_tree(numbers[:mid], ops[:mid - 1], depth - 1, space)
+    right = build_tree(numbers[mid:], ops[mid:], depth - 1, space)
     op = ops[mid - 1]
-    expr = f"{_text(left)}{op}{_text(right)}"
+    expr = f"{_text(left)}{space}{op}{space}{_text(right)}"
     value = _apply(op, _value(left), _value(right))
     return {"expr": expr, "value": value, "children": [left, right]}
 
@@ -123,7 +130,8 @@ class Arithmetic(SplitTask):
     def __init__(self, operands: int | list[int] = 4, digits: int = 1, operators: str = "+",
                  depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128,
                  train_operands: int | list[int] | None = None, top_operators: str | None = None,
-                 min_value: int | None = None, max_value: int | None = None):
+                 min_value: int | None = None, max_value: int | None = None, nonnegative: bool = False,
+                 spaced: bool = False):
         counts = _counts("operands", operands)
         train_counts = counts if train_operands is None else _counts("train_operands", train_operands)
         if not 1 <= digits <= 18:
@@ -155,6 +163,8 @@ class Arithmetic(SplitTask):
         self.operators = _canonical(operators)
         self.top_operators = None if top_operators is None else _canonical(top_operators)
         self.depth = depth
+        self.nonnegative = nonnegative
+        self.space = " " if spaced else ""
         test = self._draw_test(random.Random(f"arith-test:{seed}"), test_size)
         held_out = {ex.input for ex in test if len(ex.meta["operands"]) in train_counts}
         self.counts = train_counts
@@ -170,11 +180,17 @@ class Arithmetic(SplitTask):
         return sum(values ** k * ops ** (k - 2) * len(self.top_operators) for k in self.counts)
 
     def _example(self, rng: random.Random, split: str, index: int) -> Example:
-        numbers = [rng.randint(self.low, self.high) for _ in range(rng.choice(self.counts))]
-        ops = [rng.choice(self.operators) for _ in numbers[1:]]
-        if self.top_operators is not None:  # the operator build_tree puts between the halves
-            ops[_top_index(len(numbers))] = rng.choice(self.top_operators)
-        tree = build_tree(numbers, ops, self.depth)
+        for _ in range(1000):  # nonnegative: rejection sampling, bounded so it cannot hang
+            numbers = [rng.randint(self.low, self.high) for _ in range(rng.choice(self.counts))]
+            ops = [rng.choice(self.operators) for _ in numbers[1:]]
+            if self.top_operators is not None:  # the operator build_tree puts between the halves
+                ops[_top_index(len(numbers))] = rng.choice(self.top_operators)
+            tree = build_tree(numbers, ops, self.depth, self.space)
+            if not self.nonnegative or all(r["value"] >= 0 for r in subresults(tree)):
+                break
+        else:
+            raise NeuromasError("arith: nonnegative found no expression without a negative value in "
+                                "1000 draws; allow '+' or '*' in operators or drop nonnegative")
         expr = tree["expr"]
         return Example(
             id=f"arith/{split}/{index}", input=f"What is {expr}?", target=tree["value"],
@@ -233,7 +249,8 @@ class Arithmetic(SplitTask):
         operators = example.meta["operators"]
         if not set(operators) - {"+"}:
             runs = consecutive_runs(example.meta["operands"], parts)
-            return [("+".join(map(str, run)), sum(run)) if run else ("", None) for run in runs]
+            plus = f"{self.space}+{self.space}"
+            return [(plus.join(map(str, run)), sum(run)) if run else ("", None) for run in runs]
         tree = example.meta["tree"]
         top = operators[_top_index(len(example.meta["operands"]))]
         if self.depth >= 2 and top == "+" and parts == 2:
