@@ -40,6 +40,9 @@ Levers (issue 18 item 9), run when asked for by name:
                      the readout adds the two sums under the whole question (input_to_all: question)
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
+    net2221-grown-tree8 claim (b): net21-msgs-tree8 for the task's steps S, then deepened to [2, 2, 1]
+                     for S/2 and to [2, 2, 2, 1] for S/2 (fade-in over S/8, then trees of the new shape)
+    net221-msgs-tree8, net2221-msgs-tree8  the grown shapes from scratch, 1.5 S and 2 S steps
 
 The slices arms run only on tasks that split (`split_input`). Every (task, arm, seed) is one
 `neuromas run` directory, `runs/claims/<task>/<arm>/seed<k>`, run in a child process; a run
@@ -156,7 +159,7 @@ class Arm:
     rank: int
     slices: str | None = None  # None: every node sees the input; "input": slices, readout sees the input; "msgs": not;
     #                            "question": slices, the readout sees the question without its data
-    steps_factor: int = 1  # x the task's steps (and eval_every): the equal-compute single agent
+    steps_factor: float = 1  # x the task's steps: the equal-compute single agent (and its eval_every), claim (b)'s shapes
     network: bool = True
     tree: bool = False  # tree rollouts (train.branching) at the calls per input of G independent passes
     readout_branch: int = 4  # with tree: readout samples of each first-layer sample
@@ -164,6 +167,11 @@ class Arm:
     readout_lr_factor: float | None = None  # the readout's learning rate, x the task's (train.readout_lr)
     edges: tuple[str, ...] = ()  # explicit edges (network.edges) instead of dense layers
     algorithm: str = "reinforce"  # train.algorithm: "collm-cc" is the CoLLM-CC baseline (issue 22)
+    deepened: tuple[float, ...] = ()  # claim (b): starts without these layers after layer 1 and inserts one
+    #                                   (its width in `layers`) after each fraction of the task's steps, with fade-in
+
+    def total_steps(self, steps: int) -> int:
+        return round(steps * self.steps_factor)
 
     def overrides(self, steps: int, eval_every: int, group_size: int, lr: float | None = None) -> list[str]:
         """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`
@@ -173,15 +181,26 @@ class Arm:
         2 x G/2 + 2G = 3G calls, what G independent passes of a 3-node network cost. Layers between
         the first and the readout sample once per sample above them (factor 1: they share its
         advantage), so the readout keeps its group over the same messages."""
+        evals = eval_every if self.network else round(eval_every * self.steps_factor)  # a single agent: 8 evaluations
         sets = [f"network.layers={list(self.layers)}", f"network.adapters.rank={self.rank}",
-                f"train.steps={steps * self.steps_factor}", f"train.eval_every={eval_every * self.steps_factor}"]
+                f"train.steps={self.total_steps(steps)}", f"train.eval_every={evals}"]
+        if self.deepened:  # claim (b): [2, 1] -> [2, 2, 1] -> [2, 2, 2, 1], each grown shape's tree after its fade-in
+            start = [self.layers[0], *self.layers[1 + len(self.deepened):]]
+            sets[0] = f"network.layers={start}"
+            stages = []
+            for k, fraction in enumerate(self.deepened):
+                depth = len(start) + k + 1
+                branching = [2 * group_size // self.readout_branch, *[1] * (depth - 2), self.readout_branch]
+                stages.append(f"{{at_step: {round(steps * fraction)}, deepen: [{{after_layer: 1, width: "
+                              f"{self.layers[1 + k]}}}], ramp_steps: {max(1, steps // 8)}, branching: {branching}}}")
+            sets.append(f"train.growth=[{', '.join(stages)}]")
         if self.grown:  # the first layer widened once the [1, 1] network has trained half the steps
             half = steps * self.steps_factor // 2
             sets[0] = f"network.layers={[1] * len(self.layers)}"
             sets.append(f"train.growth=[{{at_step: {half}, widen: [{{layer: 1, width: {self.layers[0]}}}], "
                         f"ramp_steps: {max(1, half // 4)}}}]")
         if self.tree:
-            middle = [1] * (len(self.layers) - 2)
+            middle = [1] * (len(self.layers) - len(self.deepened) - 2)  # the first shape's
             branching = [2 * group_size // self.readout_branch, *middle, self.readout_branch]
             sets += [f"train.group_size={2 * group_size}", f"train.branching={branching}"]
         else:
@@ -238,6 +257,14 @@ ARMS: dict[str, Arm] = {
     # G independent passes of 3 calls: the calls of the tree arms, plus the critic's forward and backward.
     "net21-msgs-collm": Arm((2, 1), 8, slices="msgs", algorithm="collm-cc"),
     "net21-grown": Arm((2, 1), 8, grown=True),
+    # Claim (b), issue 18 item 10: net21-msgs-tree8 (3 nodes) trained the task's steps S, deepened to
+    # [2, 2, 1] (5) for S/2 more, then to [2, 2, 2, 1] (7) for S/2 more; each new layer is inserted after
+    # layer 1 with clones of the first layer's adapters and fades in over S/8 steps, then the rollouts
+    # are trees of the grown shape again. Against the same shapes trained from scratch, 1.5 S and 2 S steps.
+    "net2221-grown-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
+                               deepened=(1.0, 1.5)),
+    "net221-msgs-tree8": Arm((2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=1.5),
+    "net2221-msgs-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far
     # than the rank-24 single agent that solves the same task alone.
@@ -250,6 +277,9 @@ ARMS: dict[str, Arm] = {
 # default of run, pilot and report (the ladder's default is every task).
 CAMPAIGN = ("arith-4x1", "arith-2x2", "bbh-object_counting")
 SINGLES = ("single", "single-compute")
+# Claim (b) (issue 18 item 10): a grown network against the same shapes from scratch; rank 8 per node as
+# the network it grows from, so they are compared with each other, not with the single agent
+GROWTH_ARMS = ("net2221-grown-tree8", "net221-msgs-tree8", "net2221-msgs-tree8")
 LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown or arm.readout_lr_factor)  # issue 18 item 9: tried one at a time
 OTHER_ALGORITHMS = tuple(a for a, arm in ARMS.items() if arm.algorithm != "reinforce")  # baselines, asked for by name
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
@@ -860,7 +890,7 @@ def summarize(found: dict) -> dict:
                                        "tokens_per_q": round(first["tokens_per_q"], 1), "train_s": 0.0}
         diffs = {}
         for arm in by_arm:
-            if not ARMS[arm].network:
+            if not ARMS[arm].network or arm in GROWTH_ARMS:
                 continue
             diffs[arm] = {f"vs_{single}": budget_diff(by_arm[arm], by_arm[single], ARMS[single].steps_factor)
                           for single in SINGLES if single in by_arm}
@@ -1108,7 +1138,7 @@ def run_one(args, task: str, arm: str, seed: int, recipe: tuple[int, int, int, f
     then the report is recomputed (and committed)."""
     steps, eval_every, group_size, lr = recipe
     run_dir = args.runs / task / arm / f"seed{seed}"
-    total = steps * ARMS[arm].steps_factor
+    total = ARMS[arm].total_steps(steps)
     if args.extend and extend_run(run_dir, total):
         print(f"{task} {arm} seed {seed}: extending to {total} steps", flush=True)
     overrides = [f"seed={seed}", *ARMS[arm].overrides(steps, eval_every, group_size, lr), *(SMOKE if args.smoke else [])]

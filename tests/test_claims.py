@@ -192,6 +192,9 @@ def test_every_network_arm_has_the_single_agents_trainable_parameters():
     # a LoRA's parameters grow with its rank, so nodes x rank per node is the single agent's rank
     # (seven nodes cannot split 24: net421's rank 3 gives it 21, never more than the single agent)
     for name, arm in claims.ARMS.items():
+        if name in claims.GROWTH_ARMS:  # claim (b): grown from net21-msgs-tree8's rank-8 nodes, against the same shapes
+            assert arm.rank == claims.ARMS["net21-msgs-tree8"].rank, name
+            continue
         total = sum(arm.layers) * arm.rank
         assert total == claims.ARMS["single"].rank or (name, total) == ("net421-question-tree8", 21), name
     assert claims.ARMS["net31-msgs-tree8"].overrides(80, 10, 8)[:2] == ["network.layers=[3, 1]", "network.adapters.rank=6"]
@@ -213,6 +216,25 @@ def test_a_deeper_tree_arm_keeps_the_readouts_group_and_its_edges():
     tree = Topology.from_config(load_config(claims.CONFIGS / "lookup4-8-mix.yaml", sets).network)
     assert [(n.id, n.reads, n.input_part) for n in tree.layers[1]] == [
         ("L2N1", ("L1N1", "L1N2"), 0), ("L2N2", ("L1N3", "L1N4"), 1)]
+
+
+def test_claim_b_grows_3_5_7_nodes_keeping_a_tree_of_each_shape_and_compares_the_same_shapes_from_scratch():
+    from neuromas.configfile import load_config
+    from neuromas.plan import plan_schedule
+
+    grown = load_config(claims.CONFIGS / "arith-4x1-mix.yaml", claims.ARMS["net2221-grown-tree8"].overrides(80, 10, 8))
+    assert [layer.width for layer in grown.network.layers] == [2, 1] and grown.train.branching == [2, 8]
+    assert grown.train.steps == 160 and grown.train.eval_every == 10
+    stages = grown.train.growth
+    assert [(s.at_step, s.ramp_steps, s.branching) for s in stages] == [(80, 10, [2, 1, 8]), (120, 10, [2, 1, 1, 8])]
+    shapes = [[layer.width for layer in plan.config.layers] for plan in plan_schedule(grown.network, stages)]
+    assert shapes == [[2, 2, 1], [2, 2, 2, 1]]
+    for name, widths, steps, branching in [("net221-msgs-tree8", [2, 2, 1], 120, [2, 1, 8]),
+                                           ("net2221-msgs-tree8", [2, 2, 2, 1], 160, [2, 1, 1, 8])]:
+        scratch = load_config(claims.CONFIGS / "arith-4x1-mix.yaml", claims.ARMS[name].overrides(80, 10, 8))
+        assert [layer.width for layer in scratch.network.layers] == widths and not scratch.train.growth
+        assert (scratch.train.steps, scratch.train.eval_every, scratch.train.branching) == (steps, 10, branching)
+        assert scratch.network.input_to_all is False and grown.network.input_to_all is False
 
 
 def test_every_task_has_a_config_that_validates():

@@ -145,6 +145,8 @@ def test_grown_network_starts_equal_to_its_parent(backend32, grow, same_layers):
         sampled_parent = net.train()(INPUTS, num_samples=2, seed=7)
         sampled_child = grown.train()(INPUTS, num_samples=2, seed=7)
         assert tokens(sampled_child) == tokens(sampled_parent)
+    assert nm.grow.widen(net, 1, 2, ramp_steps=0).growth is None, \
+        "switched on at once, a grown network keeps no parent form"
     # switched on, the grown form runs every node, new ones included
     grown.growth.done_steps = grown.growth.ramp_steps
     assert grown.eval()(INPUTS[:1])[0].messages.keys() == {n.id for n in grown.topology.nodes}
@@ -207,6 +209,58 @@ def test_a_bad_growth_schedule_fails_when_the_config_loads(growth, message):
     data = {"network": {"layers": [1, 1, 1]}, "task": {"name": "arith"}, "train": {"steps": 8, "growth": growth}}
     with pytest.raises(NeuromasError, match=message):
         parse_config(data)
+
+
+BRANCHED = {"steps": 8, "group_size": 4, "branching": [2, 2]}
+
+
+@pytest.mark.parametrize("stage, message", [
+    ({}, "growth\\[0\\]: with train.branching every growth stage gives the grown network's branching"),
+    ({"branching": [2, 1, 4], "ramp_steps": 0}, "whose product is group_size \\(4\\)"),
+    ({"branching": [2, 2], "ramp_steps": 0}, "growth\\[0\\].branching \\[2, 2\\] needs one factor per layer of the grown "
+                                             "network \\(3 layers\\)"),
+])
+def test_growth_of_a_branched_run_needs_the_grown_tree_and_no_fade_in(stage, message):
+    from neuromas.configfile import parse_config
+
+    growth = [{"at_step": 2, "deepen": [{"after_layer": 1, "width": 2}], **stage}]
+    with pytest.raises(NeuromasError, match=message):
+        parse_config({"network": {"layers": [1, 1]}, "task": {"name": "arith"}, "train": {**BRANCHED, "growth": growth}})
+    with pytest.raises(NeuromasError, match="and without it none does"):
+        parse_config({"network": {"layers": [1, 1]}, "task": {"name": "arith"},
+                      "train": {"steps": 8, "group_size": 4, "growth": [{**growth[0], "branching": [2, 1, 2],
+                                                                           "ramp_steps": 0}]}})
+
+
+def shares_as_a_tree(traces):
+    """One input's 4 passes of [1, 2, 1] as branching [2, 1, 2]: 2 samples of L1N1 and of each L2 node
+    (factor 1: one per sample above), 2 readouts of each."""
+    first = traces[:4]
+    for node in ("L1N1", "L2N1", "L2N2"):
+        if not (first[0].messages[node] is first[1].messages[node] and first[2].messages[node] is first[3].messages[node]
+                and first[1].messages[node] is not first[2].messages[node]):
+            return False
+    return len({id(t.messages["L3N1"]) for t in first}) == 4
+
+
+@pytest.mark.slow
+def test_a_branched_run_grows_into_the_tree_of_its_new_shape(backend32):
+    """[1, 1] sampled as a 2 x 2 tree, deepened to [1, 2, 1]: while it fades in the passes are
+    independent (each runs one form), then the next step samples the grown shape's tree."""
+    from neuromas.config import GrowthStage
+
+    net = trained_net(backend32, layers=(1, 1), tokens=6)
+    stage = GrowthStage(at_step=1, deepen=[{"after_layer": 1, "width": 2}], ramp_steps=1, branching=[2, 1, 2])
+    config = TrainConfig(steps=3, batch_size=2, group_size=4, lr=1e-2, branching=[2, 2], growth=[stage])
+    trainer = Trainer(net, LetterTask(), config, progress=False)
+    assert trainer.branching == [2, 2]
+    trainer.train_step()
+    assert trainer.grow_if_due() and trainer.net.growth is not None and trainer.branching is None
+    assert "growth/alpha" in trainer.train_step()  # independent passes of either form
+    assert trainer.net.growth is None and trainer.branching == [2, 1, 2]
+    assert shares_as_a_tree(trainer.rollout(trainer.step))
+    metrics = trainer.train_step()
+    assert "growth/alpha" not in metrics and "node/L2N2/tokens" in metrics
 
 
 # ---- the schedule and `neuromas grow` in real runs ----------------------------------------

@@ -227,6 +227,11 @@ class GrowthStage(_Strict):
     """A new node's adapter: a copy of a trained node's (clone) or the base model (fresh)."""
     ramp_steps: int = Field(10, ge=0)
     """Training steps over which the share of passes that run the grown network rises to 1."""
+    branching: list[int] | None = None
+    """`train.branching` of the grown network, one factor per layer of its new shape: a run whose
+    rollouts are trees keeps them through a growth. While the grown network fades in, the passes
+    are independent (a pass runs the parent or the grown form, and one tree's shared samples
+    cannot belong to both); the tree resumes with this branching once it has faded in."""
 
     @model_validator(mode="after")
     def _has_an_op(self) -> GrowthStage:
@@ -335,9 +340,15 @@ class TrainConfig(_Strict):
             if self.algorithm != "reinforce":
                 raise ValueError(f"branching gives the group baseline a tree; algorithm {self.algorithm} has its own "
                                  "baseline (a critic): unset one of them")
-            if self.growth:
-                raise ValueError("branching and growth cannot be combined yet (a fading-in pass runs one of two "
-                                 "networks); unset one of them")
+        for k, stage in enumerate(self.growth):
+            if (stage.branching is None) != (self.branching is None):
+                raise ValueError(f"growth[{k}]: with train.branching every growth stage gives the grown network's "
+                                 "branching (and without it none does)")
+            if stage.branching is None:
+                continue
+            if any(b < 1 for b in stage.branching) or math.prod(stage.branching) != self.group_size:
+                raise ValueError(f"growth[{k}]: branching {stage.branching}: factors >= 1, one per layer of the grown "
+                                 f"network, whose product is group_size ({self.group_size})")
         return self
 
     @model_validator(mode="after")

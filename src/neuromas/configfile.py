@@ -40,8 +40,12 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
             plans = plan_schedule(config.network, config.train.growth)
         except NeuromasError as error:
             raise NeuromasError(f"{source}: train.{error}") from None
-        for plan in plans:
-            nodes |= {n.id for n in Topology.from_config(plan.config).nodes}
+        for k, (stage, plan) in enumerate(zip(config.train.growth, plans)):
+            grown = Topology.from_config(plan.config)
+            nodes |= {n.id for n in grown.nodes}
+            if stage.branching is not None and len(stage.branching) != len(grown.layers):
+                raise NeuromasError(f"{source}: train.growth[{k}].branching {stage.branching} needs one factor per "
+                                    f"layer of the grown network ({len(grown.layers)} layers)")
     unknown = [n for n in config.train.freeze if n not in nodes]
     if unknown:
         raise NeuromasError(f"{source}: train.freeze: {unknown[0]} is not a node of this network "

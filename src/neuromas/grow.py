@@ -74,7 +74,9 @@ def apply(net: Network, plan: Plan, init: Init = "clone", ramp_steps: int = 10) 
         if source is not None:
             copies.setdefault(grown.adapters[node.id], net.adapters[source])
     _copy_adapters(net, grown, copies)
-    grown.growth = Growth(net.config, dict(plan.old_ids), ramp_steps)
+    # ramp_steps 0: the grown network runs from the first pass, so it keeps no parent form (and a
+    # tree of samples, which a pass of either form could not share, stays possible)
+    grown.growth = Growth(net.config, dict(plan.old_ids), ramp_steps) if ramp_steps else None
     return grown
 
 

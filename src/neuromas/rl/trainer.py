@@ -228,6 +228,16 @@ class Trainer:
         groups = [{"params": list(net.backend.adapter_parameters(readout)), "lr_scale": c.readout_lr / c.lr}]
         return ([{"params": others, "lr_scale": 1.0}] if others else []) + groups
 
+    @property
+    def branching(self) -> list[int] | None:
+        """The rollout tree of the network as it is now: the last growth's, else `train.branching`;
+        none while a growth fades in (its passes run one of two forms, which a tree cannot share)."""
+        if self.net.growth is not None:
+            return None
+        if self.stages_done:
+            return self.config.growth[self.stages_done - 1].branching
+        return self.config.branching
+
     def grow_if_due(self) -> bool:
         """Apply the schedule's next growth when its step has come (`train.growth`, grow.py).
 
@@ -324,7 +334,7 @@ class Trainer:
         examples = self.batch_examples(step)
         seed = derive_seed(self.net.seed, "rollout", step)
         return self.net(examples, num_samples=self.config.group_size, task=self.task, seed=seed,
-                        backend=self._synced_rollout_backend(), branching=self.config.branching)
+                        backend=self._synced_rollout_backend(), branching=self.branching)
 
     def score(self, traces: list[Trace]) -> Batch:
         """Rewards of a step's passes, their group advantages, and the rows the loss runs on."""
@@ -335,11 +345,11 @@ class Trainer:
             with deterministic_algorithms(getattr(self.net.backend, "device", None)):
                 per_layer, metrics = self.critic.step(traces, rewards.flatten(), c.std_normalize, c.max_grad_norm)
             per_message = {(p, node): per_layer[(p, layer_of(node))] for p, t in enumerate(traces) for node in t.messages}
-        elif c.branching is None:  # the group baseline: one advantage per pass, shared by its messages
+        elif self.branching is None:  # the group baseline: one advantage per pass, shared by its messages
             advantages = group_advantages(rewards, std_normalize=c.std_normalize).flatten()  # (B * G,)
             per_message = {(p, node): advantages[p].item() for p, t in enumerate(traces) for node in t.messages}
         else:  # a tree: each layer's samples against their siblings
-            layers = [a.flatten() for a in tree_advantages(rewards, c.branching, std_normalize=c.std_normalize)]
+            layers = [a.flatten() for a in tree_advantages(rewards, self.branching, std_normalize=c.std_normalize)]
             per_message = {(p, node): layers[self.net.topology.node(node).layer][p].item()
                            for p, t in enumerate(traces) for node in t.messages}
         keep_pass = torch.ones(len(traces), dtype=torch.bool)
