@@ -896,6 +896,9 @@ def summarize(found: dict) -> dict:
                           for single in SINGLES if single in by_arm}
         if diffs:
             out["diffs"] = diffs
+        growth = growth_comparison(by_arm)
+        if growth:
+            out["growth"] = growth
         headline = diffs.get("net21", {})
         for single in SINGLES:
             if headline.get(f"vs_{single}"):
@@ -931,6 +934,39 @@ def budget_diff(network: dict[int, dict], single: dict[int, dict], factor: int) 
     return summary
 
 
+def growth_comparison(by_arm: dict) -> list[dict]:
+    """Claim (b): the grown run read at the end of each grown stage against the same shape trained
+    from scratch, paired by seed and question, at equal steps (the scratch run's end) and at equal
+    rollout tokens (the scratch run's last evaluation whose rollout tokens do not exceed the grown
+    run's at that step: growing costs fewer tokens, since the smaller shapes come first)."""
+    grown = by_arm.get("net2221-grown-tree8", {})
+    rows = []
+    for scratch_arm in ("net221-msgs-tree8", "net2221-msgs-tree8"):
+        scratch = by_arm.get(scratch_arm, {})
+        at_steps, at_tokens, grown_at, tokens_step = {}, {}, {}, {}
+        for seed in sorted(set(grown) & set(scratch)):
+            step = scratch[seed]["steps"]
+            rewards = rewards_at(grown[seed], step)
+            if rewards is None:  # the grown run has not reached that stage yet
+                continue
+            grown_at[seed] = rewards
+            at_steps[seed] = scratch[seed]["rewards_after"]
+            budget = next(tokens for s, tokens, _ in grown[seed]["curve"] if s == step)
+            readable = [(s, tokens) for s, tokens, _ in scratch[seed]["curve"]
+                        if tokens <= budget and (s == 0 or rewards_at(scratch[seed], s) is not None)]
+            tokens_step[seed] = max(readable)[0]
+            at_tokens[seed] = (rewards_at(scratch[seed], tokens_step[seed]) if tokens_step[seed]
+                               else scratch[seed]["rewards_before"])
+        if grown_at:
+            rows.append({"scratch": scratch_arm, "layers": list(ARMS[scratch_arm].layers),
+                         "steps": scratch[next(iter(grown_at))]["steps"], "grown": arm_accuracy(grown_at),
+                         "scratch_at_steps": arm_accuracy(at_steps), "scratch_at_tokens": arm_accuracy(at_tokens),
+                         "scratch_tokens_steps": [tokens_step[s] for s in sorted(tokens_step)],
+                         "diff_at_steps": diff_summary(grown_at, at_steps),
+                         "diff_at_tokens": diff_summary(grown_at, at_tokens)})
+    return rows
+
+
 # ---- the campaign: writing the report --------------------------------------------------------------
 
 
@@ -963,7 +999,7 @@ def report_markdown(metrics: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|"]
     for task, t in metrics.items():
         for arm, m in t.items():
-            if arm.startswith("diff") or arm == "diffs":
+            if arm.startswith("diff") or arm in ("diffs", "growth"):
                 continue
             per_seed = ", ".join(_pct(a) for a in m["per_seed"])
             lines.append(f"| {task} | {arm} | {_ci(m)} | {per_seed} | {_steps_text(m['steps'])} | {m['calls_per_q']:g} "
@@ -1019,11 +1055,31 @@ def report_markdown(metrics: dict) -> str:
                 examples.append(f"- input `{_short(ex['input'], 100)}` (target `{ex['target']}`)")
                 examples += [f"  - {node}: `{text}`" for node, text in ex.items() if node not in ("input", "target")]
             examples.append("")
+    lines += growth_markdown(metrics)
     lines += ablation_markdown(metrics)
     lines += ["", "What each node wrote on the first three questions:", "", *examples,
               "Learning curves (greedy accuracy on the test questions against steps and against rollout tokens): "
               "`claims.png`."]
     return "\n".join(lines) + "\n"
+
+
+def growth_markdown(metrics: dict) -> list[str]:
+    """Claim (b)'s table (`growth_comparison`), where its runs have finished."""
+    rows = [(task, row) for task, t in metrics.items() for row in t.get("growth", [])]
+    if not rows:
+        return []
+    lines = ["", "## Claim (b): grown against the same shape from scratch", "",
+             "`net2221-grown-tree8` (net21-msgs-tree8 for the task's steps, deepened to [2, 2, 1] and then to "
+             "[2, 2, 2, 1], half as many steps each) read at the end of each grown stage, against that shape trained "
+             "from scratch at equal steps (its end) and at equal rollout tokens (its last evaluation within the grown "
+             "run's tokens, at the step given per seed); differences in points, paired by seed and question.", "",
+             "| task | shape | steps | grown % [95% CI] | scratch, equal steps % | grown - scratch | scratch, equal "
+             "tokens % (steps) | grown - scratch |", "|---|---|---|---|---|---|---|---|"]
+    for task, row in rows:
+        lines.append(f"| {task} | {row['layers']} | {row['steps']} | {_ci(row['grown'])} | {_ci(row['scratch_at_steps'])} "
+                     f"| {_ci(row['diff_at_steps'], 'mean')} | {_ci(row['scratch_at_tokens'])} "
+                     f"({', '.join(map(str, row['scratch_tokens_steps']))}) | {_ci(row['diff_at_tokens'], 'mean')} |")
+    return lines
 
 
 def ablation_markdown(metrics: dict) -> list[str]:

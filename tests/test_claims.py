@@ -406,3 +406,37 @@ def test_an_extended_run_keeps_the_answers_of_the_step_it_was_extended_from(tmp_
     assert run["rewards_after"] == {"q0": 0.0, "q1": 0.0, "q2": 0.0}
     assert claims.rewards_at(run, 2) == {"q0": 1.0, "q1": 0.0, "q2": 1.0}
     assert claims.rewards_at(run, 4) == run["rewards_after"] and claims.rewards_at(run, 3) is None
+
+
+def test_claim_b_reads_the_grown_run_at_each_stage_against_scratch_at_equal_steps_and_tokens():
+    ids = [f"q{i}" for i in range(4)]
+
+    def answers(right):
+        return {q: float(i < right) for i, q in enumerate(ids)}
+
+    def run(steps, tokens_per_step, right_at, evals):
+        curve = [(0, 0.0, 0.0)] + [(s, float(tokens_per_step(s)), right_at(s) / 4) for s in evals]
+        return {"steps": steps, "rewards_before": answers(0), "rewards_after": answers(right_at(steps)),
+                "rewards_by_step": {str(s): answers(right_at(s)) for s in evals if s != steps}, "curve": curve}
+
+    # grown: 3 nodes cost 10 tokens a step to step 80, 5 nodes 20 to 120, 7 nodes 30 to 160
+    def grown_tokens(s):
+        return 10 * min(s, 80) + 20 * max(0, min(s, 120) - 80) + 30 * max(0, s - 120)
+
+    evals = list(range(10, 170, 10))
+    by_arm = {"net2221-grown-tree8": {0: run(160, grown_tokens, lambda s: 4 if s >= 120 else 2, evals)},
+              "net221-msgs-tree8": {0: run(120, lambda s: 20 * s, lambda s: 1 if s >= 60 else 0, evals[:12])},
+              "net2221-msgs-tree8": {0: run(160, lambda s: 30 * s, lambda s: 3 if s >= 160 else 0, evals)}}
+    five, seven = claims.growth_comparison(by_arm)
+    assert (five["layers"], five["steps"], seven["layers"], seven["steps"]) == ([2, 2, 1], 120, [2, 2, 2, 1], 160)
+    assert five["grown"]["acc"] == 1.0 and five["scratch_at_steps"]["acc"] == 0.25
+    assert five["diff_at_steps"]["mean"] == 0.75
+    # the grown run had used 1,600 tokens at step 120: the 5-node scratch run reaches that at step 80
+    assert five["scratch_tokens_steps"] == [80] and five["scratch_at_tokens"]["acc"] == 0.25
+    # at step 160, 2,800 tokens: the 7-node scratch run's step 90 (2,700), still at 0 right
+    assert seven["scratch_tokens_steps"] == [90] and seven["diff_at_tokens"]["mean"] == 1.0
+    assert seven["diff_at_steps"]["mean"] == 0.25
+    # a grown run still before its 5-node stage's end is not compared yet
+    early = {**by_arm, "net2221-grown-tree8": {0: run(100, grown_tokens, lambda s: 2, evals[:10])}}
+    assert claims.growth_comparison(early) == []
+    assert "Claim (b)" in "\n".join(claims.growth_markdown({"arith-4x1-mix": {"growth": [five, seven]}}))
