@@ -356,21 +356,22 @@ def test_arith_new_knobs_keep_the_default_questions():
         "What is (40*35)-(22-17)?", "What is 74*34?", "What is (75*35)-(85-45)?"]
 
 
-def test_arith_nonnegative_redraws_every_question_with_a_negative_part():
-    task = tasks.load("arith", operands=[2, 4], operators="-", top_operators="+", depth=2, nonnegative=True,
+@pytest.mark.parametrize("min_result", [0, 1])
+def test_arith_min_result_redraws_every_question_with_a_smaller_part(min_result):
+    task = tasks.load("arith", operands=[2, 4], operators="-", top_operators="+", depth=2, min_result=min_result,
                       train_size=300, test_size=100)
     examples = task.examples("train") + task.examples("test")
-    assert all(r["value"] >= 0 for e in examples for r in e.meta["subresults"])
-    assert any(op == "-" for e in examples for op in e.meta["operators"])
+    values = [r["value"] for e in examples for r in e.meta["subresults"]]
+    assert min(values) == min_result and any(op == "-" for e in examples for op in e.meta["operators"])
     signed = tasks.load("arith", operands=4, operators="-", top_operators="+", depth=2, test_size=100)
     assert any(r["value"] < 0 for e in signed.examples("test") for r in e.meta["subresults"])
-    with pytest.raises(NeuromasError, match="nonnegative found no expression"):
-        tasks.load("arith", operands=3, digits=2, operators="-", nonnegative=True, min_value=10, max_value=10,
+    with pytest.raises(NeuromasError, match="min_result=0 found no expression"):
+        tasks.load("arith", operands=3, digits=2, operators="-", min_result=0, min_value=10, max_value=10,
                    test_size=1)  # 10-10-10 is the only question
 
 
 def test_arith_spaced_writes_operators_apart_in_the_question_and_its_parts():
-    task = tasks.load("arith", operands=4, operators="-", top_operators="+", depth=2, nonnegative=True, spaced=True)
+    task = tasks.load("arith", operands=4, operators="-", top_operators="+", depth=2, min_result=0, spaced=True)
     example = task.examples("test")[0]
     a, b, c, d = example.meta["operands"]
     assert example.input == f"What is ({a} - {b}) + ({c} - {d})?"

@@ -17,9 +17,11 @@ this (DESIGN.md section 1). The knobs set the shape of the tree:
 - `top_operators`: the operators that may join the two top-level halves (depth 2 or more),
   drawn like `operators`; default: as `operators`. "(3*5)+(2*7)", a sum of products, is
   `operators: "*"`, `top_operators: "+"`: a sum whose parts are each a different sub-problem.
-- `nonnegative`: redraw any expression with a value or sub-result below 0, so "(9-3)+(7-5)"
-  is asked and "(3-7)+(2-5)" is not: a small model subtracts a smaller number far more often
-  than it gets a negative result right, and a part's sign is not what a network should learn.
+- `min_result`: redraw any expression with a value or sub-result below it. 0 asks "(9-3)+(7-5)"
+  and not "(3-7)+(2-5)": a small model subtracts a smaller number far more often than it gets a
+  negative result right. 1 also keeps out a part that is 0, "(5-5)+(9-3)", whose answer is the
+  other part, so that a readout that copies one message is never right (with 0 it was, on 18% of
+  the parts, and a trained network learned just that).
 - `spaced`: write the operators with spaces, "(9 - 3) + (7 - 5)": written "9-3" the model
   reads a range or a date ("9-7 is a 9-hour clock"; the untrained SmolLM2-135M answers "What is
   9-3?" right on 10% of differences of 1-digit numbers, "What is 9 - 3?" on 65%).
@@ -130,7 +132,7 @@ class Arithmetic(SplitTask):
     def __init__(self, operands: int | list[int] = 4, digits: int = 1, operators: str = "+",
                  depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128,
                  train_operands: int | list[int] | None = None, top_operators: str | None = None,
-                 min_value: int | None = None, max_value: int | None = None, nonnegative: bool = False,
+                 min_value: int | None = None, max_value: int | None = None, min_result: int | None = None,
                  spaced: bool = False):
         counts = _counts("operands", operands)
         train_counts = counts if train_operands is None else _counts("train_operands", train_operands)
@@ -163,7 +165,7 @@ class Arithmetic(SplitTask):
         self.operators = _canonical(operators)
         self.top_operators = None if top_operators is None else _canonical(top_operators)
         self.depth = depth
-        self.nonnegative = nonnegative
+        self.min_result = min_result
         self.space = " " if spaced else ""
         test = self._draw_test(random.Random(f"arith-test:{seed}"), test_size)
         held_out = {ex.input for ex in test if len(ex.meta["operands"]) in train_counts}
@@ -180,17 +182,17 @@ class Arithmetic(SplitTask):
         return sum(values ** k * ops ** (k - 2) * len(self.top_operators) for k in self.counts)
 
     def _example(self, rng: random.Random, split: str, index: int) -> Example:
-        for _ in range(1000):  # nonnegative: rejection sampling, bounded so it cannot hang
+        for _ in range(1000):  # min_result: rejection sampling, bounded so it cannot hang
             numbers = [rng.randint(self.low, self.high) for _ in range(rng.choice(self.counts))]
             ops = [rng.choice(self.operators) for _ in numbers[1:]]
             if self.top_operators is not None:  # the operator build_tree puts between the halves
                 ops[_top_index(len(numbers))] = rng.choice(self.top_operators)
             tree = build_tree(numbers, ops, self.depth, self.space)
-            if not self.nonnegative or all(r["value"] >= 0 for r in subresults(tree)):
+            if self.min_result is None or all(r["value"] >= self.min_result for r in subresults(tree)):
                 break
         else:
-            raise NeuromasError("arith: nonnegative found no expression without a negative value in "
-                                "1000 draws; allow '+' or '*' in operators or drop nonnegative")
+            raise NeuromasError(f"arith: min_result={self.min_result} found no expression without a smaller value "
+                                "in 1000 draws; lower it, allow '+' or '*' in operators, or drop min_result")
         expr = tree["expr"]
         return Example(
             id=f"arith/{split}/{index}", input=f"What is {expr}?", target=tree["value"],
