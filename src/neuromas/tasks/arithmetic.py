@@ -20,7 +20,7 @@ this (DESIGN.md section 1). The knobs set the shape of the tree:
 - `min_result`: redraw any expression with a value or sub-result below it. 0 asks "(9-3)+(7-5)"
   and not "(3-7)+(2-5)": a small model subtracts a smaller number far more often than it gets a
   negative result right. 1 also keeps out a part that is 0, "(5-5)+(9-3)", whose answer is the
-  other part, so that a readout that copies one message is never right (with 0 it was, on 18% of
+  other part, so that a readout that copies one message is never right (with 0 it was, on 19% of
   the parts, and a trained network learned just that).
 - `spaced`: write the operators with spaces, "(9 - 3) + (7 - 5)": written "9-3" the model
   reads a range or a date ("9-7 is a 9-hour clock"; the untrained SmolLM2-135M answers "What is
