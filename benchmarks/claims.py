@@ -197,7 +197,7 @@ class Arm:
                               f"{self.layers[1 + k]}}}], ramp_steps: {max(1, steps // 8)}, branching: {branching}}}")
             sets.append(f"train.growth=[{', '.join(stages)}]")
         if self.grown:  # the first layer widened once the [1, 1] network has trained half the steps
-            half = steps * self.steps_factor // 2
+            half = self.total_steps(steps) // 2
             sets[0] = f"network.layers={[1] * len(self.layers)}"
             sets.append(f"train.growth=[{{at_step: {half}, widen: [{{layer: 1, width: {self.layers[0]}}}], "
                         f"ramp_steps: {max(1, half // 4)}}}]")
