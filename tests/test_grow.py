@@ -216,11 +216,11 @@ BRANCHED = {"steps": 8, "group_size": 4, "branching": [2, 2]}
 
 @pytest.mark.parametrize("stage, message", [
     ({}, "growth\\[0\\]: with train.branching every growth stage gives the grown network's branching"),
-    ({"branching": [2, 1, 4], "ramp_steps": 0}, "whose product is group_size \\(4\\)"),
-    ({"branching": [2, 2], "ramp_steps": 0}, "growth\\[0\\].branching \\[2, 2\\] needs one factor per layer of the grown "
+    ({"branching": [2, 1, 4]}, "whose product is group_size \\(4\\)"),
+    ({"branching": [2, 2]}, "growth\\[0\\].branching \\[2, 2\\] needs one factor per layer of the grown "
                                              "network \\(3 layers\\)"),
 ])
-def test_growth_of_a_branched_run_needs_the_grown_tree_and_no_fade_in(stage, message):
+def test_growth_of_a_branched_run_needs_each_grown_shapes_tree(stage, message):
     from neuromas.configfile import parse_config
 
     growth = [{"at_step": 2, "deepen": [{"after_layer": 1, "width": 2}], **stage}]
@@ -228,8 +228,7 @@ def test_growth_of_a_branched_run_needs_the_grown_tree_and_no_fade_in(stage, mes
         parse_config({"network": {"layers": [1, 1]}, "task": {"name": "arith"}, "train": {**BRANCHED, "growth": growth}})
     with pytest.raises(NeuromasError, match="and without it none does"):
         parse_config({"network": {"layers": [1, 1]}, "task": {"name": "arith"},
-                      "train": {"steps": 8, "group_size": 4, "growth": [{**growth[0], "branching": [2, 1, 2],
-                                                                           "ramp_steps": 0}]}})
+                      "train": {"steps": 8, "group_size": 4, "growth": [{**growth[0], "branching": [2, 1, 2]}]}})
 
 
 def shares_as_a_tree(traces):
