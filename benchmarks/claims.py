@@ -175,6 +175,11 @@ class Arm:
     def total_steps(self, steps: int) -> int:
         return round(steps * self.steps_factor)
 
+    def branching(self, depth: int, group_size: int) -> list[int]:
+        """train.branching of a `depth`-layer shape: G/4 first-layer samples (2G passes), one sample of
+        each middle layer per sample above it, `readout_branch` readouts of each."""
+        return [2 * group_size // self.readout_branch, *[1] * (depth - 2), self.readout_branch]
+
     def overrides(self, steps: int, eval_every: int, group_size: int, lr: float | None = None) -> list[str]:
         """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`
         (and learning rate `lr`, which only an arm with a readout learning rate of its own needs).
@@ -191,10 +196,9 @@ class Arm:
             sets[0] = f"network.layers={start}"
             stages = []
             for k, fraction in enumerate(self.deepened):
-                depth = len(start) + k + 1
-                branching = [2 * group_size // self.readout_branch, *[1] * (depth - 2), self.readout_branch]
                 stages.append(f"{{at_step: {round(steps * fraction)}, deepen: [{{after_layer: 1, width: "
-                              f"{self.layers[1 + k]}}}], ramp_steps: {max(1, steps // 8)}, branching: {branching}}}")
+                              f"{self.layers[1 + k]}}}], ramp_steps: {max(1, steps // 8)}, "
+                              f"branching: {self.branching(len(start) + k + 1, group_size)}}}")
             sets.append(f"train.growth=[{', '.join(stages)}]")
         if self.grown:  # the first layer widened once the [1, 1] network has trained half the steps
             half = self.total_steps(steps) // 2
@@ -202,8 +206,7 @@ class Arm:
             sets.append(f"train.growth=[{{at_step: {half}, widen: [{{layer: 1, width: {self.layers[0]}}}], "
                         f"ramp_steps: {max(1, half // 4)}}}]")
         if self.tree:
-            middle = [1] * (len(self.layers) - len(self.deepened) - 2)  # the first shape's
-            branching = [2 * group_size // self.readout_branch, *middle, self.readout_branch]
+            branching = self.branching(len(self.layers) - len(self.deepened), group_size)  # the first shape's
             sets += [f"train.group_size={2 * group_size}", f"train.branching={branching}"]
         else:
             sets.append(f"train.group_size={group_size}")
@@ -281,7 +284,7 @@ CAMPAIGN = ("arith-4x1", "arith-2x2", "bbh-object_counting")
 SINGLES = ("single", "single-compute")
 # Claim (b) (issue 18 item 10): a grown network against the same shapes from scratch; rank 8 per node as
 # the network it grows from, so they are compared with each other, not with the single agent
-GROWTH_ARMS = ("net2221-grown-tree8", "net221-msgs-tree8", "net2221-msgs-tree8")
+GROWTH_ARMS = ("net2221-grown-tree8", "net221-msgs-tree8", "net2221-msgs-tree8")  # the grown run, then its stages' shapes
 LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown or arm.readout_lr_factor)  # issue 18 item 9: tried one at a time
 OTHER_ALGORITHMS = tuple(a for a, arm in ARMS.items() if arm.algorithm != "reinforce")  # baselines, asked for by name
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
@@ -941,9 +944,10 @@ def growth_comparison(by_arm: dict) -> list[dict]:
     from scratch, paired by seed and question, at equal steps (the scratch run's end) and at equal
     rollout tokens (the scratch run's last evaluation whose rollout tokens do not exceed the grown
     run's at that step: growing costs fewer tokens, since the smaller shapes come first)."""
-    grown = by_arm.get("net2221-grown-tree8", {})
+    grown_arm, *scratch_arms = GROWTH_ARMS
+    grown = by_arm.get(grown_arm, {})
     rows = []
-    for scratch_arm in ("net221-msgs-tree8", "net2221-msgs-tree8"):
+    for scratch_arm in scratch_arms:
         scratch = by_arm.get(scratch_arm, {})
         at_steps, at_tokens, grown_at, tokens_step = {}, {}, {}, {}
         for seed in sorted(set(grown) & set(scratch)):
