@@ -41,7 +41,7 @@ Levers (issue 18 item 9), run when asked for by name:
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
     net2221-grown-tree8 claim (b): net21-msgs-tree8 for the task's steps S, then deepened to [2, 2, 1]
-                     for S/2 and to [2, 2, 2, 1] for S/2 (fade-in over S/8, then trees of the new shape)
+                     for S/2 and to [2, 2, 2, 1] for S/2 (fade-in over S/8; trees of the new shape throughout)
     net221-msgs-tree8, net2221-msgs-tree8  the grown shapes from scratch, 1.5 S and 2 S steps
 
 The slices arms run only on tasks that split (`split_input`). Every (task, arm, seed) is one
@@ -191,7 +191,7 @@ class Arm:
         evals = eval_every if self.network else round(eval_every * self.steps_factor)  # a single agent: 8 evaluations
         sets = [f"network.layers={list(self.layers)}", f"network.adapters.rank={self.rank}",
                 f"train.steps={self.total_steps(steps)}", f"train.eval_every={evals}"]
-        if self.deepened:  # claim (b): [2, 1] -> [2, 2, 1] -> [2, 2, 2, 1], each grown shape's tree after its fade-in
+        if self.deepened:  # claim (b): [2, 1] -> [2, 2, 1] -> [2, 2, 2, 1], each grown shape's tree from its growth on
             start = [self.layers[0], *self.layers[1 + len(self.deepened):]]
             sets[0] = f"network.layers={start}"
             stages = []
@@ -264,8 +264,8 @@ ARMS: dict[str, Arm] = {
     "net21-grown": Arm((2, 1), 8, grown=True),
     # Claim (b), issue 18 item 10: net21-msgs-tree8 (3 nodes) trained the task's steps S, deepened to
     # [2, 2, 1] (5) for S/2 more, then to [2, 2, 2, 1] (7) for S/2 more; each new layer is inserted after
-    # layer 1 with clones of the first layer's adapters and fades in over S/8 steps, then the rollouts
-    # are trees of the grown shape again. Against the same shapes trained from scratch, 1.5 S and 2 S steps.
+    # layer 1 with clones of the first layer's adapters and fades in over S/8 steps; the rollouts are trees
+    # of the grown shape from the growth on. Against the same shapes trained from scratch, 1.5 S and 2 S steps.
     "net2221-grown-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
                                deepened=(1.0, 1.5)),
     "net221-msgs-tree8": Arm((2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=1.5),

@@ -242,21 +242,40 @@ def shares_as_a_tree(traces):
     return len({id(t.messages["L3N1"]) for t in first}) == 4
 
 
+def subtrees_run_one_form(traces):
+    """[1, 1] deepened to [1, 2, 1], fading in, as branching [2, 1, 2]: each first-layer sample is read by
+    2 passes of one form (the grown one writes L2N1 and L2N2, the parent's passes skip them); per subtree
+    True when grown."""
+    forms = []
+    for a, b in zip(traces[::2], traces[1::2]):
+        grown = {"L2N1", "L2N2"} <= a.messages.keys()
+        if a.messages["L1N1"] is not b.messages["L1N1"] or grown != ({"L2N1", "L2N2"} <= b.messages.keys()):
+            return None
+        if grown and a.messages["L2N1"] is not b.messages["L2N1"]:
+            return None
+        forms.append(grown)
+    return forms
+
+
 @pytest.mark.slow
 def test_a_branched_run_grows_into_the_tree_of_its_new_shape(backend32):
-    """[1, 1] sampled as a 2 x 2 tree, deepened to [1, 2, 1]: while it fades in the passes are
-    independent (each runs one form), then the next step samples the grown shape's tree."""
+    """[1, 1] sampled as a 2 x 2 tree, deepened to [1, 2, 1]: while it fades in, the grown shape's tree
+    runs the grown or the parent form per first-layer sample, then the grown form everywhere."""
     from neuromas.config import GrowthStage
 
     net = trained_net(backend32, layers=(1, 1), tokens=6)
-    stage = GrowthStage(at_step=1, deepen=[{"after_layer": 1, "width": 2}], ramp_steps=1, branching=[2, 1, 2])
-    config = TrainConfig(steps=3, batch_size=2, group_size=4, lr=1e-2, branching=[2, 2], growth=[stage])
+    stage = GrowthStage(at_step=1, deepen=[{"after_layer": 1, "width": 2}], ramp_steps=2, branching=[2, 1, 2])
+    config = TrainConfig(steps=4, batch_size=2, group_size=4, lr=1e-2, branching=[2, 2], growth=[stage])
     trainer = Trainer(net, LetterTask(), config, progress=False)
     assert trainer.branching == [2, 2]
     trainer.train_step()
-    assert trainer.grow_if_due() and trainer.net.growth is not None and trainer.branching is None
-    assert "growth/alpha" in trainer.train_step()  # independent passes of either form
-    assert trainer.net.growth is None and trainer.branching == [2, 1, 2]
+    assert trainer.grow_if_due() and trainer.net.growth is not None and trainer.branching == [2, 1, 2]
+    assert subtrees_run_one_form(trainer.rollout(trainer.step)) == [False] * 4  # alpha 0: the parent
+    metrics = trainer.train_step()
+    assert metrics["growth/alpha"] == 0 and "node/L2N1/tokens" not in metrics
+    forms = [f for step in range(2, 6) for f in subtrees_run_one_form(trainer.rollout(step))]  # alpha 0.5
+    assert len(forms) == 16 and 0 < sum(forms) < 16
+    assert trainer.train_step()["growth/alpha"] == 0.5 and trainer.net.growth is None
     assert shares_as_a_tree(trainer.rollout(trainer.step))
     metrics = trainer.train_step()
     assert "growth/alpha" not in metrics and "node/L2N2/tokens" in metrics

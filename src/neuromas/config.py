@@ -229,9 +229,9 @@ class GrowthStage(_Strict):
     """Training steps over which the share of passes that run the grown network rises to 1."""
     branching: list[int] | None = None
     """`train.branching` of the grown network, one factor per layer of its new shape: a run whose
-    rollouts are trees keeps them through a growth. While the grown network fades in, the passes
-    are independent (a pass runs the parent or the grown form, and one tree's shared samples
-    cannot belong to both); the tree resumes with this branching once it has faded in."""
+    rollouts are trees keeps them through a growth. While the grown network fades in, the form (the
+    parent or the grown network) is drawn once per first-layer sample, so each subtree of the tree
+    runs one form; the new nodes are credited with what their subtrees add over the parent's."""
 
     @model_validator(mode="after")
     def _has_an_op(self) -> GrowthStage:

@@ -25,7 +25,8 @@ sampled pass runs the grown network with probability `alpha` and otherwise exact
 (its nodes, prompts and node names, with the trained adapters). `alpha` rises linearly from 0 to
 1 over `ramp_steps` training steps (like the fade-in of progressively grown GANs). At alpha = 0
 the grown network *is* the parent; while alpha rises, the G passes of one input mix both forms,
-so the group baseline credits the new nodes with whatever they add over the parent. Greedy
+so the group baseline credits the new nodes with whatever they add over the parent (tree
+rollouts draw the form per first-layer sample, and compare those samples' subtrees). Greedy
 evaluation runs the form most training passes use (the grown one once alpha >= 0.5). When the
 ramp is done the parent is dropped. `ramp_steps: 0` switches the grown network on at once.
 """

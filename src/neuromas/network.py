@@ -164,7 +164,8 @@ class Network:
         passes as a tree: layer l writes prod(branching[:l+1]) samples per input, each shared by
         the passes below it, so a node's samples share what reached them from upstream and can be
         compared with each other (`grpo.tree_advantages`). Shared messages are the same object in
-        every trace that holds them. None: every pass samples every layer anew.
+        every trace that holds them. None: every pass samples every layer anew. While a grown
+        network fades in (grow.py), all passes under one first-layer sample run the same form.
         """
         examples = [x if isinstance(x, Example) else Example(id=str(i), input=x, target=None) for i, x in enumerate(inputs)]
         answer_format = task.answer_format if task is not None else DEFAULT_ANSWER_FORMAT
@@ -173,12 +174,13 @@ class Network:
             self._sampled_calls += self.training
         draws = 1 if not self.training else num_samples
         spans = sample_spans(branching, draws, len(self.topology.layers)) if branching and self.training else None
-        if spans and self.growth is not None:
-            raise NeuromasError("train.branching cannot sample a network while it fades in a growth "
-                                "(a pass runs the parent or the grown form); unset train.branching")
         passes = [(example, s) for example in examples for s in range(draws)]
         messages: list[dict[str, NodeMessage]] = [{} for _ in passes]
-        grown_form = self.growth.draw(len(passes), seed, self.training) if self.growth else [True] * len(passes)
+        # While a growth fades in, a pass runs the grown form or the parent's; a tree draws the form
+        # once per first-layer sample, so each shared message belongs to passes of one form.
+        unit = spans[0] if spans else 1
+        forms = self.growth.draw(len(passes) // unit, seed, self.training) if self.growth else [True] * (len(passes) // unit)
+        grown_form = [form for form in forms for _ in range(unit)]
 
         for l, layer in enumerate(self.topology.layers):
             requests, owners = [], []

@@ -230,10 +230,8 @@ class Trainer:
 
     @property
     def branching(self) -> list[int] | None:
-        """The rollout tree of the network as it is now: the last growth's, else `train.branching`;
-        none while a growth fades in (its passes run one of two forms, which a tree cannot share)."""
-        if self.net.growth is not None:
-            return None
+        """The rollout tree of the network as it is now: the last growth's, else `train.branching`
+        (also while a growth fades in: each first-layer sample's subtree runs one form, Network.forward)."""
         if self.stages_done:
             return self.config.growth[self.stages_done - 1].branching
         return self.config.branching
