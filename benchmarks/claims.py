@@ -138,6 +138,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-diffsum-mix": TaskInfo(splits=True, additive=True),  # (a-b)+(c-d) >= 0, trained on 2-4 numbers
     "arith-diffsum1-mix": TaskInfo(splits=True, additive=True),  # the same with no part below 1: copying is never right
     "arith-diffsum1-34": TaskInfo(splits=True, additive=True),  # the same of 1-9, trained on 3-4 numbers only
+    "arith-diffsum-unshown": TaskInfo(splits=True, additive=True),  # the same, no answer among the question's numbers
     "lookup-16": TaskInfo(splits=True),  # one part holds the answer: the readout combines by choosing
     "lookup-32": TaskInfo(splits=True),
     "lookup2-16-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of two keys, one in each half; trained on 2-16 lines

@@ -370,6 +370,18 @@ def test_arith_min_result_redraws_every_question_with_a_smaller_part(min_result)
                    test_size=1)  # 10-10-10 is the only question
 
 
+def test_arith_answer_not_shown_redraws_every_question_whose_answer_it_shows():
+    knobs = dict(operands=[3, 4], operators="-", top_operators="+", depth=2, min_result=1, min_value=1, spaced=True)
+    shown = tasks.load("arith", **knobs, test_size=100).examples("test")
+    assert sum(e.target in e.meta["operands"] for e in shown) > 20  # "(6 - 5) + (6 - 1)" is 6
+    task = tasks.load("arith", **knobs, answer_not_shown=True, train_size=300, test_size=100)
+    examples = task.examples("train") + task.examples("test")
+    assert len(examples) == 400 and not any(e.target in e.meta["operands"] for e in examples)
+    assert min(r["value"] for e in examples for r in e.meta["subresults"]) == 1
+    with pytest.raises(NeuromasError, match="answer_not_shown found no expression"):
+        tasks.load("arith", operands=2, operators="+", min_value=0, max_value=0, answer_not_shown=True, test_size=1)
+
+
 def test_arith_spaced_writes_operators_apart_in_the_question_and_its_parts():
     task = tasks.load("arith", operands=4, operators="-", top_operators="+", depth=2, min_result=0, spaced=True)
     example = task.examples("test")[0]

@@ -22,6 +22,10 @@ this (DESIGN.md section 1). The knobs set the shape of the tree:
   negative result right. 1 also keeps out a part that is 0, "(5-5)+(9-3)", whose answer is the
   other part, so that a readout that copies one message is never right (with 0 it was, on 19% of
   the parts, and a trained network learned just that).
+- `answer_not_shown`: redraw any expression whose value is one of its numbers. In sums of two
+  differences of 1-9, "(6 - 5) + (6 - 1)" is 6, the first number: 42% of such questions have an
+  answer they show, and a trained single agent learned to answer the first number (19.5% of
+  the test) instead of subtracting.
 - `spaced`: write the operators with spaces, "(9 - 3) + (7 - 5)": written "9-3" the model
   reads a range or a date ("9-7 is a 9-hour clock"; the untrained SmolLM2-135M answers "What is
   9-3?" right on 10% of differences of 1-digit numbers, "What is 9 - 3?" on 65%).
@@ -133,7 +137,7 @@ class Arithmetic(SplitTask):
                  depth: int = 1, seed: int = 0, train_size: int = 2000, test_size: int = 128,
                  train_operands: int | list[int] | None = None, top_operators: str | None = None,
                  min_value: int | None = None, max_value: int | None = None, min_result: int | None = None,
-                 spaced: bool = False):
+                 spaced: bool = False, answer_not_shown: bool = False):
         counts = _counts("operands", operands)
         train_counts = counts if train_operands is None else _counts("train_operands", train_operands)
         if not 1 <= digits <= 18:
@@ -166,6 +170,7 @@ class Arithmetic(SplitTask):
         self.top_operators = None if top_operators is None else _canonical(top_operators)
         self.depth = depth
         self.min_result = min_result
+        self.answer_not_shown = answer_not_shown
         self.space = " " if spaced else ""
         test = self._draw_test(random.Random(f"arith-test:{seed}"), test_size)
         held_out = {ex.input for ex in test if len(ex.meta["operands"]) in train_counts}
@@ -182,17 +187,21 @@ class Arithmetic(SplitTask):
         return sum(values ** k * ops ** (k - 2) * len(self.top_operators) for k in self.counts)
 
     def _example(self, rng: random.Random, split: str, index: int) -> Example:
-        for _ in range(1000):  # min_result: rejection sampling, bounded so it cannot hang
-            numbers = [rng.randint(self.low, self.high) for _ in range(rng.choice(self.counts))]
+        count = rng.choice(self.counts)  # drawn once, so that rejection does not favour counts it rejects less
+        for _ in range(1000):  # min_result, answer_not_shown: rejection sampling, bounded so it cannot hang
+            numbers = [rng.randint(self.low, self.high) for _ in range(count)]
             ops = [rng.choice(self.operators) for _ in numbers[1:]]
             if self.top_operators is not None:  # the operator build_tree puts between the halves
                 ops[_top_index(len(numbers))] = rng.choice(self.top_operators)
             tree = build_tree(numbers, ops, self.depth, self.space)
-            if self.min_result is None or all(r["value"] >= self.min_result for r in subresults(tree)):
+            if ((self.min_result is None or all(r["value"] >= self.min_result for r in subresults(tree)))
+                    and not (self.answer_not_shown and tree["value"] in numbers)):
                 break
         else:
-            raise NeuromasError(f"arith: min_result={self.min_result} found no expression without a smaller value "
-                                "in 1000 draws; lower it, allow '+' or '*' in operators, or drop min_result")
+            wanted = " and ".join([f"min_result={self.min_result}"] * (self.min_result is not None)
+                                  + ["answer_not_shown"] * self.answer_not_shown)
+            raise NeuromasError(f"arith: {wanted} found no expression allowed in 1000 draws; "
+                                "loosen the knobs (allow '+' or '*' in operators, widen the numbers) or drop it")
         expr = tree["expr"]
         return Example(
             id=f"arith/{split}/{index}", input=f"What is {expr}?", target=tree["value"],
