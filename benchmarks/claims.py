@@ -30,6 +30,8 @@ Levers (issue 18 item 9), run when asked for by name:
                      parameters) and 22 calls an input: parts of two numbers on six-number sums
     net321-msgs-tree8 three parts in a binary tree [3, 2, 1] of rank-4 nodes (explicit edges: L2N1
                      adds parts 1-2, L2N2 relays part 3, the readout adds two), branching [2, 1, 8]
+    net21-answers-tree8 net21-msgs-tree8 with every node told the answer format (network.answer_format:
+                     all): each message ends in "Answer: <n>", one rule for the readout to read parts by
     net21-slices-tree8 net21-msgs-tree8 with the readout also reading the question: where the
                      parts are another operation than the combining step ("(9*4)+(6*7)?"), only
                      the question says how to combine what the messages hold
@@ -139,6 +141,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-diffsum1-mix": TaskInfo(splits=True, additive=True),  # the same with no part below 1: copying is never right
     "arith-diffsum1-34": TaskInfo(splits=True, additive=True),  # the same of 1-9, trained on 3-4 numbers only
     "arith-diffsum-unshown": TaskInfo(splits=True, additive=True),  # the same, no answer among the question's numbers
+    "arith-diffsum-unshown-mix": TaskInfo(splits=True, additive=True),  # the same trained on 2-4 numbers
     "lookup-16": TaskInfo(splits=True),  # one part holds the answer: the readout combines by choosing
     "lookup-32": TaskInfo(splits=True),
     "lookup2-16-mix": TaskInfo(splits=True, additive=True, question=True),  # the sum of two keys, one in each half; trained on 2-16 lines
@@ -170,6 +173,7 @@ class Arm:
     readout_lr_factor: float | None = None  # the readout's learning rate, x the task's (train.readout_lr)
     edges: tuple[str, ...] = ()  # explicit edges (network.edges) instead of dense layers
     algorithm: str = "reinforce"  # train.algorithm: "collm-cc" is the CoLLM-CC baseline (issue 22)
+    answer_format: str = "readout"  # network.answer_format: "all" tells every node the task's answer format
     deepened: tuple[float, ...] = ()  # claim (b): starts without these layers after layer 1 and inserts one
     #                                   (its width in `layers`) after each fraction of the task's steps, with fade-in
 
@@ -219,6 +223,8 @@ class Arm:
             sets.append("network.input_to_all=question")
         if self.edges:
             sets.append(f"network.edges={list(self.edges)}")
+        if self.answer_format != "readout":
+            sets.append(f"network.answer_format={self.answer_format}")
         if self.algorithm != "reinforce":
             sets.append(f"train.algorithm={self.algorithm}")
         if self.readout_lr_factor is not None:
@@ -243,6 +249,10 @@ ARMS: dict[str, Arm] = {
     # readout, adding three partial sums, never did): L2N1 adds parts 1 and 2, L2N2 relays part 3.
     "net321-msgs-tree8": Arm((3, 2, 1), 4, slices="msgs", tree=True, readout_branch=8,
                              edges=("L1N1->L2N1", "L1N2->L2N1", "L1N3->L2N2", "L2N1->L3N1", "L2N2->L3N1")),
+    # Every node told the answer format, so each message ends in "Answer: <n>" (arith-diffsum1-mix: the
+    # readout learned to add each message's first number from the mix's one-number parts, wrong on
+    # "9 - 7 = 2."; adding what follows "Answer:" is right on both kinds of part).
+    "net21-answers-tree8": Arm((2, 1), 8, slices="msgs", tree=True, readout_branch=8, answer_format="all"),
     # The readout reads the question beside the two messages (arith-sumprod-mix: messages-only, the
     # readout added two correct products on at most 1 of ~100 questions in 70 steps).
     "net21-slices-tree8": Arm((2, 1), 8, slices="input", tree=True, readout_branch=8),

@@ -84,6 +84,15 @@ def test_sliced_first_layer_is_told_which_part_it_sees():
     assert topo.node("L2N1").input_part is None and topo.node("L1N1").input_part == 0
 
 
+@pytest.mark.parametrize("answer_format, told", [("readout", ["L2N1"]), ("all", ["L1N1", "L1N2", "L2N1"])])
+def test_the_answer_format_goes_to_the_readout_or_to_every_node(answer_format, told):
+    topo = Topology.from_config(NetworkConfig(layers=[2, 1], input_slices=True, answer_format=answer_format))
+    users = {n.id: node_prompt(n, topo, "What is 2 - 1?", {s: "1" for s in n.reads}, FORMAT)[1]["content"]
+             for n in topo.nodes}
+    assert [id for id, user in users.items() if user.endswith("\n\n" + FORMAT)] == told
+    assert all(FORMAT not in user for id, user in users.items() if id not in told)
+
+
 def test_roles_replace_the_structural_prompt_for_the_role_ablation():
     from neuromas.config import NetworkConfig
     from neuromas.errors import NeuromasError

@@ -102,6 +102,12 @@ class NetworkConfig(_Strict):
     paper's method): `malt` (a [1, 1, 1] generator -> verifier -> refiner, as MALT trains),
     `workflow` (first layer solvers, middle layers critics, the readout a judge), or a role
     sentence per node id. A node with a role is told its role, not its position (prompts.py)."""
+    answer_format: Literal["readout", "all"] = "readout"
+    """Which nodes are told the task's answer format ("End your message with 'Answer: <integer>'"):
+    the readout (the paper), or every node, so that each message ends in an answer its readers
+    can find by one rule whatever else it holds. With input slices a part's message is then
+    "9 - 7 = 2. Answer: 2" and a one-number part's "Answer: 6": a readout that adds what follows
+    "Answer:" is right on both, where adding each message's first number is right on the second."""
     header: Literal["full", "short"] = "full"
     """The structural description in each node's system turn: `full` (a sentence about the
     network, then one line per fact: shape, position, inputs, readers) or `short` (the same facts

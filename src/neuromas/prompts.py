@@ -108,7 +108,7 @@ def node_prompt(
     if node.reads:
         user += ["", "Messages:"] if user else ["Messages:"]
         user += [f"[{source}] {incoming[source].strip() or '(empty)'}" for source in node.reads]
-    if node.is_readout:
+    if node.told_format:
         user += ["", answer_format]
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(user)}]
 

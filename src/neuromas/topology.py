@@ -38,6 +38,8 @@ class Node:
     input_part: int | None = None  # with input_slices: which part of the input (or question) it sees (0-based)
     role: str | None = None  # network.roles: the role sentence that replaces its structural prompt
     question_only: bool = False  # input_to_all / sees_input "question": it sees the task's question, not its data
+    told_format: bool = False  # its prompt ends with the task's answer format (the readout; every node with
+    #                            network.answer_format: all)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class Topology:
                 # with slices, a question layer as wide as a cut reads the question of its own part
                 part = i if config.input_slices and (l == 0 or question_only and layer_config.width > 1) else None
                 nodes.append(Node(id, l, i, node_reads, node_readers, sees_input, id == readout, generation, part,
-                                  roles.get(id), question_only))
+                                  roles.get(id), question_only, id == readout or config.answer_format == "all"))
             layers.append(tuple(nodes))
         return cls(tuple(layers), readout)
 
