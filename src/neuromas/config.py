@@ -104,10 +104,11 @@ class NetworkConfig(_Strict):
     sentence per node id. A node with a role is told its role, not its position (prompts.py)."""
     answer_format: Literal["readout", "all"] = "readout"
     """Which nodes are told the task's answer format ("End your message with 'Answer: <integer>'"):
-    the readout (the paper), or every node, so that each message ends in an answer its readers
-    can find by one rule whatever else it holds. With input slices a part's message is then
-    "9 - 7 = 2. Answer: 2" and a one-number part's "Answer: 6": a readout that adds what follows
-    "Answer:" is right on both, where adding each message's first number is right on the second."""
+    the readout (the paper), or every node, asking each message to end in an answer its readers can
+    find by one rule whatever else it holds: with input slices, a readout that adds what follows
+    "Answer:" reads "9 - 7 = 2. Answer: 2" and a one-number part's "Answer: 6" alike, where adding
+    each message's first number is right only on the second. (Untrained, the embedded model
+    mostly ignores the request in hidden nodes; it still changes what they write.)"""
     header: Literal["full", "short"] = "full"
     """The structural description in each node's system turn: `full` (a sentence about the
     network, then one line per fact: shape, position, inputs, readers) or `short` (the same facts
