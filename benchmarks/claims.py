@@ -31,7 +31,7 @@ Levers (issue 18 item 9), run when asked for by name:
     net321-msgs-tree8 three parts in a binary tree [3, 2, 1] of rank-4 nodes (explicit edges: L2N1
                      adds parts 1-2, L2N2 relays part 3, the readout adds two), branching [2, 1, 8]
     net21-answers-tree8 net21-msgs-tree8 with every node told the answer format (network.answer_format:
-                     all): each message ends in "Answer: <n>", one rule for the readout to read parts by
+                     all): each message is asked to end in "Answer: <n>", one rule to read parts by
     net21-slices-tree8 net21-msgs-tree8 with the readout also reading the question: where the
                      parts are another operation than the combining step ("(9*4)+(6*7)?"), only
                      the question says how to combine what the messages hold
@@ -249,7 +249,7 @@ ARMS: dict[str, Arm] = {
     # readout, adding three partial sums, never did): L2N1 adds parts 1 and 2, L2N2 relays part 3.
     "net321-msgs-tree8": Arm((3, 2, 1), 4, slices="msgs", tree=True, readout_branch=8,
                              edges=("L1N1->L2N1", "L1N2->L2N1", "L1N3->L2N2", "L2N1->L3N1", "L2N2->L3N1")),
-    # Every node told the answer format, so each message ends in "Answer: <n>" (arith-diffsum1-mix: the
+    # Every node told the answer format, each message asked to end in "Answer: <n>" (arith-diffsum1-mix: the
     # readout learned to add each message's first number from the mix's one-number parts, wrong on
     # "9 - 7 = 2."; adding what follows "Answer:" is right on both kinds of part).
     "net21-answers-tree8": Arm((2, 1), 8, slices="msgs", tree=True, readout_branch=8, answer_format="all"),
