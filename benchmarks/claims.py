@@ -137,6 +137,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-6x1-mix": TaskInfo(splits=True, additive=True),  # trained on 2-6 numbers
     "arith-sumprod-mix": TaskInfo(splits=True, additive=True),  # (a*b)+(c*d), trained on 2-4 numbers
     "arith-sumprod6-mix": TaskInfo(splits=True, additive=True),  # the same of 2-6: sums up to 72
+    "arith-sumprod5-flat-mix": TaskInfo(splits=True, additive=True),  # a*b+c*d of 1-5, no parentheses
     "arith-diffsum-mix": TaskInfo(splits=True, additive=True),  # (a-b)+(c-d) >= 0, trained on 2-4 numbers
     "arith-diffsum1-mix": TaskInfo(splits=True, additive=True),  # the same with no part below 1: copying is never right
     "arith-diffsum1-34": TaskInfo(splits=True, additive=True),  # the same of 1-9, trained on 3-4 numbers only

@@ -338,6 +338,26 @@ def test_arith_sum_of_products_splits_into_its_two_products():
         task.split_input(task.examples("test")[0], 3)
 
 
+def test_arith_flat_sum_of_products_splits_where_the_precedence_does():
+    task = tasks.load("arith", operands=4, min_value=1, max_value=5, operators="*", top_operators="+",
+                      depth=1, spaced=True, train_operands=[2, 4], train_size=300, test_size=50)
+    for example in task.examples("test"):
+        a, b, c, d = example.meta["operands"]
+        assert example.input == f"What is {a} * {b} + {c} * {d}?" and example.target == a * b + c * d
+        assert task.split_input(example, 2) == [f"What is {a} * {b}?", f"What is {c} * {d}?"]
+        assert task.part_targets(example, 2) == [a * b, c * d]
+    three = next(e for e in task.examples("train") if len(e.meta["operands"]) == 3)
+    a, b, c = three.meta["operands"]
+    assert three.input == f"What is {a} * {b} + {c}?" and task.part_targets(three, 2) == [a * b, c]
+    mixed = tasks.load("arith", operands=[2, 6], operators="+-*", top_operators="+", depth=1,
+                       train_size=0, test_size=200)  # "-" and "*" inside the halves: still their sum
+    for example in mixed.examples("test"):
+        assert sum(mixed.part_targets(example, 2)) == example.target, example.input
+    plain = tasks.load("arith", operands=4, operators="*", depth=1, test_size=20)  # no "+" between the halves
+    with pytest.raises(NeuromasError, match="parts that add up"):
+        plain.split_input(plain.examples("test")[0], 2)
+
+
 def test_arith_min_and_max_value_bound_every_number_drawn():
     task = tasks.load("arith", operands=[2, 4], min_value=2, max_value=6, train_size=200, test_size=100)
     drawn = {n for split in ("train", "test") for e in task.examples(split) for n in e.meta["operands"]}
@@ -395,7 +415,6 @@ def test_arith_spaced_writes_operators_apart_in_the_question_and_its_parts():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"top_operators": "+"}, "top_operators needs depth >= 2"),
     ({"top_operators": "/", "depth": 2}, "top_operators='/' must be made of"),
     ({"min_value": 10}, "min_value=10 must be between 0 and 9"),
     ({"digits": 2, "min_value": 5}, "min_value=5 must be between 10 and 99"),

@@ -14,9 +14,11 @@ this (DESIGN.md section 1). The knobs set the shape of the tree:
 - `max_value`: the largest number drawn, inside that range (default: its top). 2-6 keeps a
   sum of two products under 73, where 1-9 asks the combining step for sums up to 162.
 - `operators`: which of "+-*" may appear, drawn uniformly per position.
-- `top_operators`: the operators that may join the two top-level halves (depth 2 or more),
-  drawn like `operators`; default: as `operators`. "(3*5)+(2*7)", a sum of products, is
-  `operators: "*"`, `top_operators: "+"`: a sum whose parts are each a different sub-problem.
+- `top_operators`: the operators that may join the two halves of the numbers, drawn like
+  `operators`; default: as `operators`. "(3*5)+(2*7)", a sum of products, is `operators: "*"`,
+  `top_operators: "+"`, `depth: 2`: a sum whose parts are each a different sub-problem. With
+  `depth: 1` the same question is flat, "3*5+2*7": the precedence alone says where it splits,
+  and nothing in it shows the two products to work out first.
 - `min_result`: redraw any expression with a value or sub-result below it. 0 asks "(9-3)+(7-5)"
   and not "(3-7)+(2-5)": a small model subtracts a smaller number far more often than it gets a
   negative result right. 1 also keeps out a part that is 0, "(5-5)+(9-3)", whose answer is the
@@ -149,9 +151,6 @@ class Arithmetic(SplitTask):
         if top_operators is not None:
             if not top_operators or set(top_operators) - set(OPERATORS):
                 raise NeuromasError(f"arith: top_operators={top_operators!r} must be made of {OPERATORS!r}")
-            if depth < 2:
-                raise NeuromasError("arith: top_operators needs depth >= 2 (a flat expression has no "
-                                    "top-level halves to join); set depth: 2 or drop top_operators")
         if train_size < 0 or test_size < 0:
             raise NeuromasError("arith: train_size and test_size must be >= 0")
         self.counts = counts
@@ -245,9 +244,9 @@ class Arithmetic(SplitTask):
     def split_input(self, example: Example, parts: int) -> list[str]:
         """The sum cut into parts whose values add up to it. A flat sum: consecutive runs of the
         numbers, "What is 3+5+2+7?" -> "What is 3+5?", "What is 2+7?". A sum of two sub-expressions
-        (depth 2 or more, `+` at the top): its two halves, "What is (3*5)+(2*7)?" -> "What is 3*5?",
-        "What is 2*7?". Anything else has no parts that add up, so it is refused. A part with no
-        number left (more parts than numbers) says so rather than inventing one.
+        (`+` between the halves): its two halves, "What is (3*5)+(2*7)?" or "What is 3*5+2*7?" ->
+        "What is 3*5?", "What is 2*7?". Anything else has no parts that add up, so it is refused.
+        A part with no number left (more parts than numbers) says so rather than inventing one.
         """
         return [f"What is {expr}?" if expr else "(no numbers in this part)"
                 for expr, _ in self._parts(example, parts)]
@@ -262,13 +261,18 @@ class Arithmetic(SplitTask):
             runs = consecutive_runs(example.meta["operands"], parts)
             plus = f"{self.space}+{self.space}"
             return [(plus.join(map(str, run)), sum(run)) if run else ("", None) for run in runs]
-        tree = example.meta["tree"]
-        top = operators[_top_index(len(example.meta["operands"]))]
-        if self.depth >= 2 and top == "+" and parts == 2:
-            return [(str(child) if isinstance(child, int) else child["expr"], _value(child))
-                    for child in tree["children"]]
+        numbers = example.meta["operands"]
+        top = _top_index(len(numbers))
+        if operators[top] == "+" and parts == 2:
+            if self.depth >= 2:
+                halves = example.meta["tree"]["children"]
+            else:  # flat: + binds last and left to right, so "3*5+2*7-1" is (3*5) + (2*7-1)
+                mid = top + 1
+                halves = [build_tree(numbers[:mid], operators[:top], 1, self.space),
+                          build_tree(numbers[mid:], operators[mid:], 1, self.space)]
+            return [(str(half) if isinstance(half, int) else half["expr"], _value(half)) for half in halves]
         raise NeuromasError("arith: input_slices needs parts that add up to the answer: operators='+', "
-                            "or top_operators='+' with depth >= 2 and a first layer of width 2 (with - or * "
+                            "or top_operators='+' and a first layer of width 2 (with - or * "
                             "elsewhere they do not): set operators: '+' or input_slices: false")
 
     def extract(self, completion: str, example: Example | None = None) -> str | None:
