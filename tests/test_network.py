@@ -140,9 +140,14 @@ def test_input_to_all_question_shows_later_layers_the_question_without_the_data(
     whole_first = Network({"layers": [2, 1], "input_to_all": "question"}, backend=EchoBackend()).eval()
     with pytest.raises(NeuromasError, match="input_to_all: question needs the task"):
         whole_first([example])
-    arith = tasks.load("arith", operands=4)
-    with pytest.raises(NeuromasError, match="does not separate its question from its data: set network.input_to_all"):
-        net(arith.examples("test")[:1], task=arith)
+    arith = tasks.load("arith", operands=4, test_size=4, train_size=0)  # a sum: its reducers are asked for the sum
+    (trace,) = net(arith.examples("test")[:1], task=arith)
+    seen = trace.messages["L2N1"].prompt.split("Messages:")[0]
+    assert seen.endswith("What is the sum of the parts?\n\n")
+    assert arith.examples("test")[0].meta["expression"] not in seen
+    products = tasks.load("arith", operands=4, operators="*", test_size=4, train_size=0)  # parts that do not add up
+    with pytest.raises(NeuromasError, match="parts that add up to the answer"):
+        products.question(products.examples("test")[0])
 
 
 def test_a_reduction_tree_shows_each_middle_node_the_question_of_its_half():

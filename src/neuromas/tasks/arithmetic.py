@@ -251,6 +251,13 @@ class Arithmetic(SplitTask):
         return [f"What is {expr}?" if expr else "(no numbers in this part)"
                 for expr, _ in self._parts(example, parts)]
 
+    def question(self, example: Example, parts: int = 1, part: int = 0) -> str:
+        """What a node that reduces parts is asked: their sum, without the numbers, as lookup's
+        reducer reads "Find the sum of the numbers of the owl and the cat." without the list. Every
+        reduction of a sum that splits (`split_input`) is a sum, so every such node reads the same."""
+        self._parts(example, 2)  # refuses a question whose parts do not add up, naming the fix
+        return "What is the sum of the parts?"
+
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
         """The value of each part (None for a part with no numbers)."""
         return [value for _, value in self._parts(example, parts)]

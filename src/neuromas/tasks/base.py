@@ -71,7 +71,7 @@ class Task:
         the two can say; the others refuse."""
         raise NeuromasError(
             f"task {self.name!r} does not separate its question from its data: set network.input_to_all "
-            "to true or false (tasks that can: lookup, jsonl rows with \"question\")"
+            "to true or false (tasks that can: lookup, arith sums, jsonl rows with \"question\")"
         )
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
