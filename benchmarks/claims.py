@@ -131,6 +131,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-2x2": TaskInfo(),
     "arith-3x2": TaskInfo(splits=True, additive=True),
     "arith-4x1": TaskInfo(splits=True, additive=True),
+    "arith-3x1-mix": TaskInfo(splits=True, additive=True),  # trained on 2-3 numbers
     "arith-4x1-mix": TaskInfo(splits=True, additive=True),  # trained on 2-4 numbers
     "arith-4x2": TaskInfo(splits=True, additive=True),
     "arith-4x2-mix": TaskInfo(splits=True, additive=True, question=True),  # trained on 2-4 numbers
