@@ -43,8 +43,10 @@ Levers (issue 18 item 9), run when asked for by name:
     net21-grown      [1, 1] for half the steps, then its first layer widened to 2 with fade-in
     net21-readout-lr net21 with the readout's learning rate twice the task's (train.readout_lr)
     net2221-grown-tree8 claim (b): net21-msgs-tree8 for the task's steps S, then deepened to [2, 2, 1]
-                     for S/2 and to [2, 2, 2, 1] for S/2 (fade-in over S/8; trees of the new shape throughout)
-    net221-msgs-tree8, net2221-msgs-tree8  the grown shapes from scratch, 1.5 S and 2 S steps
+                     for S/2 and to [2, 2, 2, 1] for S/2 (fade-in over S/8; trees of the new shape throughout);
+                     each inserted layer one-to-one (fan_in 1), its nodes relays of the layer below
+    net221-msgs-tree8, net2221-msgs-tree8  the grown shapes from scratch (middle layers one-to-one), 1.5 S
+                     and 2 S steps
 
 The slices arms run only on tasks that split (`split_input`). Every (task, arm, seed) is one
 `neuromas run` directory, `runs/claims/<task>/<arm>/seed<k>`, run in a child process; a run
@@ -178,6 +180,7 @@ class Arm:
     answer_format: str = "readout"  # network.answer_format: "all" tells every node the task's answer format
     deepened: tuple[float, ...] = ()  # claim (b): starts without these layers after layer 1 and inserts one
     #                                   (its width in `layers`) after each fraction of the task's steps, with fade-in
+    relay: bool = False  # middle layers one-to-one (connect: sparse, fan_in 1): node i reads node i below it
 
     def total_steps(self, steps: int) -> int:
         return round(steps * self.steps_factor)
@@ -186,6 +189,13 @@ class Arm:
         """train.branching of a `depth`-layer shape: G/4 first-layer samples (2G passes), one sample of
         each middle layer per sample above it, `readout_branch` readouts of each."""
         return [2 * group_size // self.readout_branch, *[1] * (depth - 2), self.readout_branch]
+
+    def _layers(self, widths) -> str:
+        """network.layers of `widths`, its middle layers one-to-one where the arm relays."""
+        if not self.relay:
+            return str(list(widths))
+        middle = [f"{{width: {w}, connect: sparse, fan_in: 1}}" for w in widths[1:-1]]
+        return f"[{', '.join([str(widths[0]), *middle, str(widths[-1])])}]"
 
     def overrides(self, steps: int, eval_every: int, group_size: int, lr: float | None = None) -> list[str]:
         """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`
@@ -196,15 +206,16 @@ class Arm:
         the first and the readout sample once per sample above them (factor 1: they share its
         advantage), so the readout keeps its group over the same messages."""
         evals = eval_every if self.network else round(eval_every * self.steps_factor)  # a single agent: 8 evaluations
-        sets = [f"network.layers={list(self.layers)}", f"network.adapters.rank={self.rank}",
+        sets = [f"network.layers={self._layers(self.layers)}", f"network.adapters.rank={self.rank}",
                 f"train.steps={self.total_steps(steps)}", f"train.eval_every={evals}"]
         if self.deepened:  # claim (b): [2, 1] -> [2, 2, 1] -> [2, 2, 2, 1], each grown shape's tree from its growth on
             start = [self.layers[0], *self.layers[1 + len(self.deepened):]]
-            sets[0] = f"network.layers={start}"
+            sets[0] = f"network.layers={self._layers(start)}"
             stages = []
+            fan_in = ", fan_in: 1" if self.relay else ""
             for k, fraction in enumerate(self.deepened):
                 stages.append(f"{{at_step: {round(steps * fraction)}, deepen: [{{after_layer: 1, width: "
-                              f"{self.layers[1 + k]}}}], ramp_steps: {max(1, steps // 8)}, "
+                              f"{self.layers[1 + k]}{fan_in}}}], ramp_steps: {max(1, steps // 8)}, "
                               f"branching: {self.branching(len(start) + k + 1, group_size)}}}")
             sets.append(f"train.growth=[{', '.join(stages)}]")
         if self.grown:  # the first layer widened once the [1, 1] network has trained half the steps
@@ -279,10 +290,14 @@ ARMS: dict[str, Arm] = {
     # [2, 2, 1] (5) for S/2 more, then to [2, 2, 2, 1] (7) for S/2 more; each new layer is inserted after
     # layer 1 with clones of the first layer's adapters and fades in over S/8 steps; the rollouts are trees
     # of the grown shape from the growth on. Against the same shapes trained from scratch, 1.5 S and 2 S steps.
+    # The inserted layers are one-to-one (relay): dense, each clone read both partial sums and relayed one, and
+    # the grown network fell from 23.4% to 7.8-10.9% (arith-4x1-mix seed 0, README "Does it work?").
     "net2221-grown-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
-                               deepened=(1.0, 1.5)),
-    "net221-msgs-tree8": Arm((2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=1.5),
-    "net2221-msgs-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2),
+                               deepened=(1.0, 1.5), relay=True),
+    "net221-msgs-tree8": Arm((2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=1.5,
+                             relay=True),
+    "net2221-msgs-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
+                              relay=True),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far
     # than the rank-24 single agent that solves the same task alone.

@@ -182,6 +182,26 @@ def test_a_stage_is_planned_as_one_growth_from_the_original():
         "new": {"L1N2": "L1N1", "L2N1": "L1N1", "L2N2": "L1N1"}}
 
 
+def test_a_one_to_one_deepening_gives_each_new_node_one_message_to_relay():
+    from neuromas.config import GrowthStage, NetworkConfig
+    from neuromas.plan import plan_stage
+    from neuromas.topology import Topology
+
+    parent = NetworkConfig(layers=[2, 1])
+    plan = plan_stage(parent, GrowthStage(at_step=1, deepen=[{"after_layer": 1, "width": 2, "fan_in": 1}]))
+    grown = Topology.from_config(plan.config)
+    assert grown.widths == [2, 2, 1] and grown.node("L3N1").reads == ("L2N1", "L2N2")
+    assert grown.node("L2N1").reads == ("L1N1",) and grown.node("L2N2").reads == ("L1N2",)
+    assert plan.sources == {"L2N1": "L1N1", "L2N2": "L1N2"}, "each relay is a clone of the node it reads"
+    again = plan_stage(plan.config, GrowthStage(at_step=2, deepen=[{"after_layer": 1, "width": 2, "fan_in": 1}]))
+    chain = Topology.from_config(again.config)  # the earlier relays move down and still read one node each
+    assert chain.node("L2N2").reads == ("L1N2",) and chain.node("L3N2").reads == ("L2N2",)
+    assert Topology.from_config(plan_stage(parent, GrowthStage(at_step=1, deepen=[{"after_layer": 1, "width": 2}])).config
+                                ).node("L2N1").reads == ("L1N1", "L1N2"), "without fan_in the new layer is dense"
+    with pytest.raises(NeuromasError, match="fan_in 3 is more than the 2 nodes of layer 1; give 1 to 2"):
+        plan_stage(parent, GrowthStage(at_step=1, deepen=[{"after_layer": 1, "width": 2, "fan_in": 3}]))
+
+
 def test_layers_count_from_1_in_growth_ops_and_layer_errors():
     from neuromas.configfile import parse_config
 

@@ -217,6 +217,11 @@ class DeepenOp(_Strict):
 
     after_layer: int = Field(ge=1)
     width: int = Field(1, ge=1)
+    fan_in: int | None = Field(None, ge=1)
+    """Each new node reads `fan_in` nodes of the layer before it (`connect: sparse`, round-robin)
+    instead of all of them. 1 with the width of that layer is one-to-one: each new node reads the
+    node at its index, a clone of which relays that one message, so the grown network starts
+    close to its parent's function (a dense clone reads every message and may relay any of them)."""
 
 
 class GrowthStage(_Strict):

@@ -51,10 +51,12 @@ def widen(net: Network, layer: int, width: int, init: Init = "clone", ramp_steps
     return apply(net, plan_widen(net.config, layer, width), init, ramp_steps)
 
 
-def deepen(net: Network, after_layer: int, width: int = 1, init: Init = "clone", ramp_steps: int = 10) -> Network:
-    """`net` with a new dense layer of `width` nodes inserted after layer `after_layer` (counted from 1);
-    the nodes after it are renamed (`Plan.renamed`)."""
-    return apply(net, plan_deepen(net.config, after_layer, width), init, ramp_steps)
+def deepen(net: Network, after_layer: int, width: int = 1, init: Init = "clone", ramp_steps: int = 10,
+           fan_in: int | None = None) -> Network:
+    """`net` with a new layer of `width` nodes inserted after layer `after_layer` (counted from 1),
+    dense or each node reading `fan_in` nodes of that layer (1: one-to-one relays); the nodes after
+    it are renamed (`Plan.renamed`)."""
+    return apply(net, plan_deepen(net.config, after_layer, width, fan_in), init, ramp_steps)
 
 
 def apply(net: Network, plan: Plan, init: Init = "clone", ramp_steps: int = 10) -> Network:

@@ -59,9 +59,10 @@ def plan_widen(config: NetworkConfig, layer: int, width: int) -> Plan:
     return Plan(grown, old_ids, sources)
 
 
-def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1) -> Plan:
-    """A dense layer of `width` nodes inserted after layer `after_layer` (counted from 1); the
-    nodes after it move one layer down and are renamed (`L2N1` -> `L3N1`, `Plan.renamed`)."""
+def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1, fan_in: int | None = None) -> Plan:
+    """A layer of `width` nodes inserted after layer `after_layer` (counted from 1), dense or, with
+    `fan_in`, each node reading `fan_in` nodes of that layer (`connect: sparse`); the nodes after
+    it move one layer down and are renamed (`L2N1` -> `L3N1`, `Plan.renamed`)."""
     l = _check_layer(config, after_layer, "deepen")
     depth = len(config.layers)
     if l == depth - 1:
@@ -69,11 +70,15 @@ def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1) -> Plan
                             f"from 1 to {depth - 1}")
     if width < 1:
         raise NeuromasError("deepen: width must be >= 1")
-    layers = [*config.layers[: l + 1], LayerConfig(width=width), *config.layers[l + 1 :]]
+    below = config.layers[l].width
+    if fan_in is not None and fan_in > below:
+        raise NeuromasError(f"deepen: fan_in {fan_in} is more than the {below} nodes of layer {after_layer}; "
+                            f"give 1 to {below}")
+    inserted = LayerConfig(width=width) if fan_in is None else LayerConfig(width=width, connect="sparse", fan_in=fan_in)
+    layers = [*config.layers[: l + 1], inserted, *config.layers[l + 1 :]]
     shift = {node.id: node_id(node.layer + (node.layer > l), node.index) for node in Topology.from_config(config).nodes}
     skip = [_rename_edge(edge, shift) for edge in config.skip] if isinstance(config.skip, list) else config.skip
     grown = config.model_copy(update={"layers": layers, "skip": skip})
-    below = config.layers[l].width
     sources = {node_id(l + 1, i): node_id(l, i % below) for i in range(width)}
     return Plan(grown, {new: old for old, new in shift.items()}, sources)
 
@@ -89,7 +94,8 @@ def then(first: Plan, second: Plan) -> Plan:
 def plan_stage(config: NetworkConfig, stage: GrowthStage) -> Plan:
     """A schedule stage's widenings, then its deepenings, as one plan."""
     steps = [(f"widen[{k}]", plan_widen, (op.layer, op.width)) for k, op in enumerate(stage.widen)]
-    steps += [(f"deepen[{k}]", plan_deepen, (op.after_layer, op.width)) for k, op in enumerate(stage.deepen)]
+    steps += [(f"deepen[{k}]", plan_deepen, (op.after_layer, op.width, op.fan_in))
+              for k, op in enumerate(stage.deepen)]
     plan = None
     for name, planner, args in steps:
         try:
