@@ -153,6 +153,7 @@ TASKS: dict[str, TaskInfo] = {
     "lookup4-8-mix48": TaskInfo(splits=True, additive=True, question=True),  # the same with 48-token messages
     "lookup4-8-len48": TaskInfo(splits=True, additive=True, question=True),  # the same test, trained on four keys in 4-8 lines
     "lookup4-8-both48": TaskInfo(splits=True, additive=True, question=True),  # the same test, trained on 2-4 keys in 4-8 lines
+    "story-4-mix": TaskInfo(splits=True, additive=True, question=True),  # four 1-9 counts in sentences, trained on 2-4 people
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-object_counting-mix": TaskInfo(splits=True, additive=True),  # trained on runs of 1 to all items
     "bbh-word_sorting": TaskInfo(splits=True),

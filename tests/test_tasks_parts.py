@@ -269,3 +269,45 @@ def test_lookup_bad_knobs_fail_in_one_line(params, message):
     with pytest.raises(NeuromasError, match=message) as error:
         tasks.load("lookup", **params)
     assert "\n" not in str(error.value)
+
+
+def test_story_parts_ask_about_their_people_and_add_up_to_the_answer():
+    task = tasks.load("story", people=4, test_size=40, train_size=0)
+    for example in task.examples("test"):
+        names, values, thing = example.meta["names"], example.meta["values"], example.meta["thing"]
+        assert len(set(names)) == 4 and all(1 <= v <= 9 for v in values) and example.target == sum(values)
+        assert example.input.endswith(f"How many {thing} do {names[0]}, {names[1]}, {names[2]} and {names[3]} have in all?")
+        parts = task.split_input(example, 2)
+        assert parts[0].endswith(f"How many {thing} do {names[0]} and {names[1]} have in all?")
+        assert f"{names[2]} has {values[2]} " in parts[1] and names[0] not in parts[1]
+        assert task.part_targets(example, 2) == [values[0] + values[1], values[2] + values[3]]
+        assert [task.question(example, 2, i) for i in (0, 1)] == [p[p.index("How many"):] for p in parts]
+        assert task.question(example) == example.input[example.input.index("How many"):]
+    one = task.split_input(task.examples("test")[0], 4)[0]
+    assert one.endswith("have?") and " does " in one
+    assert task.split_input(task.examples("test")[0], 5)[4] == "(nobody in this part)"
+    assert task.part_targets(task.examples("test")[0], 5)[4] is None
+    example = task.examples("test")[0]
+    replies = [f"{example.meta['names'][0]} has {example.meta['values'][0]}. Answer: {example.target}", "Answer: 0", ""]
+    assert task.reward(replies, [example] * 3) == [1.0, 0.0, 0.0]
+
+
+def test_story_one_of_a_thing_is_singular_and_train_people_mixes_the_train_split_only():
+    task = tasks.load("story", people=4, train_people=[1, 4], test_size=30, train_size=400, seed=2)
+    assert {len(e.meta["names"]) for e in task.examples("test")} == {4}
+    assert {len(e.meta["names"]) for e in task.examples("train")} == {1, 2, 3, 4}
+    assert not {e.input for e in task.examples("test")} & {e.input for e in task.examples("train")}
+    same = tasks.load("story", people=4, test_size=30, train_size=0, seed=2)
+    assert [e.input for e in same.examples("test")] == [e.input for e in task.examples("test")]
+    lone = next(e for e in task.examples("train") if len(e.meta["names"]) == 1)
+    assert lone.input.endswith(f"How many {lone.meta['thing']} does {lone.meta['names'][0]} have?")
+    ones = [e for e in task.examples("train") if 1 in e.meta["values"]]
+    assert ones and all(f" has 1 {e.meta['thing'][:-1]}." in e.input for e in ones)
+
+
+@pytest.mark.parametrize("params, message", [({"people": 0}, "people=0 must be between 1 and"),
+                                             ({"min_value": 5, "max_value": 3}, "min_value=5, max_value=3"),
+                                             ({"train_people": [3, 2]}, r"train_people=\[3, 2\] must be")])
+def test_story_bad_knobs_fail_in_one_line(params, message):
+    with pytest.raises(NeuromasError, match=message):
+        tasks.load("story", **params)

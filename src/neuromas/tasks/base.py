@@ -61,7 +61,7 @@ class Task:
         """
         raise NeuromasError(
             f"task {self.name!r} cannot split its input into parts: set network.input_slices: false "
-            "(tasks that can: arith with '+', lookup, jsonl rows with \"parts\", bbh word_sorting and object_counting)"
+            "(tasks that can: arith with '+', lookup, story, jsonl rows with \"parts\", bbh word_sorting and object_counting)"
         )
 
     def question(self, example: Example, parts: int = 1, part: int = 0) -> str:
@@ -71,7 +71,7 @@ class Task:
         the two can say; the others refuse."""
         raise NeuromasError(
             f"task {self.name!r} does not separate its question from its data: set network.input_to_all "
-            "to true or false (tasks that can: lookup, arith sums, jsonl rows with \"question\")"
+            "to true or false (tasks that can: lookup, story, arith sums, jsonl rows with \"question\")"
         )
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
