@@ -371,13 +371,16 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path,
     assert first.exit_code == 0, first.output
     bad = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "one:2"])
     assert bad.exit_code == 2 and "write LAYER:WIDTH" in bad.output
-    grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "1:2"])
+    bad = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "1:2:x"])
+    assert bad.exit_code == 2 and "write LAYER:WIDTH or LAYER:WIDTH:FAN_IN" in bad.output
+    grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "1:2:1"])
     assert grown.exit_code == 0, grown.output
     assert "nodes renamed: L2N1 -> L3N1" in grown.output
     record = json.loads((tmp_path / "g" / "growth.jsonl").read_text())
     assert record["renamed"] == {"L2N1": "L3N1"} and record["new"] == {"L2N1": "L1N1", "L2N2": "L1N1"}
     config = yaml.safe_load((tmp_path / "g" / "config.yaml").read_text())
     assert [layer["width"] for layer in config["network"]["layers"]] == [1, 2, 1]
+    assert (config["network"]["layers"][1]["connect"], config["network"]["layers"][1]["fan_in"]) == ("sparse", 1)
     assert config["init_from"] == str(tmp_path / "g" / "grown") and config["train"]["growth"] == []
     second = cli.invoke(app, ["run", "g/config.yaml", "-q"])
     assert second.exit_code == 0, second.output

@@ -265,6 +265,10 @@ def report(
 GrowOpt = Annotated[Optional[list[str]], typer.Option(
     help="LAYER:WIDTH, layers counted from 1 as in node ids (--widen 1:2 widens the layer of L1N1); repeat for "
     "several.")]
+DeepenOpt = Annotated[Optional[list[str]], typer.Option(
+    help="LAYER:WIDTH[:FAN_IN], a layer of WIDTH nodes after LAYER (counted from 1), reading all of that layer's "
+    "nodes or FAN_IN of them each (--deepen 1:2:1 after a width-2 layer: one-to-one relays, which start as "
+    "their parent); repeat for several.")]
 
 
 @app.command()
@@ -275,13 +279,13 @@ def grow(
         show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="New run directory to write.", show_default=False)],
     widen: GrowOpt = None,
-    deepen: GrowOpt = None,
+    deepen: DeepenOpt = None,
     init: Annotated[str, typer.Option(help="New nodes' adapters: clone (a trained node's) or fresh.")] = "clone",
     ramp_steps: Annotated[int, typer.Option(help="Training steps over which the grown network fades in.")] = 10,
 ) -> None:
     """Grow a trained network wider (--widen) or deeper (--deepen) into a new run to train."""
     stage = {"at_step": 1, "widen": [_layer_width(w, "widen", "layer") for w in widen or []],
-             "deepen": [_layer_width(d, "deepen", "after_layer") for d in deepen or []],
+             "deepen": [_deepening(d) for d in deepen or []],
              "init": init, "ramp_steps": ramp_steps}
     from neuromas.runner import run_grow
 
@@ -299,6 +303,14 @@ def _layer_width(text: str, option: str, key: str) -> dict[str, int]:
     if not sep or not layer.strip().isdigit() or not width.strip().isdigit():
         raise NeuromasError(f"--{option} {text!r}: write LAYER:WIDTH with layers counted from 1, e.g. --{option} 1:2")
     return {key: int(layer), "width": int(width)}
+
+
+def _deepening(text: str) -> dict[str, int]:
+    """--deepen LAYER:WIDTH[:FAN_IN] as a DeepenOp's fields."""
+    head, sep, fan_in = text.rpartition(":") if text.count(":") == 2 else (text, "", "")
+    if sep and not fan_in.strip().isdigit():
+        raise NeuromasError(f"--deepen {text!r}: write LAYER:WIDTH or LAYER:WIDTH:FAN_IN, e.g. --deepen 1:2:1")
+    return _layer_width(head, "deepen", "after_layer") | ({"fan_in": int(fan_in)} if sep else {})
 
 
 @app.command()

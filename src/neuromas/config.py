@@ -212,7 +212,7 @@ class WidenOp(_Strict):
 
 
 class DeepenOp(_Strict):
-    """Insert a dense layer of `width` nodes after layer `after_layer` (counted from 1); the layers
+    """Insert a layer of `width` nodes after layer `after_layer` (counted from 1); the layers
     after it move down one and their nodes are renamed (`growth.jsonl` in the run directory lists them)."""
 
     after_layer: int = Field(ge=1)
