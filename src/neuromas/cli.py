@@ -267,8 +267,8 @@ GrowOpt = Annotated[Optional[list[str]], typer.Option(
     "several.")]
 DeepenOpt = Annotated[Optional[list[str]], typer.Option(
     help="LAYER:WIDTH[:FAN_IN], a layer of WIDTH nodes after LAYER (counted from 1), reading all of that layer's "
-    "nodes or FAN_IN of them each (--deepen 1:2:1 after a width-2 layer: one-to-one relays, which start as "
-    "their parent); repeat for several.")]
+    "nodes or FAN_IN of them each (--deepen 1:2:1 after a width-2 layer: one-to-one, each new node reading "
+    "one message); repeat for several.")]
 
 
 @app.command()
