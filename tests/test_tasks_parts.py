@@ -307,7 +307,9 @@ def test_story_one_of_a_thing_is_singular_and_train_people_mixes_the_train_split
 
 @pytest.mark.parametrize("params, message", [({"people": 0}, "people=0 must be between 1 and"),
                                              ({"min_value": 5, "max_value": 3}, "min_value=5, max_value=3"),
-                                             ({"train_people": [3, 2]}, r"train_people=\[3, 2\] must be")])
+                                             ({"train_people": [3, 2]}, r"train_people=\[3, 2\] must be"),
+                                             ({"people": 1, "min_value": 1, "max_value": 1, "test_size": 300},
+                                              "could not draw 300 distinct test stories")])
 def test_story_bad_knobs_fail_in_one_line(params, message):
     with pytest.raises(NeuromasError, match=message):
         tasks.load("story", **params)

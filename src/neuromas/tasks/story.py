@@ -58,16 +58,23 @@ class StorySum(SplitTask):
         test_rng, train_rng = random.Random(f"story-test:{seed}"), random.Random(f"story-train:{seed}")
         test: list[Example] = []
         seen: set[str] = set()
-        while len(test) < test_size:  # names x things x values: far more stories than any split
+        for _ in range(50 * test_size + 1000):  # bounded: narrow knobs (one person, one value) hold few stories
+            if len(test) == test_size:
+                break
             example = self._example(test_rng, "test", len(test), people)
             if example.input not in seen:
                 seen.add(example.input)
                 test.append(example)
         train: list[Example] = []
-        while len(train) < train_size:  # short stories repeat; a trainer samples with replacement anyway
+        for _ in range(100 * train_size + 10000):  # short stories repeat; a trainer samples with replacement anyway
+            if len(train) == train_size:
+                break
             example = self._example(train_rng, "train", len(train), train_rng.choice(train_counts))
             if example.input not in seen:
                 train.append(example)
+        if len(test) < test_size or len(train) < train_size:
+            raise NeuromasError(f"story: could not draw {test_size} distinct test stories and {train_size} others to "
+                                "train on; lower test_size or widen the knobs (people, min_value-max_value)")
         super().__init__(train, test)
 
     def _example(self, rng: random.Random, split: str, index: int, people: int) -> Example:
