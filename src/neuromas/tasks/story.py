@@ -101,8 +101,7 @@ class StorySum(SplitTask):
     def question(self, example: Example, parts: int = 1, part: int = 0) -> str:
         """The question without the sentences, "How many coins do Anna, Ben, Carl and Dana have in
         all?"; of part `part` of `parts`, the question about that part's people."""
-        run = self._runs(example, parts)[part] if parts > 1 else list(zip(example.meta["names"], example.meta["values"]))
-        names = [name for name, _ in run] or example.meta["names"]
+        names = [name for name, _ in self._runs(example, parts)[part]] or example.meta["names"]
         return _question(names, example.meta["thing"])
 
     def part_targets(self, example: Example, parts: int) -> list[Any] | None:
