@@ -102,7 +102,9 @@ from benchmarks.common import (
     smoke_runs,
     write_results,
 )
+from neuromas.config import NetworkConfig
 from neuromas.configfile import load_config
+from neuromas.plan import plan_deepen
 from neuromas.rl.metrics import read_metrics
 from neuromas.trace import read_traces
 
@@ -154,6 +156,7 @@ TASKS: dict[str, TaskInfo] = {
     "lookup4-8-len48": TaskInfo(splits=True, additive=True, question=True),  # the same test, trained on four keys in 4-8 lines
     "lookup4-8-both48": TaskInfo(splits=True, additive=True, question=True),  # the same test, trained on 2-4 keys in 4-8 lines
     "story-4-mix": TaskInfo(splits=True, additive=True, question=True),  # four 1-9 counts in sentences, trained on 2-4 people
+    "digitsum-4-mix": TaskInfo(splits=True, additive=True),  # the digit sum of 4-digit numbers, trained on 2-4 digits
     "bbh-object_counting": TaskInfo(splits=True, additive=True),
     "bbh-object_counting-mix": TaskInfo(splits=True, additive=True),  # trained on runs of 1 to all items
     "bbh-word_sorting": TaskInfo(splits=True),
@@ -182,6 +185,8 @@ class Arm:
     deepened: tuple[float, ...] = ()  # claim (b): starts without these layers after layer 1 and inserts one
     #                                   (its width in `layers`) after each fraction of the task's steps, with fade-in
     relay: bool = False  # middle layers one-to-one (connect: sparse, fan_in 1): node i reads node i below it
+    keep_edges: bool = False  # claim (b): each deepening keeps the old reads as skip edges (DeepenOp.keep_edges);
+    #                           a shape from scratch gets the skip edges its growth would have left
 
     def total_steps(self, steps: int) -> int:
         return round(steps * self.steps_factor)
@@ -197,6 +202,14 @@ class Arm:
             return str(list(widths))
         middle = [f"{{width: {w}, connect: sparse, fan_in: 1}}" for w in widths[1:-1]]
         return f"[{', '.join([str(widths[0]), *middle, str(widths[-1])])}]"
+
+    def grown_skip(self) -> list[str]:
+        """The skip edges of `layers` grown from [first, readout] by one-to-one deepenings after layer
+        1 that keep their edges (the claim (b) growth), so a shape from scratch has the grown graph."""
+        config = NetworkConfig(layers=[self.layers[0], self.layers[-1]])
+        for width in reversed(self.layers[1:-1]):  # each growth inserts right after layer 1
+            config = plan_deepen(config, 1, width, 1 if self.relay else None, keep_edges=True).config
+        return config.skip
 
     def overrides(self, steps: int, eval_every: int, group_size: int, lr: float | None = None) -> list[str]:
         """`--set`s of this arm, for a task whose recipe trains `steps` steps with G = `group_size`
@@ -214,11 +227,14 @@ class Arm:
             sets[0] = f"network.layers={self._layers(start)}"
             stages = []
             fan_in = ", fan_in: 1" if self.relay else ""
+            keep = ", keep_edges: true" if self.keep_edges else ""
             for k, fraction in enumerate(self.deepened):
                 stages.append(f"{{at_step: {round(steps * fraction)}, deepen: [{{after_layer: 1, width: "
-                              f"{self.layers[1 + k]}{fan_in}}}], ramp_steps: {max(1, steps // 8)}, "
+                              f"{self.layers[1 + k]}{fan_in}{keep}}}], ramp_steps: {max(1, steps // 8)}, "
                               f"branching: {self.branching(len(start) + k + 1, group_size)}}}")
             sets.append(f"train.growth=[{', '.join(stages)}]")
+        elif self.keep_edges:  # from scratch: the graph of the grown run's last shape
+            sets.append(f"network.skip={self.grown_skip()}")
         if self.grown:  # the first layer widened once the [1, 1] network has trained half the steps
             half = self.total_steps(steps) // 2
             sets[0] = f"network.layers={[1] * len(self.layers)}"
@@ -299,6 +315,16 @@ ARMS: dict[str, Arm] = {
                              relay=True),
     "net2221-msgs-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
                               relay=True),
+    # The same growth keeping every old edge (DeepenOp.keep_edges): the readout still reads the first layer
+    # by skip edges beside the relays, so the parts it learned to add stay in its prompt. The one-to-one
+    # relays alone lost them (23.4% -> 15.6% -> 5.5%, seed 0): a relay handed "8 + 3 = 11" writes about it.
+    # The shapes from scratch get the same skip edges.
+    "net2221-grownskip-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
+                                   deepened=(1.0, 1.5), relay=True, keep_edges=True),
+    "net221-skip-tree8": Arm((2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=1.5,
+                             relay=True, keep_edges=True),
+    "net2221-skip-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
+                              relay=True, keep_edges=True),
     # Twice the readout's learning rate: at one learning rate a LoRA step grows with the rank (about
     # sqrt(rank) at the start, up to rank once aligned), so the rank-8 readout steps 1.7-3x less far
     # than the rank-24 single agent that solves the same task alone.
@@ -313,7 +339,9 @@ CAMPAIGN = ("arith-4x1", "arith-2x2", "bbh-object_counting")
 SINGLES = ("single", "single-compute")
 # Claim (b) (issue 18 item 10): a grown network against the same shapes from scratch; rank 8 per node as
 # the network it grows from, so they are compared with each other, not with the single agent
-GROWTH_ARMS = ("net2221-grown-tree8", "net221-msgs-tree8", "net2221-msgs-tree8")  # the grown run, then its stages' shapes
+GROWTH_DESIGNS = (("net2221-grown-tree8", "net221-msgs-tree8", "net2221-msgs-tree8"),  # the grown run, then
+                  ("net2221-grownskip-tree8", "net221-skip-tree8", "net2221-skip-tree8"))  # its shapes from scratch
+GROWTH_ARMS = tuple(arm for design in GROWTH_DESIGNS for arm in design)
 LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown or arm.readout_lr_factor)  # issue 18 item 9: tried one at a time
 OTHER_ALGORITHMS = tuple(a for a, arm in ARMS.items() if arm.algorithm != "reinforce")  # baselines, asked for by name
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
@@ -973,7 +1001,13 @@ def growth_comparison(by_arm: dict) -> list[dict]:
     from scratch, paired by seed and question, at equal steps (the scratch run's end) and at equal
     rollout tokens (the scratch run's last evaluation whose rollout tokens do not exceed the grown
     run's at that step: growing costs fewer tokens, since the smaller shapes come first)."""
-    grown_arm, *scratch_arms = GROWTH_ARMS
+    rows = []
+    for grown_arm, *scratch_arms in GROWTH_DESIGNS:
+        rows += _growth_rows(by_arm, grown_arm, scratch_arms)
+    return rows
+
+
+def _growth_rows(by_arm: dict, grown_arm: str, scratch_arms: list[str]) -> list[dict]:
     grown = by_arm.get(grown_arm, {})
     rows = []
     for scratch_arm in scratch_arms:
@@ -993,7 +1027,7 @@ def growth_comparison(by_arm: dict) -> list[dict]:
             at_tokens[seed] = (rewards_at(scratch[seed], tokens_step[seed]) if tokens_step[seed]
                                else scratch[seed]["rewards_before"])
         if grown_at:
-            rows.append({"scratch": scratch_arm, "layers": list(ARMS[scratch_arm].layers),
+            rows.append({"grown_arm": grown_arm, "scratch": scratch_arm, "layers": list(ARMS[scratch_arm].layers),
                          "steps": scratch[next(iter(grown_at))]["steps"], "grown": arm_accuracy(grown_at),
                          "scratch_at_steps": arm_accuracy(at_steps), "scratch_at_tokens": arm_accuracy(at_tokens),
                          "scratch_tokens_steps": [tokens_step[s] for s in sorted(tokens_step)],
@@ -1108,10 +1142,11 @@ def growth_markdown(metrics: dict) -> list[str]:
              "[2, 2, 2, 1], half as many steps each) read at the end of each grown stage, against that shape trained "
              "from scratch at equal steps (its end) and at equal rollout tokens (its last evaluation within the grown "
              "run's tokens, at the step given per seed); differences in points, paired by seed and question.", "",
-             "| task | shape | steps | grown % [95% CI] | scratch, equal steps % | grown - scratch | scratch, equal "
-             "tokens % (steps) | grown - scratch |", "|---|---|---|---|---|---|---|---|"]
+             "| task | grown arm | shape | steps | grown % [95% CI] | scratch, equal steps % | grown - scratch | scratch, "
+             "equal tokens % (steps) | grown - scratch |", "|---|---|---|---|---|---|---|---|---|"]
     for task, row in rows:
-        lines.append(f"| {task} | {row['layers']} | {row['steps']} | {_ci(row['grown'])} | {_ci(row['scratch_at_steps'])} "
+        lines.append(f"| {task} | {row['grown_arm']} | {row['layers']} | {row['steps']} | {_ci(row['grown'])} "
+                     f"| {_ci(row['scratch_at_steps'])} "
                      f"| {_ci(row['diff_at_steps'], 'mean')} | {_ci(row['scratch_at_tokens'])} "
                      f"({', '.join(map(str, row['scratch_tokens_steps']))}) | {_ci(row['diff_at_tokens'], 'mean')} |")
     return lines

@@ -440,3 +440,27 @@ def test_claim_b_reads_the_grown_run_at_each_stage_against_scratch_at_equal_step
     early = {**by_arm, "net2221-grown-tree8": {0: run(100, grown_tokens, lambda s: 2, evals[:10])}}
     assert claims.growth_comparison(early) == []
     assert "Claim (b)" in "\n".join(claims.growth_markdown({"arith-4x1-mix": {"growth": [five, seven]}}))
+    # the growth that keeps its edges is compared with its own shapes from scratch, row by row
+    skip_design = dict(zip(claims.GROWTH_DESIGNS[1], by_arm.values()))
+    rows = claims.growth_comparison({**by_arm, **skip_design})
+    assert [(r["grown_arm"], r["scratch"]) for r in rows] == [
+        ("net2221-grown-tree8", "net221-msgs-tree8"), ("net2221-grown-tree8", "net2221-msgs-tree8"),
+        ("net2221-grownskip-tree8", "net221-skip-tree8"), ("net2221-grownskip-tree8", "net2221-skip-tree8")]
+    assert rows[2]["diff_at_steps"] == five["diff_at_steps"]
+
+
+def test_claim_b_shapes_from_scratch_have_the_graph_their_growth_leaves():
+    from neuromas.config import GrowthStage, NetworkConfig
+    from neuromas.plan import plan_schedule
+    from neuromas.topology import Topology
+
+    grown = claims.ARMS["net2221-grownskip-tree8"]
+    stage = {"after_layer": 1, "width": 2, "fan_in": 1, "keep_edges": True}
+    plans = plan_schedule(NetworkConfig(layers=[2, 1]), [GrowthStage(at_step=s, deepen=[stage]) for s in (1, 2)])
+    for plan, arm in zip(plans, ("net221-skip-tree8", "net2221-skip-tree8")):
+        scratch = claims.ARMS[arm]
+        assert scratch.layers == tuple(layer.width for layer in plan.config.layers) and scratch.relay == grown.relay
+        layers = [scratch.layers[0], *({"width": w, "connect": "sparse", "fan_in": 1} for w in scratch.layers[1:-1]), 1]
+        built = Topology.from_config(NetworkConfig(layers=layers, skip=scratch.grown_skip()))
+        assert built.edges == Topology.from_config(plan.config).edges, arm
+    assert any("skip" in s for s in claims.ARMS["net221-skip-tree8"].overrides(80, 10, 8))

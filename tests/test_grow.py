@@ -202,6 +202,25 @@ def test_a_one_to_one_deepening_gives_each_new_node_one_message_to_relay():
         plan_stage(parent, GrowthStage(at_step=1, deepen=[{"after_layer": 1, "width": 2, "fan_in": 3}]))
 
 
+def test_a_deepening_that_keeps_edges_leaves_the_old_reads_as_skip_edges():
+    from neuromas.config import GrowthStage, NetworkConfig
+    from neuromas.plan import plan_stage
+    from neuromas.topology import Topology
+
+    keep = {"after_layer": 1, "width": 2, "fan_in": 1, "keep_edges": True}
+    plan = plan_stage(NetworkConfig(layers=[2, 1]), GrowthStage(at_step=1, deepen=[keep]))
+    grown = Topology.from_config(plan.config)
+    assert plan.config.skip == ["L1N1->L3N1", "L1N2->L3N1"]
+    assert grown.node("L3N1").reads == ("L1N1", "L1N2", "L2N1", "L2N2"), "the readout reads its old inputs and the relays"
+    again = plan_stage(plan.config, GrowthStage(at_step=2, deepen=[keep]))
+    chain = Topology.from_config(again.config)  # old skips renamed; the old relays keep their one message too
+    assert again.config.skip == ["L1N1->L4N1", "L1N2->L4N1", "L1N1->L3N1", "L1N2->L3N2"]
+    assert chain.node("L4N1").reads == ("L1N1", "L1N2", "L3N1", "L3N2")
+    assert chain.node("L3N2").reads == ("L1N2", "L2N2")
+    everything = NetworkConfig(layers=[2, 1], skip="all")  # every earlier node is read already: nothing to add
+    assert plan_stage(everything, GrowthStage(at_step=1, deepen=[keep])).config.skip == "all"
+
+
 def test_layers_count_from_1_in_growth_ops_and_layer_errors():
     from neuromas.configfile import parse_config
 
@@ -373,7 +392,8 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path,
     assert bad.exit_code == 2 and "write LAYER:WIDTH" in bad.output
     bad = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "1:2:x"])
     assert bad.exit_code == 2 and "write LAYER:WIDTH or LAYER:WIDTH:FAN_IN" in bad.output
-    grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "1:2:1"])
+    grown = cli.invoke(app, ["grow", str(tmp_path / "small"), "--out", str(tmp_path / "g"), "--deepen", "1:2:1",
+                             "--keep-edges"])
     assert grown.exit_code == 0, grown.output
     assert "nodes renamed: L2N1 -> L3N1" in grown.output
     record = json.loads((tmp_path / "g" / "growth.jsonl").read_text())
@@ -381,6 +401,7 @@ def test_grow_command_writes_a_run_that_starts_where_the_old_one_ended(tmp_path,
     config = yaml.safe_load((tmp_path / "g" / "config.yaml").read_text())
     assert [layer["width"] for layer in config["network"]["layers"]] == [1, 2, 1]
     assert (config["network"]["layers"][1]["connect"], config["network"]["layers"][1]["fan_in"]) == ("sparse", 1)
+    assert config["network"]["skip"] == ["L1N1->L3N1"], "--keep-edges: the readout still reads L1N1"
     assert config["init_from"] == str(tmp_path / "g" / "grown") and config["train"]["growth"] == []
     second = cli.invoke(app, ["run", "g/config.yaml", "-q"])
     assert second.exit_code == 0, second.output

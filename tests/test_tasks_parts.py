@@ -309,7 +309,44 @@ def test_story_one_of_a_thing_is_singular_and_train_people_mixes_the_train_split
                                              ({"min_value": 5, "max_value": 3}, "min_value=5, max_value=3"),
                                              ({"train_people": [3, 2]}, r"train_people=\[3, 2\] must be"),
                                              ({"people": 1, "min_value": 1, "max_value": 1, "test_size": 300},
-                                              "could not draw 300 distinct test stories")])
+                                              "could not draw 300 distinct test inputs")])
 def test_story_bad_knobs_fail_in_one_line(params, message):
     with pytest.raises(NeuromasError, match=message):
         tasks.load("story", **params)
+
+
+def test_digitsum_parts_are_runs_of_digits_whose_sums_add_up_to_the_answer():
+    task = tasks.load("digitsum", digits=4, test_size=60, train_size=0)
+    for example in task.examples("test"):
+        digits = example.meta["digits"]
+        number = "".join(map(str, digits))
+        assert example.input == f"What is the sum of the digits of {number}?" and example.target == sum(digits)
+        assert all(1 <= d <= 9 for d in digits)
+        assert task.split_input(example, 2) == [f"What is the sum of the digits of {number[:2]}?",
+                                                f"What is the sum of the digits of {number[2:]}?"]
+        assert task.part_targets(example, 2) == [digits[0] + digits[1], digits[2] + digits[3]]
+    example = task.examples("test")[0]
+    assert task.split_input(example, 4)[3] == f"What is the sum of the digits of {example.meta['digits'][3]}?"
+    assert task.split_input(example, 5)[4] == "(no digits in this part)" and task.part_targets(example, 5)[4] is None
+    assert task.reward([f"{example.meta['digits'][0]} + ... Answer: {example.target}", "Answer: 0"], [example] * 2) == [1.0, 0.0]
+
+
+def test_digitsum_train_digits_mixes_the_train_split_only_and_zeros_never_lead():
+    task = tasks.load("digitsum", digits=4, min_digit=0, train_digits=[1, 4], test_size=50, train_size=500, seed=3)
+    assert {len(e.meta["digits"]) for e in task.examples("test")} == {4}
+    assert {len(e.meta["digits"]) for e in task.examples("train")} == {1, 2, 3, 4}
+    assert not {e.input for e in task.examples("test")} & {e.input for e in task.examples("train")}
+    everything = task.examples("test") + task.examples("train")
+    assert all(e.meta["digits"][0] != 0 for e in everything) and any(0 in e.meta["digits"] for e in everything)
+    same = tasks.load("digitsum", digits=4, min_digit=0, test_size=50, train_size=0, seed=3)
+    assert [e.input for e in same.examples("test")] == [e.input for e in task.examples("test")]
+
+
+@pytest.mark.parametrize("params, message", [({"digits": 0}, "digits=0 must be between 1 and 30"),
+                                             ({"min_digit": 10}, "min_digit=10 must be between 0 and 9"),
+                                             ({"train_digits": [3, 2]}, r"train_digits=\[3, 2\] must be"),
+                                             ({"digits": 1, "test_size": 20}, "could not draw 20 distinct test inputs")])
+def test_digitsum_bad_knobs_fail_in_one_line(params, message):
+    with pytest.raises(NeuromasError, match=message) as error:
+        tasks.load("digitsum", **params)
+    assert "\n" not in str(error.value)

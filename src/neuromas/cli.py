@@ -282,10 +282,12 @@ def grow(
     deepen: DeepenOpt = None,
     init: Annotated[str, typer.Option(help="New nodes' adapters: clone (a trained node's) or fresh.")] = "clone",
     ramp_steps: Annotated[int, typer.Option(help="Training steps over which the grown network fades in.")] = 10,
+    keep_edges: Annotated[bool, typer.Option(
+        help="With --deepen: the nodes after the new layer keep reading the layer before it, by skip edges.")] = False,
 ) -> None:
     """Grow a trained network wider (--widen) or deeper (--deepen) into a new run to train."""
     stage = {"at_step": 1, "widen": [_layer_width(w, "widen", "layer") for w in widen or []],
-             "deepen": [_deepening(d) for d in deepen or []],
+             "deepen": [_deepening(d) | {"keep_edges": keep_edges} for d in deepen or []],
              "init": init, "ramp_steps": ramp_steps}
     from neuromas.runner import run_grow
 

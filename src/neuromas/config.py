@@ -223,6 +223,10 @@ class DeepenOp(_Strict):
     node at its index, so it has one message to pass on, where a dense clone reads every message
     and may relay any of them. Measured on arith-4x1-mix (README "Does it work?"), neither keeps
     the parent's accuracy through a 10-step fade-in: a clone handed a message writes about it."""
+    keep_edges: bool = False
+    """The nodes that read layer `after_layer` keep reading it, by skip edges (`network.skip`),
+    beside the new layer, so the readout still gets the messages it was trained on and the new
+    layer's messages come in addition (DenseNet-style); without it they read only the new layer."""
 
 
 class GrowthStage(_Strict):

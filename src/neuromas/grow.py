@@ -52,11 +52,11 @@ def widen(net: Network, layer: int, width: int, init: Init = "clone", ramp_steps
 
 
 def deepen(net: Network, after_layer: int, width: int = 1, init: Init = "clone", ramp_steps: int = 10,
-           fan_in: int | None = None) -> Network:
+           fan_in: int | None = None, keep_edges: bool = False) -> Network:
     """`net` with a new layer of `width` nodes inserted after layer `after_layer` (counted from 1),
     dense or each node reading `fan_in` nodes of that layer (1: one-to-one); the nodes after
-    it are renamed (`Plan.renamed`)."""
-    return apply(net, plan_deepen(net.config, after_layer, width, fan_in), init, ramp_steps)
+    it are renamed (`Plan.renamed`) and, with `keep_edges`, still read that layer by skip edges."""
+    return apply(net, plan_deepen(net.config, after_layer, width, fan_in, keep_edges), init, ramp_steps)
 
 
 def apply(net: Network, plan: Plan, init: Init = "clone", ramp_steps: int = 10) -> Network:

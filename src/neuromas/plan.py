@@ -59,10 +59,13 @@ def plan_widen(config: NetworkConfig, layer: int, width: int) -> Plan:
     return Plan(grown, old_ids, sources)
 
 
-def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1, fan_in: int | None = None) -> Plan:
+def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1, fan_in: int | None = None,
+                keep_edges: bool = False) -> Plan:
     """A layer of `width` nodes inserted after layer `after_layer` (counted from 1), dense or, with
     `fan_in`, each node reading `fan_in` nodes of that layer (`connect: sparse`); the nodes after
-    it move one layer down and are renamed (`L2N1` -> `L3N1`, `Plan.renamed`)."""
+    it move one layer down and are renamed (`L2N1` -> `L3N1`, `Plan.renamed`). With `keep_edges`
+    the nodes that read layer `after_layer` keep reading it, by skip edges (`network.skip`), beside
+    the new layer: the trained readout still gets the messages it learned to combine."""
     l = _check_layer(config, after_layer, "deepen")
     depth = len(config.layers)
     if l == depth - 1:
@@ -78,6 +81,11 @@ def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1, fan_in:
     layers = [*config.layers[: l + 1], inserted, *config.layers[l + 1 :]]
     shift = {node.id: node_id(node.layer + (node.layer > l), node.index) for node in Topology.from_config(config).nodes}
     skip = [_rename_edge(edge, shift) for edge in config.skip] if isinstance(config.skip, list) else config.skip
+    if keep_edges and skip != "all":  # "all" already has every such edge
+        parent = Topology.from_config(config)
+        kept = [f"{shift[node.id]}->{shift[reader]}" for node in parent.nodes if node.layer == l
+                for reader in node.readers if parent.node(reader).layer == l + 1]
+        skip = [*skip, *kept]
     grown = config.model_copy(update={"layers": layers, "skip": skip})
     sources = {node_id(l + 1, i): node_id(l, i % below) for i in range(width)}
     return Plan(grown, {new: old for old, new in shift.items()}, sources)
@@ -94,7 +102,7 @@ def then(first: Plan, second: Plan) -> Plan:
 def plan_stage(config: NetworkConfig, stage: GrowthStage) -> Plan:
     """A schedule stage's widenings, then its deepenings, as one plan."""
     steps = [(f"widen[{k}]", plan_widen, (op.layer, op.width)) for k, op in enumerate(stage.widen)]
-    steps += [(f"deepen[{k}]", plan_deepen, (op.after_layer, op.width, op.fan_in))
+    steps += [(f"deepen[{k}]", plan_deepen, (op.after_layer, op.width, op.fan_in, op.keep_edges))
               for k, op in enumerate(stage.deepen)]
     plan = None
     for name, planner, args in steps:

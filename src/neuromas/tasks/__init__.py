@@ -8,6 +8,7 @@
 | arith     | generated arithmetic, the hierarchical bed   | operands, digits, operators, depth, ... |
 | lookup    | generated key-value lookup in a list         | pairs, digits, queries, ...       |
 | story     | generated sums told as sentences             | people, min_value, max_value, ... |
+| digitsum  | generated sums of a number's digits          | digits, min_digit, train_digits   |
 | gsm8k     | grade-school math word problems              | data_dir, hf_dataset              |
 | arc       | ARC-Challenge, multiple choice               | data_dir, hf_dataset              |
 | mmlu      | one MMLU subject, multiple choice            | subject, data_dir, hf_dataset     |
@@ -25,6 +26,6 @@ from neuromas.tasks.registry import load, names, register
 
 # isort: split
 # Importing the task modules registers them (after the registry they register in).
-from neuromas.tasks import arc, arithmetic, bbh, gsm8k, humaneval, jsonl, lookup, mmlu, story  # noqa: F401
+from neuromas.tasks import arc, arithmetic, bbh, digitsum, gsm8k, humaneval, jsonl, lookup, mmlu, story  # noqa: F401
 
 __all__ = ["Example", "Task", "load", "names", "register", "resolve_data_dir"]

@@ -8,6 +8,8 @@ out). `extract` is the same parsing the reward uses, exposed for traces and repo
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,6 +106,38 @@ def consecutive_runs(items: list, parts: int) -> list[list]:
         runs.append(list(items[start:end]))
         start = end
     return runs
+
+
+def draw_splits(name: str, draw: Callable[[random.Random, str, int], Example], seed: int, test_size: int,
+                train_size: int, knobs: str) -> tuple[list[Example], list[Example]]:
+    """(train, test) of a generated task. The test set is drawn first, from the seed alone, and
+    holds distinct inputs, so it depends only on the seed and the knobs; train is drawn from a
+    second stream with the test inputs excluded and may repeat an input (short ones do, and a
+    trainer samples with replacement anyway). `draw(rng, split, index)` makes one example; both
+    loops are bounded, so knobs that hold too few inputs fail in one line naming them (`knobs`)."""
+    if train_size < 0 or test_size < 0:
+        raise NeuromasError(f"{name}: train_size and test_size must be >= 0")
+    test_rng, train_rng = random.Random(f"{name}-test:{seed}"), random.Random(f"{name}-train:{seed}")
+    test: list[Example] = []
+    seen: set[str] = set()
+    for _ in range(50 * test_size + 1000):
+        if len(test) == test_size:
+            break
+        example = draw(test_rng, "test", len(test))
+        if example.input not in seen:
+            seen.add(example.input)
+            test.append(example)
+    train: list[Example] = []
+    for _ in range(100 * train_size + 10000):
+        if len(train) == train_size:
+            break
+        example = draw(train_rng, "train", len(train))
+        if example.input not in seen:
+            train.append(example)
+    if len(test) < test_size or len(train) < train_size:
+        raise NeuromasError(f"{name}: could not draw {test_size} distinct test inputs and {train_size} others to "
+                            f"train on; lower test_size or widen the knobs ({knobs})")
+    return train, test
 
 
 def check_split(split: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from neuromas.errors import NeuromasError
 from neuromas.tasks import rewards
-from neuromas.tasks.base import Example, SplitTask, consecutive_runs
+from neuromas.tasks.base import Example, SplitTask, consecutive_runs, draw_splits
 from neuromas.tasks.registry import register
 
 NAMES = ("Anna Ben Carl Dana Emma Finn Gina Hugo Ivy Jack Kate Leo Mia Nina Owen Paul Rosa Sam Tina "
@@ -52,29 +52,12 @@ class StorySum(SplitTask):
                                 f"1 <= lo <= hi <= {len(NAMES)}")
         else:
             train_counts = range(train_people[0], train_people[1] + 1)
-        if train_size < 0 or test_size < 0:
-            raise NeuromasError("story: train_size and test_size must be >= 0")
         self.low, self.high = min_value, max_value
-        test_rng, train_rng = random.Random(f"story-test:{seed}"), random.Random(f"story-train:{seed}")
-        test: list[Example] = []
-        seen: set[str] = set()
-        for _ in range(50 * test_size + 1000):  # bounded: narrow knobs (one person, one value) hold few stories
-            if len(test) == test_size:
-                break
-            example = self._example(test_rng, "test", len(test), people)
-            if example.input not in seen:
-                seen.add(example.input)
-                test.append(example)
-        train: list[Example] = []
-        for _ in range(100 * train_size + 10000):  # short stories repeat; a trainer samples with replacement anyway
-            if len(train) == train_size:
-                break
-            example = self._example(train_rng, "train", len(train), train_rng.choice(train_counts))
-            if example.input not in seen:
-                train.append(example)
-        if len(test) < test_size or len(train) < train_size:
-            raise NeuromasError(f"story: could not draw {test_size} distinct test stories and {train_size} others to "
-                                "train on; lower test_size or widen the knobs (people, min_value-max_value)")
+
+        def draw(rng: random.Random, split: str, index: int) -> Example:
+            return self._example(rng, split, index, people if split == "test" else rng.choice(train_counts))
+
+        train, test = draw_splits("story", draw, seed, test_size, train_size, "people, min_value-max_value")
         super().__init__(train, test)
 
     def _example(self, rng: random.Random, split: str, index: int, people: int) -> Example:
