@@ -42,7 +42,7 @@ def _ids(task_list):
 
 def test_names_lists_every_task():
     assert tasks.names() == sorted(
-        ["arc", "arith", "bbh", "gsm8k", "humaneval", "jsonl", "lookup", "mmlu", "navigate", "story"])
+        ["arc", "arith", "bbh", "digitsum", "gsm8k", "humaneval", "jsonl", "lookup", "mmlu", "navigate", "story"])
 
 
 def test_unknown_task_lists_the_valid_names():
