@@ -47,6 +47,9 @@ Levers (issue 18 item 9), run when asked for by name:
                      each inserted layer one-to-one (fan_in 1), its nodes relays of the layer below
     net221-msgs-tree8, net2221-msgs-tree8  the grown shapes from scratch (middle layers one-to-one), 1.5 S
                      and 2 S steps
+    net2221-grownskip-tree8, net221-skip-tree8, net2221-skip-tree8  the same, each deepening keeping the
+                     old reads as skip edges (the readout still reads the first layer), and the shapes
+                     from scratch with the same skip edges
 
 The slices arms run only on tasks that split (`split_input`). Every (task, arm, seed) is one
 `neuromas run` directory, `runs/claims/<task>/<arm>/seed<k>`, run in a child process; a run
@@ -1138,8 +1141,9 @@ def growth_markdown(metrics: dict) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Claim (b): grown against the same shape from scratch", "",
-             "`net2221-grown-tree8` (net21-msgs-tree8 for the task's steps, deepened to [2, 2, 1] and then to "
-             "[2, 2, 2, 1], half as many steps each) read at the end of each grown stage, against that shape trained "
+             "The grown arm (net21-msgs-tree8 for the task's steps, deepened to [2, 2, 1] and then to [2, 2, 2, 1], "
+             "half as many steps each; `net2221-grown-tree8` inserts one-to-one relays, `net2221-grownskip-tree8` "
+             "also keeps the old reads as skip edges) read at the end of each grown stage, against that shape trained "
              "from scratch at equal steps (its end) and at equal rollout tokens (its last evaluation within the grown "
              "run's tokens, at the step given per seed); differences in points, paired by seed and question.", "",
              "| task | grown arm | shape | steps | grown % [95% CI] | scratch, equal steps % | grown - scratch | scratch, "
