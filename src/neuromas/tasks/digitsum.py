@@ -3,15 +3,15 @@
 Two skills in sequence, neither named in the question: read the number as its digits, then add
 them. The untrained SmolLM2-135M does the first readily ("7 + 7 + 1 + 5 = ...") and then adds
 four one-digit numbers as badly as arith's "What is 7+7+1+5?" (14.8% of 4-digit numbers at 48
-tokens, `benchmarks/results/claims_ladder.md`). It splits like a sum: a part is a run of the
+tokens, `benchmarks/results/claims.md`). It splits like a sum: a part is a run of the
 digits asked about as a number of its own ("What is the sum of the digits of 77?", 14), the
 parts' answers add up to the whole, and a part of one digit ("... of 7?") is answered by reading.
 A training mix of shorter numbers (`train_digits`) gives a readout that adds its parts right
 parts to learn from on every size of question, as arith's `train_operands` does.
 
-Digits are drawn from `min_digit`-9 (1 by default: no 0, so every part is a number written
-without a leading zero and a part is never 0, where a readout that copies the other message
-would be right). The test set is drawn first from the seed and the knobs, distinct numbers;
+Digits are drawn from `min_digit`-9 (1 by default: no 0, so no part starts with a 0, "... of
+05?", and no part is 0, where a readout that copies the other message would be right; the whole
+number never starts with a 0). The test set is drawn first from the seed and the knobs, distinct numbers;
 train is drawn from a second stream with the test numbers excluded (`draw_splits`).
 """
 
