@@ -79,10 +79,10 @@ def plan_deepen(config: NetworkConfig, after_layer: int, width: int = 1, fan_in:
                             f"give 1 to {below}")
     inserted = LayerConfig(width=width) if fan_in is None else LayerConfig(width=width, connect="sparse", fan_in=fan_in)
     layers = [*config.layers[: l + 1], inserted, *config.layers[l + 1 :]]
-    shift = {node.id: node_id(node.layer + (node.layer > l), node.index) for node in Topology.from_config(config).nodes}
+    parent = Topology.from_config(config)
+    shift = {node.id: node_id(node.layer + (node.layer > l), node.index) for node in parent.nodes}
     skip = [_rename_edge(edge, shift) for edge in config.skip] if isinstance(config.skip, list) else config.skip
     if keep_edges and skip != "all":  # "all" already has every such edge
-        parent = Topology.from_config(config)
         kept = [f"{shift[node.id]}->{shift[reader]}" for node in parent.nodes if node.layer == l
                 for reader in node.readers if parent.node(reader).layer == l + 1]
         skip = [*skip, *kept]

@@ -108,6 +108,16 @@ def consecutive_runs(items: list, parts: int) -> list[list]:
     return runs
 
 
+def train_counts(task: str, field: str, pair: list[int] | None, test_count: int, high: int) -> range:
+    """The sizes a generated task's train split draws from: `pair` = [lo, hi] (a curriculum of
+    shorter inputs than the test's), or the test's own size where it is None."""
+    if pair is None:
+        return range(test_count, test_count + 1)
+    if len(pair) != 2 or not 1 <= pair[0] <= pair[1] <= high:
+        raise NeuromasError(f"{task}: {field}={list(pair)!r} must be a pair [lo, hi] with 1 <= lo <= hi <= {high}")
+    return range(pair[0], pair[1] + 1)
+
+
 def draw_splits(name: str, draw: Callable[[random.Random, str, int], Example], seed: int, test_size: int,
                 train_size: int, knobs: str) -> tuple[list[Example], list[Example]]:
     """(train, test) of a generated task. The test set is drawn first, from the seed alone, and

@@ -22,7 +22,7 @@ from typing import Any
 
 from neuromas.errors import NeuromasError
 from neuromas.tasks import rewards
-from neuromas.tasks.base import Example, SplitTask, consecutive_runs, draw_splits
+from neuromas.tasks.base import Example, SplitTask, consecutive_runs, draw_splits, train_counts
 from neuromas.tasks.registry import register
 
 
@@ -39,17 +39,10 @@ class DigitSum(SplitTask):
             raise NeuromasError(f"digitsum: digits={digits} must be between 1 and 30")
         if not 0 <= min_digit <= 9:
             raise NeuromasError(f"digitsum: min_digit={min_digit} must be between 0 and 9")
-        if train_digits is None:
-            train_counts = range(digits, digits + 1)
-        elif len(train_digits) != 2 or not 1 <= train_digits[0] <= train_digits[1] <= 30:
-            raise NeuromasError(f"digitsum: train_digits={list(train_digits)!r} must be a pair [lo, hi] with "
-                                "1 <= lo <= hi <= 30")
-        else:
-            train_counts = range(train_digits[0], train_digits[1] + 1)
-        self.min_digit = min_digit
+        counts = train_counts("digitsum", "train_digits", train_digits, digits, 30)
 
         def draw(rng: random.Random, split: str, index: int) -> Example:
-            count = digits if split == "test" else rng.choice(train_counts)
+            count = digits if split == "test" else rng.choice(counts)
             # the first digit is never 0: "0715" is not how a number is written
             values = [rng.randint(max(1, min_digit) if k == 0 else min_digit, 9) for k in range(count)]
             number = "".join(map(str, values))

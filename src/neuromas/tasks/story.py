@@ -24,7 +24,7 @@ from typing import Any
 
 from neuromas.errors import NeuromasError
 from neuromas.tasks import rewards
-from neuromas.tasks.base import Example, SplitTask, consecutive_runs, draw_splits
+from neuromas.tasks.base import Example, SplitTask, consecutive_runs, draw_splits, train_counts
 from neuromas.tasks.registry import register
 
 NAMES = ("Anna Ben Carl Dana Emma Finn Gina Hugo Ivy Jack Kate Leo Mia Nina Owen Paul Rosa Sam Tina "
@@ -45,17 +45,11 @@ class StorySum(SplitTask):
             raise NeuromasError(f"story: people={people} must be between 1 and {len(NAMES)} (the distinct names it has)")
         if not 0 <= min_value <= max_value:
             raise NeuromasError(f"story: min_value={min_value}, max_value={max_value} must satisfy 0 <= min_value <= max_value")
-        if train_people is None:
-            train_counts = range(people, people + 1)
-        elif len(train_people) != 2 or not 1 <= train_people[0] <= train_people[1] <= len(NAMES):
-            raise NeuromasError(f"story: train_people={list(train_people)!r} must be a pair [lo, hi] with "
-                                f"1 <= lo <= hi <= {len(NAMES)}")
-        else:
-            train_counts = range(train_people[0], train_people[1] + 1)
+        counts = train_counts("story", "train_people", train_people, people, len(NAMES))
         self.low, self.high = min_value, max_value
 
         def draw(rng: random.Random, split: str, index: int) -> Example:
-            return self._example(rng, split, index, people if split == "test" else rng.choice(train_counts))
+            return self._example(rng, split, index, people if split == "test" else rng.choice(counts))
 
         train, test = draw_splits("story", draw, seed, test_size, train_size, "people, min_value-max_value")
         super().__init__(train, test)
