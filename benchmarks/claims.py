@@ -144,7 +144,7 @@ TASKS: dict[str, TaskInfo] = {
     "arith-4x2-mix": TaskInfo(splits=True, additive=True, question=True),  # trained on 2-4 numbers
     "arith-4teens-mix": TaskInfo(splits=True, additive=True),  # four numbers of 10-19, trained on 2-4 numbers
     "arith-6x1-mix": TaskInfo(splits=True, additive=True),  # trained on 2-6 numbers
-    "arith-sumprod-mix": TaskInfo(splits=True, additive=True),  # (a*b)+(c*d), trained on 2-4 numbers
+    "arith-sumprod-mix": TaskInfo(splits=True, additive=True, question=True),  # (a*b)+(c*d), trained on 2-4 numbers
     "arith-sumprod6-mix": TaskInfo(splits=True, additive=True),  # the same of 2-6: sums up to 72
     "arith-sumprod5-flat-mix": TaskInfo(splits=True, additive=True),  # a*b+c*d of 1-5, no parentheses
     "arith-diffsum-mix": TaskInfo(splits=True, additive=True),  # (a-b)+(c-d) >= 0, trained on 2-4 numbers
