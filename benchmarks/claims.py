@@ -107,6 +107,7 @@ from benchmarks.common import (
 )
 from neuromas.config import NetworkConfig
 from neuromas.configfile import load_config
+from neuromas.files import atomic_write
 from neuromas.plan import plan_deepen
 from neuromas.rl.metrics import read_metrics
 from neuromas.trace import read_traces
@@ -380,7 +381,10 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 def extend_run(run_dir: Path, steps: int) -> bool:
     """Let a finished run train on to `steps`: raise its saved train.steps and drop its results so
-    that `--resume` continues from its last checkpoint. False where there is nothing to extend."""
+    that `--resume` continues from its last checkpoint. False where there is nothing to extend.
+
+    The results and the ablation of the step it was extended from are kept beside it under that
+    step's name: the ablation is recomputed for the final network once the run finishes again."""
     path = run_dir / "config.yaml"
     if not (run_dir / "results.json").is_file() or not has_checkpoint(run_dir):
         return False
@@ -389,8 +393,10 @@ def extend_run(run_dir: Path, steps: int) -> bool:
         return False
     done = config["train"]["steps"]
     config["train"]["steps"] = steps
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(config, sort_keys=False))
     (run_dir / "results.json").rename(run_dir / f"results_step-{done}.json")
+    if (run_dir / ABLATION).is_file():
+        (run_dir / ABLATION).rename(run_dir / f"ablation_step-{done}.json")
     if (run_dir / "traces_after.jsonl").is_file():  # the step's answers, to pair it with another arm at that step
         shutil.copyfile(run_dir / "traces_after.jsonl", run_dir / f"traces_step-{done:06d}.jsonl")
     return True
@@ -658,7 +664,6 @@ def write_ablation(run_dir: Path) -> dict[str, float]:
     message blanked can. "intact" repeats the run's final evaluation, a check that the network was
     loaded as it was trained."""
     import neuromas as nm
-    from neuromas.files import atomic_write
     from neuromas.report.stats import blanked_accuracy
 
     config, task, _ = load_run_task(run_dir)

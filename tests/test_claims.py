@@ -392,9 +392,12 @@ def test_an_extended_run_keeps_the_answers_of_the_step_it_was_extended_from(tmp_
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"train": {"steps": 2}}))
     (run_dir / "checkpoints" / "step-000002").mkdir(parents=True)
     (run_dir / "checkpoints" / "step-000002" / "trainer.pt").write_bytes(b"")
+    (run_dir / claims.ABLATION).write_text(json.dumps({"intact": 1.0, "messages": 0.0, "n": 3}))
     assert claims.extend_run(run_dir, 4)
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["steps"] == 4
     assert not (run_dir / "results.json").exists()
+    # the step-2 network's ablation is set aside, so the step-4 network gets its own
+    assert not (run_dir / claims.ABLATION).exists() and (run_dir / "ablation_step-2.json").is_file()
 
     # the resumed run finishes at step 4 with other answers
     (run_dir / "results_step-2.json").rename(run_dir / "results.json")
