@@ -186,6 +186,8 @@ def test_arms_overrides_and_which_tasks_get_slices():
         "network.input_slices=true", "network.input_to_all=question"]
     assert "net21-question-tree8" in claims.task_arms("lookup2-16-mix", list(claims.ARMS))
     assert "net21-question-tree8" not in claims.task_arms("arith-4x1-mix", list(claims.ARMS))
+    assert claims.ARMS["net21-question-answers-tree8"].overrides(40, 10, 8)[-3:] == [
+        "network.input_slices=true", "network.input_to_all=question", "network.answer_format=all"]
 
 
 def test_every_network_arm_has_the_single_agents_trainable_parameters():
@@ -467,3 +469,11 @@ def test_claim_b_shapes_from_scratch_have_the_graph_their_growth_leaves():
         built = Topology.from_config(NetworkConfig(layers=layers, skip=scratch.grown_skip()))
         assert built.edges == Topology.from_config(plan.config).edges, arm
     assert any("skip" in s for s in claims.ARMS["net221-skip-tree8"].overrides(80, 10, 8))
+
+
+def test_a_smoke_run_of_every_tree_arm_samples_a_whole_tree():
+    # at G 2 a tree with 8 readouts per first-layer sample has no first-layer sample ([0, 8])
+    for name, arm in claims.ARMS.items():
+        if arm.tree:
+            branching = arm.branching(len(arm.layers) - len(arm.deepened), claims.smoke_group_size(arm))
+            assert branching[0] >= 1, name
