@@ -126,7 +126,7 @@ def claims_rows(task: str) -> dict:
     record = json.loads(CLAIMS_FILE.read_text())
     rows = {}
     for arm, m in record["metrics"].get(twin, {}).items():
-        if arm.startswith(("untrained-", "diff", "growth")) or not m.get("steps"):  # arms trained, not summaries
+        if not (isinstance(m, dict) and m.get("steps")):  # a trained arm; not an untrained one (0 steps) or a summary
             continue
         rows[f"claims:{arm}"] = {
             "acc": m["acc"], "ci_low": m["ci_low"], "ci_high": m["ci_high"], "n": m["n"], "seeds": len(m["seeds"]),
