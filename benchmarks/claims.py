@@ -84,6 +84,7 @@ import gzip
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -492,6 +493,9 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
       parts_right        (slices, where the task knows each part's answer) every part solved (a part
                          whose answer is None has none to give: lookup's parts without the key)
       right_given_parts  of those, how often the readout's answer is right (it combined them)
+      parts_stated       (slices, numeric parts) every part solved as the message states it: the first
+                         number after its first "=" ("5*8 = 40\n\nThe 5*8 is the number of bytes ..."
+                         states 40; the parser reads its last number), else the parsed answer
       parts_sum_right    (slices, additive tasks) the first-layer answers add up to the target
       readout_is_sum     (slices, additive tasks) the readout answers the sum of the first layer's
     plus `examples`: what each node wrote on the first `n_examples` questions. Given the `topology`
@@ -506,7 +510,8 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
     nodes = first_layer(traces[0])
     width = len(nodes)
     counts = {"readout_copies": 0, "first_layer_agree": 0, "parts_right": 0, "parts_known": 0,
-              "right_given_parts": 0, "parts_sum_right": 0, "readout_is_sum": 0,
+              "right_given_parts": 0, "parts_stated": 0, "parts_numeric": 0,
+              "parts_sum_right": 0, "readout_is_sum": 0,
               "inputs_right": 0, "right_given_inputs": 0}
     node_right = dict.fromkeys(nodes, 0)
     deep = bool(slices and info.additive and topology is not None and len(topology.layers) > 2)
@@ -534,6 +539,12 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
                       and all(t is None or a == task.normalize(t) for a, t in zip(answers, part_targets)))
             counts["parts_right"] += solved
             counts["right_given_parts"] += solved and (trace.get("reward") or 0) > 0
+            targets = [None if t is None else task.normalize(t) for t in part_targets]
+            if all(t is None or _is_int(t) for t in targets):
+                counts["parts_numeric"] += 1
+                stated = [_stated(trace["messages"][n]["text"], a) for n, a in zip(nodes, answers)]
+                counts["parts_stated"] += (any(t is not None for t in targets)
+                                           and all(t is None or s == t for s, t in zip(stated, targets)))
         if info.additive and all(_is_int(a) for a in answers):
             total = str(sum(int(a) for a in answers))
             counts["parts_sum_right"] += total == target
@@ -549,6 +560,8 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
         out["parts_right"] = counts["parts_right"] / counts["parts_known"]
         out["right_given_parts"] = (counts["right_given_parts"] / counts["parts_right"]
                                     if counts["parts_right"] else None)
+        if counts["parts_numeric"]:
+            out["parts_stated"] = counts["parts_stated"] / counts["parts_numeric"]
     if slices and info.additive:
         out["parts_sum_right"] = counts["parts_sum_right"] / n
         out["readout_is_sum"] = counts["readout_is_sum"] / n
@@ -591,6 +604,15 @@ def _later_nodes(per_seed: list[dict]) -> str:
         return None if None in values else float(np.mean(values))
 
     return ", ".join(f"{node} {_pct(mean(node, 'right')) or '-'}/{_pct(mean(node, 'adds'))}" for node in nodes)
+
+
+STATED = re.compile(r"=\s*(-?\d+)")
+
+
+def _stated(text: str, parsed: str | None) -> str | None:
+    """The number a message states as its result: the first after an "=", else what the parser read."""
+    match = STATED.search(text)
+    return match.group(1) if match else parsed
 
 
 def _is_int(text: str | None) -> bool:
@@ -1107,14 +1129,16 @@ def report_markdown(metrics: dict) -> str:
               "Means over seeds of the trained networks' final greedy traces: `copies` the readout's answer is a "
               "first-layer node's (its parsed answer: for numbers the \"Answer:\" number, else the last number); "
               "`agree` the first-layer nodes give one answer; `node right` each first-layer node's answer is the "
-              "task's; with slices, `parts right` every part solved, `right | parts` the readout right when they "
-              "were, `readout = sum` the readout answers the sum of the parts' answers. Deeper trees (with slices, "
-              "additive tasks): `later nodes` each node past the first layer as right / adds %, right being the sum "
-              "of the parts under it and adds the sum of the answers it reads, and `right | inputs` the readout "
-              "right when every node it reads was.", "",
-              "| task | arm | copies % | agree % | node right % | parts right % | right given parts % "
+              "task's; with slices, `parts right` every part solved, `stated` every part solved as its message "
+              "states it (the first number after an \"=\": \"5*8 = 40. The 5*8 is the number of bytes ...\" is "
+              "40 there and 8 to the parser; blank for runs archived before it was measured), `right | parts` "
+              "the readout right when the parts were, `readout = sum` the readout answers the sum of the parts' "
+              "answers. Deeper trees (with slices, additive tasks): `later nodes` each node past the first layer "
+              "as right / adds %, right being the sum of the parts under it and adds the sum of the answers it "
+              "reads, and `right | inputs` the readout right when every node it reads was.", "",
+              "| task | arm | copies % | agree % | node right % | parts right % | stated % | right given parts % "
               "| readout = sum % | later nodes right / adds % | right given inputs % |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     examples = []
     for task, t in metrics.items():
         for arm, m in t.items():
@@ -1128,10 +1152,13 @@ def report_markdown(metrics: dict) -> str:
                 values = [d[key] for d in per_seed if d.get(key) is not None]
                 return float(np.mean(values)) if values else None
 
+            # every seed or none: a mean over the seeds still in run directories would pick seeds
+            stated = _pct(mean("parts_stated")) if all("parts_stated" in d for d in per_seed) else ""
             node_right = ", ".join(f"{node} {_pct(float(np.mean([d['node_right'][node] for d in per_seed])))}"
                                    for node in per_seed[0]["node_right"])
             lines.append(f"| {task} | {arm} | {_pct(mean('readout_copies'))} | {_pct(mean('first_layer_agree'))} "
-                         f"| {node_right} | {_pct(mean('parts_right'))} | {_pct(mean('right_given_parts'))} "
+                         f"| {node_right} | {_pct(mean('parts_right'))} | {stated} "
+                         f"| {_pct(mean('right_given_parts'))} "
                          f"| {_pct(mean('readout_is_sum'))} | {_later_nodes(per_seed)} "
                          f"| {_pct(mean('right_given_inputs'))} |")
             seed, first = next(iter(m["division"].items()))

@@ -107,6 +107,25 @@ def test_division_of_labour_on_sliced_sums():
     assert len(d["examples"]) == 3 and set(d["examples"][0]) == {"input", "target", "L1N1", "L1N2", "L2N1"}
 
 
+def test_parts_stated_reads_the_number_after_the_equals_sign_where_the_parser_reads_the_last():
+    """A part followed by prose ("= 8. It has 3 digits") is solved as stated, not as parsed."""
+    task = tasks.load("arith", operands=4)
+    examples = {ex.id: ex for ex in task.examples("test")[:3]}
+    rows = []
+    for k, (id, ex) in enumerate(examples.items()):
+        left, right = task.part_targets(ex, 2)
+        if k == 0:    # both stated right, the first followed by prose with another number
+            first = [f"x = {left}. It has 3 digits", f"y = {right}"]
+        elif k == 1:  # the second stated wrong, its last number right
+            first = [f"{left}", f"y = {right + 1}, not {right}"]
+        else:         # no "=": the parsed answer stands
+            first = [f"{left}", f"{right}"]
+        rows.append(trace(id, left + right, first, f"{left + right}", 1.0, str(left + right)))
+    d = claims.division_of_labour(rows, task, claims.TASKS["arith-4x1"], slices=True, examples=examples)
+    assert d["parts_right"] == pytest.approx(2 / 3, abs=1e-4)   # rows 1 and 2 by the last number
+    assert d["parts_stated"] == pytest.approx(2 / 3, abs=1e-4)  # rows 0 and 2 by the first "= n"
+
+
 def test_division_of_labour_follows_a_reduction_tree_past_the_first_layer():
     task = tasks.load("arith", operands=4)
     examples = {ex.id: ex for ex in task.examples("test")[:3]}
