@@ -358,6 +358,11 @@ GROWTH_ARMS = tuple(arm for design in GROWTH_DESIGNS for arm in design)
 LEVERS = tuple(a for a, arm in ARMS.items() if arm.tree or arm.grown or arm.readout_lr_factor)  # issue 18 item 9: tried one at a time
 OTHER_ALGORITHMS = tuple(a for a, arm in ARMS.items() if arm.algorithm != "reinforce")  # baselines, asked for by name
 MAX_CONSTANT = 0.3  # a task where one answer scores this much is not picked (pick)
+# Issue 18's goal, per task: a trained network at least 5 points above the single agent at equal
+# trainable parameters with the 95% CI of the paired difference above zero, and not below the single
+# agent at equal compute (its mean difference there at least zero), over at least 3 seeds.
+GOAL_POINTS = 0.05
+GOAL_SEEDS = 3
 LADDER_ARMS = ("single", "net21", "net21-slices", "net21-msgs")
 # Message budgets checked against another (the ladder's second table): does the budget cut answers?
 BUDGET_CHECKS = {"arith-2x2": 16, "bbh-object_counting": 96, "lookup2-16-mix": 48}
@@ -1094,6 +1099,36 @@ def _per_seed_diffs(summary: dict, factor: int) -> str:
     return ", ".join(cells)
 
 
+def goal(metrics: dict) -> list[dict]:
+    """Every network arm with the seeds to judge it, and whether it meets issue 18's goal (GOAL_POINTS)."""
+    rows = []
+    for task, t in metrics.items():
+        for arm, d in t.get("diffs", {}).items():
+            params, compute = d.get("vs_single"), d.get("vs_single-compute")
+            if not params or len(params["seeds"]) < GOAL_SEEDS:
+                continue
+            met = (params["mean"] >= GOAL_POINTS and params["ci_low"] > 0
+                   and compute is not None and len(compute["seeds"]) >= GOAL_SEEDS and compute["mean"] >= 0)
+            rows.append({"task": task, "arm": arm, "met": met, "vs_single": params, "vs_single_compute": compute})
+    return rows
+
+
+def goal_markdown(metrics: dict) -> list[str]:
+    rows = goal(metrics)
+    met = sorted({r["task"] for r in rows if r["met"]})
+    lines = ["## The goal", "",
+             f"Issue 18: on at least two tasks, a trained network at least {100 * GOAL_POINTS:.0f} points above the "
+             "single agent at equal trainable parameters with the 95% CI of the paired difference above zero, and "
+             "not below the single agent at equal compute (mean difference at least zero); every network arm with "
+             f"at least {GOAL_SEEDS} seeds. Met on {len(met)} task(s)" + (f": {', '.join(met)}." if met else "."), "",
+             "| task | network | acc % | vs single | vs single-compute | goal |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        compute = _ci(r["vs_single_compute"], "mean") if r["vs_single_compute"] else "not run"
+        lines.append(f"| {r['task']} | {r['arm']} | {_ci(metrics[r['task']][r['arm']])} "
+                     f"| {_ci(r['vs_single'], 'mean')} | {compute} | {'**met**' if r['met'] else 'not met'} |")
+    return lines + [""]
+
+
 def report_markdown(metrics: dict) -> str:
     dtypes = sorted({str(m["dtype"]) for t in metrics.values() for m in t.values()
                      if isinstance(m, dict) and "dtype" in m})
@@ -1102,6 +1137,7 @@ def report_markdown(metrics: dict) -> str:
         "fixed test questions (configs/claims/). `acc` is the mean over seeds; its 95% CI is a bootstrap resampling "
         "seeds and questions; untrained rows (each run's evaluation before training) have a Wilson CI. `train s` is "
         "the mean training time per run (steps only, without evaluations).", "",
+        *goal_markdown(metrics), "## Every arm", "",
         "| task | arm | acc % [95% CI] | per seed | steps | calls/q | tokens/q | rollout tokens | train s |",
         "|---|---|---|---|---|---|---|---|---|"]
     for task, t in metrics.items():
@@ -1218,6 +1254,14 @@ def ablation_markdown(metrics: dict) -> list[str]:
             *rows]
 
 
+def mean_curve(curves: list[np.ndarray]) -> np.ndarray:
+    """The seeds' mean (step, rollout tokens, accuracy) at each step every seed was evaluated at: a
+    seed may miss an evaluation (a run stopped between its step and its evaluation), and a mean by
+    position would then average different steps."""
+    steps = sorted(set.intersection(*({float(step) for step in c[:, 0]} for c in curves)))
+    return np.array([np.mean([c[c[:, 0] == step][0] for c in curves], axis=0) for step in steps])
+
+
 def plot(metrics: dict, path: Path) -> None:
     """One row per task: accuracy against steps and against rollout tokens, every arm (mean and seeds)."""
     plt = pyplot()
@@ -1235,12 +1279,42 @@ def plot(metrics: dict, path: Path) -> None:
             for x in (0, 1):
                 for c in curves:
                     axes[row][x].plot(c[:, x], c[:, 2], color=colours[arm], alpha=0.25, linewidth=0.8)
-                shortest = min(len(c) for c in curves)
-                mean = np.mean([c[:shortest] for c in curves], axis=0)
+                mean = mean_curve(curves)
                 axes[row][x].plot(mean[:, x], mean[:, 2], color=colours[arm], marker="o", markersize=3,
                                   label=f"{arm} ({len(curves)} seeds)")
         axes[row][0].set(title=f"{task}: greedy test accuracy", xlabel="training step", ylabel="accuracy")
         axes[row][1].set(title=f"{task}: against rollout tokens", xlabel="generated rollout tokens", ylabel="accuracy")
+        axes[row][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_goal(metrics: dict, path: Path) -> None:
+    """The networks that meet the goal beside the single agents they beat, one row per task: what
+    README "Does it work?" shows (claims.png has every arm of every task)."""
+    plt = pyplot()
+    rows = [r for r in goal(metrics) if r["met"]]
+    if not rows:
+        return
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.6 * len(rows)), squeeze=False)
+    styles = {"network": ("tab:blue", "o"), "single": ("tab:red", "s"), "single-compute": ("tab:orange", "^")}
+    for row, r in enumerate(rows):
+        for role, arm in (("network", r["arm"]), *((single, single) for single in SINGLES)):
+            m = metrics[r["task"]].get(arm)
+            if not m:
+                continue
+            colour, marker = styles[role]
+            curves = [np.array(c, dtype=float) for c in m["curves"].values()]
+            mean = mean_curve(curves)
+            for x in (0, 1):
+                for c in curves:
+                    axes[row][x].plot(c[:, x], 100 * c[:, 2], color=colour, alpha=0.25, linewidth=0.8)
+                axes[row][x].plot(mean[:, x], 100 * mean[:, 2], color=colour, marker=marker, markersize=3,
+                                  label=f"{arm}, mean of {len(curves)} seeds")
+        axes[row][0].set(title=f"{r['task']}: greedy test accuracy", xlabel="training step", ylabel="accuracy %")
+        axes[row][1].set(title=f"{r['task']}: against rollout tokens", xlabel="generated rollout tokens",
+                         ylabel="accuracy %")
         axes[row][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -1254,6 +1328,7 @@ def write_report(runs: Path, config: dict, smoke: bool = False) -> dict:
     metrics = summarize(finished_runs(runs, list(TASKS), list(ARMS), runs / "archive" if smoke else ARCHIVE))
     write_results("claims", config, metrics, report_markdown(metrics), write=not smoke)
     plot(metrics, runs / "claims.png" if smoke else RESULTS / "claims.png")
+    plot_goal(metrics, runs / "claims_goal.png" if smoke else RESULTS / "claims_goal.png")
     return metrics
 
 
@@ -1261,7 +1336,7 @@ def commit_results(message: str) -> None:
     """Commit the claims results files and the runs' archive only (explicit paths; whatever else is
     staged stays out)."""
     paths = [str(p.relative_to(ROOT)) for p in (RESULTS / "claims.json", RESULTS / "claims.md", RESULTS / "claims.png",
-                                                ARCHIVE) if p.exists()]
+                                                RESULTS / "claims_goal.png", ARCHIVE) if p.exists()]
     for attempt in range(5):  # two campaign lanes (or a person) may hold the index lock for a moment
         added = subprocess.run(["git", "add", *paths], cwd=ROOT, capture_output=True, text=True)
         if added.returncode == 0:

@@ -496,3 +496,26 @@ def test_a_smoke_run_of_every_tree_arm_samples_a_whole_tree():
         if arm.tree:
             branching = arm.branching(len(arm.layers) - len(arm.deepened), claims.smoke_group_size(arm))
             assert branching[0] >= 1, name
+
+
+def test_mean_curve_averages_seeds_at_the_steps_they_all_reached():
+    """A seed that missed step 10's evaluation is not averaged with another seed's step 20."""
+    a = np.array([[0, 0, 0.1], [10, 5, 0.2], [20, 9, 0.4]])
+    b = np.array([[0, 0, 0.3], [20, 11, 0.6]])
+    np.testing.assert_allclose(claims.mean_curve([a, b]), [[0, 0, 0.2], [20, 10, 0.5]])
+
+
+def test_goal_needs_five_points_a_ci_above_zero_three_seeds_and_no_loss_at_equal_compute():
+    def diff(mean, low, seeds=3):
+        return {"mean": mean, "ci_low": low, "ci_high": mean + 0.1, "seeds": list(range(seeds))}
+
+    metrics = {
+        "met": {"diffs": {"net": {"vs_single": diff(0.06, 0.01), "vs_single-compute": diff(0.0, -0.1)}}},
+        "ci": {"diffs": {"net": {"vs_single": diff(0.20, -0.01), "vs_single-compute": diff(0.1, 0.0)}}},
+        "small": {"diffs": {"net": {"vs_single": diff(0.04, 0.01), "vs_single-compute": diff(0.1, 0.0)}}},
+        "compute": {"diffs": {"net": {"vs_single": diff(0.30, 0.20), "vs_single-compute": diff(-0.01, -0.2)}}},
+        "no-compute": {"diffs": {"net": {"vs_single": diff(0.30, 0.20)}}},
+        "two-seeds": {"diffs": {"net": {"vs_single": diff(0.30, 0.20, seeds=2)}}},
+    }
+    rows = {r["task"]: r["met"] for r in claims.goal(metrics)}
+    assert rows == {"met": True, "ci": False, "small": False, "compute": False, "no-compute": False}
