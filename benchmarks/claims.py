@@ -57,7 +57,8 @@ The slices arms run only on tasks that split (`split_input`). Every (task, arm, 
 started but not finished (no results.json) is continued with `neuromas run --resume` from its
 newest checkpoint, a finished one is reused. A started run keeps the steps it started with;
 `--extend` lets finished runs train on to a larger `--steps` (from their last checkpoint). After
-each finished run the report is recomputed from all finished runs: `benchmarks/results/claims.{json,md,png}`.
+each finished run the report is recomputed from all finished runs: `benchmarks/results/claims.{json,md,png}`,
+and `claims_goal.png`, the arms that meet issue 18's goal against the single agents (`goal`).
 Run directories (checkpoints and all) are not committed; what the report reads from each finished
 run is, in `benchmarks/results/claims_runs/` (`finished_runs`), so a session that starts on a fresh
 checkout keeps every run finished before it and trains only the missing ones.
@@ -1323,7 +1324,8 @@ def plot_goal(metrics: dict, path: Path) -> None:
 
 def write_report(runs: Path, config: dict, smoke: bool = False) -> dict:
     """Recompute the report from every finished run of every task and arm (not only those of the
-    command at hand: two campaign lanes write the same report) into benchmarks/results/claims.{json,md,png};
+    command at hand: two campaign lanes write the same report) into benchmarks/results/claims.{json,md,png}
+    and claims_goal.png;
     a smoke test prints it and draws the plot (and keeps its archive) in its temporary runs folder instead."""
     metrics = summarize(finished_runs(runs, list(TASKS), list(ARMS), runs / "archive" if smoke else ARCHIVE))
     write_results("claims", config, metrics, report_markdown(metrics), write=not smoke)
