@@ -541,11 +541,10 @@ def division_of_labour(traces: list[dict], task, info: TaskInfo, slices: bool, e
         if part_targets is not None:
             counts["parts_known"] += 1
             # a part whose target is None has nothing to solve (lookup: the key is elsewhere)
-            solved = (any(t is not None for t in part_targets)
-                      and all(t is None or a == task.normalize(t) for a, t in zip(answers, part_targets)))
+            targets = [None if t is None else task.normalize(t) for t in part_targets]
+            solved = any(t is not None for t in targets) and all(t is None or a == t for a, t in zip(answers, targets))
             counts["parts_right"] += solved
             counts["right_given_parts"] += solved and (trace.get("reward") or 0) > 0
-            targets = [None if t is None else task.normalize(t) for t in part_targets]
             if all(t is None or _is_int(t) for t in targets):
                 counts["parts_numeric"] += 1
                 stated = [_stated(trace["messages"][n]["text"], a) for n, a in zip(nodes, answers)]
@@ -1263,6 +1262,16 @@ def mean_curve(curves: list[np.ndarray]) -> np.ndarray:
     return np.array([np.mean([c[c[:, 0] == step][0] for c in curves], axis=0) for step in steps])
 
 
+def _draw_arm(row_axes, curves_by_seed: dict, colour: str, label: str, marker: str = "o", scale: float = 1.0) -> None:
+    """An arm's seeds faint and their mean bold, against steps (left axes) and rollout tokens (right)."""
+    curves = [np.array(c, dtype=float) for c in curves_by_seed.values()]
+    mean = mean_curve(curves)
+    for x, ax in enumerate(row_axes):
+        for c in curves:
+            ax.plot(c[:, x], scale * c[:, 2], color=colour, alpha=0.25, linewidth=0.8)
+        ax.plot(mean[:, x], scale * mean[:, 2], color=colour, marker=marker, markersize=3, label=label)
+
+
 def plot(metrics: dict, path: Path) -> None:
     """One row per task: accuracy against steps and against rollout tokens, every arm (mean and seeds)."""
     plt = pyplot()
@@ -1276,13 +1285,7 @@ def plot(metrics: dict, path: Path) -> None:
             m = metrics[task].get(arm)
             if not m:
                 continue
-            curves = [np.array(c, dtype=float) for c in m["curves"].values()]
-            for x in (0, 1):
-                for c in curves:
-                    axes[row][x].plot(c[:, x], c[:, 2], color=colours[arm], alpha=0.25, linewidth=0.8)
-                mean = mean_curve(curves)
-                axes[row][x].plot(mean[:, x], mean[:, 2], color=colours[arm], marker="o", markersize=3,
-                                  label=f"{arm} ({len(curves)} seeds)")
+            _draw_arm(axes[row], m["curves"], colours[arm], f"{arm} ({len(m['curves'])} seeds)")
         axes[row][0].set(title=f"{task}: greedy test accuracy", xlabel="training step", ylabel="accuracy")
         axes[row][1].set(title=f"{task}: against rollout tokens", xlabel="generated rollout tokens", ylabel="accuracy")
         axes[row][0].legend(fontsize=8)
@@ -1306,13 +1309,7 @@ def plot_goal(metrics: dict, path: Path) -> None:
             if not m:
                 continue
             colour, marker = styles[role]
-            curves = [np.array(c, dtype=float) for c in m["curves"].values()]
-            mean = mean_curve(curves)
-            for x in (0, 1):
-                for c in curves:
-                    axes[row][x].plot(c[:, x], 100 * c[:, 2], color=colour, alpha=0.25, linewidth=0.8)
-                axes[row][x].plot(mean[:, x], 100 * mean[:, 2], color=colour, marker=marker, markersize=3,
-                                  label=f"{arm}, mean of {len(curves)} seeds")
+            _draw_arm(axes[row], m["curves"], colour, f"{arm}, mean of {len(m['curves'])} seeds", marker, scale=100)
         axes[row][0].set(title=f"{r['task']}: greedy test accuracy", xlabel="training step", ylabel="accuracy %")
         axes[row][1].set(title=f"{r['task']}: against rollout tokens", xlabel="generated rollout tokens",
                          ylabel="accuracy %")
