@@ -630,13 +630,17 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def load_run_task(run_dir: Path):
-    """The task of a run (from its saved config), and its examples by id."""
+    """The config of a run (as it saved it), its task and the task's examples by id."""
+    config = load_config(run_dir / "config.yaml")
+    return (config, *task_of(config))
+
+
+def task_of(config):
+    """A run config's task and its examples by id."""
     from neuromas import tasks
 
-    config = load_config(run_dir / "config.yaml")
     task = tasks.load(config.task.name, **config.task.params)
-    examples = {ex.id: ex for split in ("test", "train") for ex in task.examples(split)}
-    return config, task, examples
+    return task, {ex.id: ex for split in ("test", "train") for ex in task.examples(split)}
 
 
 def topology_of(config):
@@ -680,6 +684,7 @@ def truncated(traces: list[dict]) -> float:
 
 # ---- what the readout reads (item 6): its accuracy with messages blanked ---------------------------
 
+DIVISION_VERSION = 2  # of `division_of_labour`'s measures; 2: parts_stated. Archived runs below it are remeasured
 ABLATION = "ablation.json"  # in a finished network run's directory; archived with the run
 
 
@@ -908,6 +913,7 @@ def read_run(run_dir: Path, info: TaskInfo, slices: bool) -> dict:
     if len(after[0]["messages"]) > 1:
         config, task, examples = load_run_task(run_dir)
         run["division"] = division_of_labour(after, task, info, slices, examples, topology=topology_of(config))
+        run["division_version"] = DIVISION_VERSION
     if (run_dir / ABLATION).is_file():
         run["ablation"] = json.loads((run_dir / ABLATION).read_text())
     return run
@@ -929,7 +935,7 @@ def finished_runs(runs: Path, tasks: list[str], arms: list[str], archive: Path |
             by_seed = found.setdefault(task, {}).setdefault(arm, {})
             for path in sorted((archive / task / arm).glob("seed*.json")):
                 if path.stem[4:].isdigit():
-                    by_seed[int(path.stem[4:])] = json.loads(path.read_text())
+                    by_seed[int(path.stem[4:])] = remeasured(task, arm, int(path.stem[4:]), path)
             for run_dir in sorted((runs / task / arm).glob("seed*")):
                 if (run_dir / "results.json").is_file() and run_dir.name[4:].isdigit():
                     run = read_run(run_dir, TASKS[task], bool(ARMS[arm].slices))
@@ -940,6 +946,33 @@ def finished_runs(runs: Path, tasks: list[str], arms: list[str], archive: Path |
         if not found[task]:
             del found[task]
     return found
+
+
+def remeasured(task: str, arm: str, seed: int, path: Path) -> dict:
+    """An archived run, its division of labour measured again from its kept final traces where it
+    was archived before the current measures existed (`division_version` below DIVISION_VERSION).
+
+    Its run directory, which `read_run` measures from, is gone, but the traces and the config it
+    ran under (the task's and the arm's `--set`s) are not. Left as archived: a growing arm (its
+    final graph is not its config's first one) and a task that now draws other questions under the
+    same ids. Measured once: the archive is rewritten."""
+    run = json.loads(path.read_text())
+    spec, traces_path = ARMS[arm], path.with_suffix(".traces.jsonl.gz")
+    if ("division" not in run or run.get("division_version", 1) >= DIVISION_VERSION or spec.grown
+            or spec.deepened or not traces_path.is_file()):
+        return run
+    steps, eval_every, group_size, lr = task_recipe(task)
+    config = load_config(CONFIGS / f"{task}.yaml", [f"seed={seed}", *spec.overrides(steps, eval_every, group_size, lr)])
+    loaded, examples = task_of(config)
+    with gzip.open(traces_path, "rt", encoding="utf-8") as file:
+        after = [json.loads(line) for line in file if line.strip()]
+    if any(examples.get(t["example_id"]) is None or examples[t["example_id"]].input != t["input"] for t in after):
+        return run  # the task draws other questions since (its config says why): the parts would not match
+    run["division"] = division_of_labour(after, loaded, TASKS[task], bool(spec.slices), examples,
+                                         topology=topology_of(config))
+    run["division_version"] = DIVISION_VERSION
+    path.write_text(json.dumps(run, sort_keys=True) + "\n")
+    return run
 
 
 def archive_run(run_dir: Path, run: dict, path: Path) -> None:
@@ -1167,7 +1200,8 @@ def report_markdown(metrics: dict) -> str:
               "`agree` the first-layer nodes give one answer; `node right` each first-layer node's answer is the "
               "task's; with slices, `parts right` every part solved, `stated` every part solved as its message "
               "states it (the first number after an \"=\": \"5*8 = 40. The 5*8 is the number of bytes ...\" is "
-              "40 there and 8 to the parser; blank for runs archived before it was measured), `right | parts` "
+              "40 there and 8 to the parser; blank where a run archived before it was measured could not be "
+              "measured again from its traces: a growing arm, a task that draws other questions since), `right | parts` "
               "the readout right when the parts were, `readout = sum` the readout answers the sum of the parts' "
               "answers. Deeper trees (with slices, additive tasks): `later nodes` each node past the first layer "
               "as right / adds %, right being the sum of the parts under it and adds the sum of the answers it "

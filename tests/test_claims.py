@@ -1,6 +1,7 @@
 """benchmarks/claims.py's statistics and division-of-labour measures, against hand-computed values
 (no model). Run from the repository root (`python -m pytest`), where `benchmarks` is a package."""
 
+import gzip
 import itertools
 import json
 import shutil
@@ -323,6 +324,30 @@ def test_a_finished_run_outlives_its_run_directory(tmp_path):
     assert again["arith-2x2"]["single"][0]["rewards_after"] == {"q0": 1.0, "q1": 0.0, "q2": 1.0}
     assert again["arith-2x2"]["single"][0]["curve"] == [list(p) for p in found["arith-2x2"]["single"][0]["curve"]]
     assert claims.summarize(again) == json.loads(json.dumps(claims.summarize(found)))
+
+
+def test_an_archived_run_is_measured_again_from_its_kept_traces(tmp_path):
+    """A run archived before `parts_stated` existed gets it from its gzipped traces and the config
+    it ran under; one whose questions the task no longer asks under those ids keeps its old reading."""
+    task, examples = claims.task_of(claims.load_config(claims.CONFIGS / "arith-4x1-mix.yaml"))
+    rows = []
+    for ex in task.examples("test")[:2]:
+        left, right = task.part_targets(ex, 2)
+        first = [f"x = {left}. It has 3 digits", f"y = {right}"]  # stated right; the first parsed as 3
+        rows.append({**trace(ex.id, left + right, first, f"{left + right}", 1.0, str(left + right)), "input": ex.input})
+    for arm, inputs in (("net21-msgs", [r["input"] for r in rows]), ("net21-slices", ["other", "other"])):
+        path = tmp_path / "archive" / "arith-4x1-mix" / arm / "seed0.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"steps": 2, "division": {"n": 2, "parts_right": 0.5}}))
+        with gzip.open(path.with_suffix(".traces.jsonl.gz"), "wt") as out:
+            out.writelines(json.dumps({**row, "input": text}) + "\n" for row, text in zip(rows, inputs))
+    found = claims.finished_runs(tmp_path / "runs", ["arith-4x1-mix"], ["net21-msgs", "net21-slices"], tmp_path / "archive")
+    remeasured = found["arith-4x1-mix"]["net21-msgs"][0]
+    assert remeasured["division"]["parts_stated"] == 1.0 and remeasured["division"]["parts_right"] == 0.0
+    assert remeasured["division_version"] == claims.DIVISION_VERSION and remeasured["steps"] == 2
+    on_disk = json.loads((tmp_path / "archive" / "arith-4x1-mix" / "net21-msgs" / "seed0.json").read_text())
+    assert on_disk == remeasured  # measured once, kept
+    assert found["arith-4x1-mix"]["net21-slices"][0]["division"] == {"n": 2, "parts_right": 0.5}
 
 
 def test_accuracy_with_messages_blanked_is_archived_and_reported(tmp_path):
