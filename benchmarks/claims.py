@@ -907,6 +907,7 @@ def read_run(run_dir: Path, info: TaskInfo, slices: bool) -> dict:
     run = {"before": results["before"], "after": results["after"], "steps": results["train"]["steps"],
            "train_s": round(sum(m.get("time/step_s", 0.0) for m in steps), 1),
            "rollout_tokens": tokens[-1] if tokens else 0.0, "dtype": results.get("model_dtype"),
+           "environment": results.get("environment"),
            "rewards_before": rewards_of(before), "rewards_after": rewards_of(after), "curve": curve,
            "rewards_by_step": {str(int(p.stem.split("-")[1])): rewards_of(read_traces(p))
                                for p in sorted(run_dir.glob("traces_step-*.jsonl"))}}

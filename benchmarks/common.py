@@ -44,15 +44,10 @@ RESULT_PREFIX = "BENCHMARK_RESULT "  # how a child arm's JSON line is found in i
 def machine() -> str:
     import torch
 
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    from neuromas.models import cpu_model
+
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")
 
 
 def commit() -> str:

@@ -20,6 +20,7 @@ import importlib.util
 import io
 import logging
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -63,17 +64,30 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 @functools.cache
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """AVX-512 BF16 or AMX on x86, the BF16 extension on Arm (flags from /proc/cpuinfo)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
     flags = set()
-    for line in text.splitlines():
+    for line in _cpuinfo():
         if line.startswith(("flags", "Features")):
             flags.update(line.split(":", 1)[1].split())
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_model() -> str:
+    """The CPU's model name: which CPU a figure came from matters here, since `dtype: auto`, and
+    with it speed and the low bits of every result, follow its bf16 support."""
+    for line in _cpuinfo():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown cpu"
 
 
 def _dequantized_copy(source: str, gguf: str) -> Path | None:

@@ -6,7 +6,7 @@ Layout of a run directory (every file is written whole or not at all):
     traces.jsonl     (eval only) every node's prompt and message on every evaluated example
     traces_before.jsonl, traces_after.jsonl     (with training) the same before and after
     traces_step-NNNNNN.jsonl                     (with training) the same at each periodic evaluation
-    results.json     accuracy with CI, cost, time, peak memory, versions (before/after training)
+    results.json     accuracy with CI, cost, time, peak memory, versions and CPU (before/after training)
     results_before.json                          the evaluation before training, for --resume
     metrics.jsonl, tensorboard/                  one line of scalars per training step
     growth.jsonl     (with growth) one line per growth: the widths, which node ids a deepening renamed,
@@ -71,15 +71,28 @@ def peak_rss_gb() -> float:
 
 
 def environment() -> dict[str, Any]:
+    """What a run's numbers depend on beyond its config: the same seed and config give the same
+    samples in any process on one machine, but another CPU (bf16 or not), transformers or peft can
+    move the low bits of a logit, and a few sampled steps later the runs part ways."""
+    import peft
     import torch
     import transformers
 
+    from neuromas import __version__
+    from neuromas.models import cpu_has_native_bf16, cpu_model
+
     return {
+        "neuromas": __version__,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "peft": peft.__version__,
         "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
 
 
