@@ -972,7 +972,7 @@ def remeasured(task: str, arm: str, seed: int, path: Path) -> dict:
     run["division"] = division_of_labour(after, loaded, TASKS[task], bool(spec.slices), examples,
                                          topology=topology_of(config))
     run["division_version"] = DIVISION_VERSION
-    path.write_text(json.dumps(run, sort_keys=True) + "\n")
+    atomic_write(path, json.dumps(run, sort_keys=True) + "\n")
     return run
 
 

@@ -329,7 +329,7 @@ def test_a_finished_run_outlives_its_run_directory(tmp_path):
 def test_an_archived_run_is_measured_again_from_its_kept_traces(tmp_path):
     """A run archived before `parts_stated` existed gets it from its gzipped traces and the config
     it ran under; one whose questions the task no longer asks under those ids keeps its old reading."""
-    task, examples = claims.task_of(claims.load_config(claims.CONFIGS / "arith-4x1-mix.yaml"))
+    task, _ = claims.task_of(claims.load_config(claims.CONFIGS / "arith-4x1-mix.yaml"))
     rows = []
     for ex in task.examples("test")[:2]:
         left, right = task.part_targets(ex, 2)
