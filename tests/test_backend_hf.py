@@ -266,6 +266,34 @@ def test_the_cached_copy_loads_the_same_weights_as_the_gguf(backend32, tmp_path)
 
 
 @pytest.mark.slow
+def test_a_machines_first_load_is_the_model_every_later_load_gets(tmp_path, monkeypatch):
+    """In bf16, the load that dequantizes the GGUF and writes the copy, a later load from the copy
+    and a load with the copy turned off give the same model: same tensors in the same dtypes, same
+    logits. The first load once cast its float32 model to bf16, which also rounded the rotary
+    frequencies that a load in bf16 keeps in float32: a network trained in a machine's first
+    process answered otherwise when loaded again."""
+    from neuromas.models import _load_model
+
+    def load(cache: str):
+        monkeypatch.setenv("NEUROMAS_CACHE", cache)
+        return _load_model.__wrapped__(None, None, "bfloat16", "cpu")  # past the once-per-process cache
+
+    first, tokenizer = load(str(tmp_path))
+    assert list(tmp_path.glob("*/model.safetensors"))
+    later, _ = load(str(tmp_path))
+    uncached, _ = load("off")
+    ids = tokenizer(["What is 27+58? Answer:"], return_tensors="pt").input_ids
+    reference = dict(first.state_dict(keep_vars=True)) | dict(first.named_buffers())
+    for other in (later, uncached):
+        tensors = dict(other.state_dict(keep_vars=True)) | dict(other.named_buffers())
+        assert tensors.keys() == reference.keys()
+        for name, tensor in tensors.items():
+            assert tensor.dtype == reference[name].dtype and torch.equal(tensor, reference[name]), name
+        with torch.no_grad():
+            assert torch.equal(other(ids).logits, first(ids).logits)
+
+
+@pytest.mark.slow
 def test_networks_share_one_base_model_and_never_see_each_others_adapters(backend32):
     """Adapters are added to the one base model, not to a copy; each network runs its own only,
     a plain forward stays the base model, and a network's adapters leave the model with it."""

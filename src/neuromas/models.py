@@ -282,13 +282,16 @@ def _load_model(name: str | None, gguf_file: str | None, dtype: str, device: str
     torch_dtype = resolve_dtype(dtype, resolve_device(device))
     try:
         with _quiet_dequantization(bool(kwargs), cached), _gguf_read_once():
+            if kwargs and cached is not None:  # first load of this GGUF: dequantize in fp32, keep a copy,
+                # then load the copy as every later process does. Not `model.to(dtype)`: a cast also rounds the
+                # rotary frequencies, which a load in bf16 keeps in fp32; a network trained in a machine's first
+                # process then answered otherwise once loaded in a later one (68 of 128 greedy traces differed).
+                _save_dequantized(AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs),
+                                  AutoTokenizer.from_pretrained(source, **kwargs), cached)
+                if (cached / "model.safetensors").is_file():
+                    source, kwargs = str(cached), {}
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            if kwargs and cached is not None:  # first load of this GGUF: dequantize in fp32, keep a copy
-                model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
-                _save_dequantized(model, tokenizer, cached)
-                model.to(torch_dtype)
-            else:
-                model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
     except OSError as error:
         raise NeuromasError(f"model.name: cannot load {name!r}: {str(error).splitlines()[0]}") from None
     finally:
