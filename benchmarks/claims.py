@@ -58,7 +58,8 @@ started but not finished (no results.json) is continued with `neuromas run --res
 newest checkpoint, a finished one is reused. A started run keeps the steps it started with;
 `--extend` lets finished runs train on to a larger `--steps` (from their last checkpoint). After
 each finished run the report is recomputed from all finished runs: `benchmarks/results/claims.{json,md,png}`,
-and `claims_goal.png`, the arms that meet issue 18's goal against the single agents (`goal`).
+`claims_goal.png`, the arms that meet issue 18's goal against the single agents (`goal`), and
+`claims_growth.png`, claim (b)'s grown arms against their shapes from scratch.
 Run directories (checkpoints and all) are not committed; what the report reads from each finished
 run is, in `benchmarks/results/claims_runs/` (`finished_runs`), so a session that starts on a fresh
 checkout keeps every run finished before it and trains only the missing ones.
@@ -1354,15 +1355,46 @@ def plot_goal(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_growth(metrics: dict, path: Path) -> None:
+    """Claim (b), one row per task and grown design: the grown arm against its shapes trained from
+    scratch, by step (the growths marked) and by rollout tokens."""
+    plt = pyplot()
+    rows = [(task, design) for task in metrics for design in GROWTH_DESIGNS
+            if isinstance(metrics[task].get(design[0]), dict) and "curves" in metrics[task][design[0]]]
+    if not rows:
+        return
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.6 * len(rows)), squeeze=False)
+    styles = (("tab:blue", "o"), ("tab:red", "s"), ("tab:orange", "^"))
+    for row, (task, design) in enumerate(rows):
+        for arm, (colour, marker) in zip(design, styles):
+            m = metrics[task].get(arm)
+            if isinstance(m, dict) and "curves" in m:
+                label = f"{arm} {list(ARMS[arm].layers)}{', grown' if ARMS[arm].deepened else ''}, mean of {len(m['curves'])} seeds"
+                _draw_arm(axes[row], m["curves"], colour, label, marker, scale=100)
+        grown = ARMS[design[0]]
+        task_steps = metrics[task][design[0]]["steps"] / grown.steps_factor
+        for fraction in grown.deepened:
+            axes[row][0].axvline(fraction * task_steps, color="grey", linestyle=":", linewidth=1)
+        axes[row][0].set(title=f"{task}: grown vs from scratch (dotted: a growth)", xlabel="training step",
+                         ylabel="accuracy %")
+        axes[row][1].set(title=f"{task}: against rollout tokens", xlabel="generated rollout tokens", ylabel="accuracy %")
+        axes[row][1].xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+        axes[row][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_report(runs: Path, config: dict, smoke: bool = False) -> dict:
     """Recompute the report from every finished run of every task and arm (not only those of the
     command at hand: two campaign lanes write the same report) into benchmarks/results/claims.{json,md,png}
-    and claims_goal.png;
+    and claims_goal.png, claims_growth.png;
     a smoke test prints it and draws the plot (and keeps its archive) in its temporary runs folder instead."""
     metrics = summarize(finished_runs(runs, list(TASKS), list(ARMS), runs / "archive" if smoke else ARCHIVE))
     write_results("claims", config, metrics, report_markdown(metrics), write=not smoke)
     plot(metrics, runs / "claims.png" if smoke else RESULTS / "claims.png")
     plot_goal(metrics, runs / "claims_goal.png" if smoke else RESULTS / "claims_goal.png")
+    plot_growth(metrics, runs / "claims_growth.png" if smoke else RESULTS / "claims_growth.png")
     return metrics
 
 
@@ -1370,7 +1402,8 @@ def commit_results(message: str) -> None:
     """Commit the claims results files and the runs' archive only (explicit paths; whatever else is
     staged stays out)."""
     paths = [str(p.relative_to(ROOT)) for p in (RESULTS / "claims.json", RESULTS / "claims.md", RESULTS / "claims.png",
-                                                RESULTS / "claims_goal.png", ARCHIVE) if p.exists()]
+                                                RESULTS / "claims_goal.png", RESULTS / "claims_growth.png", ARCHIVE)
+             if p.exists()]
     for attempt in range(5):  # two campaign lanes (or a person) may hold the index lock for a moment
         added = subprocess.run(["git", "add", *paths], cwd=ROOT, capture_output=True, text=True)
         if added.returncode == 0:

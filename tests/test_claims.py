@@ -544,3 +544,20 @@ def test_goal_needs_five_points_a_ci_above_zero_three_seeds_and_no_loss_at_equal
     }
     rows = {r["task"]: r["met"] for r in claims.goal(metrics)}
     assert rows == {"met": True, "ci": False, "small": False, "compute": False, "no-compute": False}
+
+
+def test_the_growth_plot_marks_each_growth_and_is_drawn_only_where_a_grown_arm_ran(tmp_path, monkeypatch):
+    """Claim (b)'s plot: a task with the grown arm gets a row, its growths marked at the steps the
+    arm deepens (80 and 120 of a 160-step run over 80 task steps); without a grown arm, no file."""
+    from matplotlib.axes import Axes
+
+    curve = [[0, 0, 0.01], [80, 1000, 0.2], [160, 2000, 0.4]]
+    metrics = {"arith-4x1-mix": {"net2221-grown-tree8": {"steps": 160, "curves": {"0": curve, "1": curve}},
+                                 "net221-msgs-tree8": {"steps": 120, "curves": {"0": curve[:2]}}},
+               "arith-2x2": {"single": {"steps": 40, "curves": {"0": curve[:2]}}}}
+    marked = []
+    monkeypatch.setattr(Axes, "axvline", lambda self, x, **kw: marked.append(x))
+    claims.plot_growth(metrics, tmp_path / "growth.png")
+    assert (tmp_path / "growth.png").stat().st_size > 0 and marked == [80, 120]
+    claims.plot_growth({"arith-2x2": metrics["arith-2x2"]}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
