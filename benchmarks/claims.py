@@ -323,7 +323,7 @@ ARMS: dict[str, Arm] = {
     # layer 1 with clones of the first layer's adapters and fades in over S/8 steps; the rollouts are trees
     # of the grown shape from the growth on. Against the same shapes trained from scratch, 1.5 S and 2 S steps.
     # The inserted layers are one-to-one (relay): dense, each clone read both partial sums and relayed one, and
-    # the grown network fell from 23.4% to 7.8-10.9% (arith-4x1-mix seed 0, README "Does it work?").
+    # the grown network fell from 23.4% to 7.8-10.9% (arith-4x1-mix seed 0, docs/claims-record.md).
     "net2221-grown-tree8": Arm((2, 2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=2,
                                deepened=(1.0, 1.5), relay=True),
     "net221-msgs-tree8": Arm((2, 2, 1), 8, slices="msgs", tree=True, readout_branch=8, steps_factor=1.5,

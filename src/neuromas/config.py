@@ -221,7 +221,7 @@ class DeepenOp(_Strict):
     """Each new node reads `fan_in` nodes of the layer before it (`connect: sparse`, round-robin)
     instead of all of them. 1 with the width of that layer is one-to-one: each new node reads the
     node at its index, so it has one message to pass on, where a dense clone reads every message
-    and may relay any of them. Measured on arith-4x1-mix (README "Does it work?"), neither keeps
+    and may relay any of them. Measured on arith-4x1-mix (docs/claims-record.md), neither keeps
     the parent's accuracy through a 10-step fade-in: a clone handed a message writes about it."""
     keep_edges: bool = False
     """The nodes that read layer `after_layer` keep reading it, by skip edges (`network.skip`),
