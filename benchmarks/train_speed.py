@@ -36,6 +36,7 @@ redundant work (repeated prompts, zero-advantage rows, padding) is its waste, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import random
@@ -83,7 +84,7 @@ def network_config(args: argparse.Namespace) -> dict:
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         batch_size=args.inputs, group_size=args.samples, lr=2e-4, weight_decay=0.0, max_grad_norm=1.0,
-        std_normalize=True, loss_aggregation="token-mean",  # micro_batch_rows: the shipped default
+        std_normalize=True, loss_aggregation="token-mean", micro_batch_rows=args.micro_batch_rows,
     )
 
 
@@ -92,18 +93,35 @@ def load_task() -> Task:
 
 
 class CountingTrainer(Trainer):
-    """The Trainer as shipped, keeping the step's traces and update rows for the FLOP count."""
+    """The Trainer as shipped, keeping the step's traces and update rows for the FLOP count, and
+    profiling its rollout and its update apart when `profiles` is a dict (`profile_step`)."""
 
     traces: list[Trace] = []
     rows: Rows | None = None
+    profiles: dict[str, dict] | None = None  # phase -> {"wall_s", "operators": {name: [self ns, calls]}}
 
     def rollout(self, step: int) -> list[Trace]:
-        self.traces, self.rows = super().rollout(step), None
+        with self._profiled("rollout"):
+            self.traces, self.rows = super().rollout(step), None
         return self.traces
 
     def update(self, rows: Rows) -> dict[str, float]:
         self.rows = rows
-        return super().update(rows)
+        with self._profiled("update"):
+            return super().update(rows)
+
+    @contextlib.contextmanager
+    def _profiled(self, phase: str):
+        if self.profiles is None:
+            yield
+            return
+        from torch.profiler import ProfilerActivity, profile
+
+        start = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+            yield
+        self.profiles[phase] = {"wall_s": time.perf_counter() - start,
+                                "operators": self_times(prof.profiler.kineto_results.events())}
 
     def step_flops(self, shape: ModelShape) -> tuple[float, float]:
         """Useful FLOPs of the last step: (rollout, update). The rollout's distinct messages; the
@@ -208,6 +226,7 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
         m = runner.step()
         steps.append({**m, "step_s": time.perf_counter() - start})
     mean = {key: statistics.mean(s[key] for s in steps) for key in steps[0]}
+    peak_rss = peak_rss_gb()  # before the profiled step: the profiler's event buffers are not the step's memory
     if args.profile and arm == "ours":
         profile_step(runner, args.profile)
     return {
@@ -220,7 +239,7 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
         "steps_s": [s["step_s"] for s in steps],
         "load_s": load_s,
         "load_peak_rss_gb": load_rss,
-        "peak_rss_gb": peak_rss_gb(),
+        "peak_rss_gb": peak_rss,
         "threads": torch.get_num_threads(),
         "dtype": runner.dtype,
         "flops_rollout": mean["flops_rollout"],
@@ -229,23 +248,54 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
 
 
 def profile_step(runner: Ours, path: str) -> None:
-    """One more step of ours under torch's profiler: the operators by their own CPU time, written
-    to `path` (what explains the gap between MFU and 1). Not part of the timed steps.
+    """One more step of ours under torch's profiler, its rollout and its update apart: each
+    phase's wall time split into matmuls, attention, the other operators and the time outside
+    any operator (Python, the sampling loop's bookkeeping), then the operators by their own CPU
+    time, written to `path` (what explains the gap between MFU and 1). Not part of the timed steps.
 
-    The table is summed here from the profiler's raw events, not by `key_averages()`: that turns
+    The tables are summed here from the profiler's raw events, not by `key_averages()`: that turns
     every event of the step into a Python `FunctionEvent` with its tree of children, and on a
     full-size step (tens of thousands of decode-time operators per token) it grew past 17 GB of
     RSS and was still growing (with `record_shapes=True`, which also keeps every input tensor
     alive, pytorch/pytorch#133444, past 24 GB and the OOM killer). Shapes are not recorded for
     the same reason; the operator names split the time between matmuls and the rest.
     """
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+    trainer = runner.trainer
+    trainer.profiles = {}
+    try:
         runner.step()
-    table = operator_table(self_times(prof.profiler.kineto_results.events()))
-    Path(path).write_text(table)
+        profiles = trainer.profiles
+    finally:
+        trainer.profiles = None
+    sections = [phase_summary(profiles)]
+    for phase, profile in profiles.items():
+        sections.append(f"## {phase}: operators by self time\n\n" + operator_table(profile["operators"]))
+    Path(path).write_text("\n\n".join(sections))
     print(f"profile written to {path}", file=sys.stderr, flush=True)
+
+
+# What each operator is, for the phase summary: dense matmuls (the model's and the adapters'
+# linear layers, the LM head) and attention; everything else is "other operators".
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_weight_int8pack_mm"}
+ATTENTION_PREFIX = "aten::_scaled_dot_product"
+
+
+def phase_summary(profiles: dict[str, dict]) -> str:
+    """Per phase: wall seconds and their split, the shares the MFU gap comes from."""
+    rows = []
+    for phase, profile in profiles.items():
+        ops = profile["operators"]
+        matmul = sum(ns for name, (ns, _) in ops.items() if name in MATMUL_OPS) / 1e9
+        attention = sum(ns for name, (ns, _) in ops.items() if name.startswith(ATTENTION_PREFIX)) / 1e9
+        total = sum(ns for ns, _ in ops.values()) / 1e9
+        wall = profile["wall_s"]
+        calls = sum(c for _, c in ops.values())
+        rows.append([phase, f"{wall:.2f}", *(f"{x:.2f} ({100 * x / wall:.0f}%)" for x in
+                     (matmul, attention, total - matmul - attention, max(wall - total, 0.0))), f"{calls:,}"])
+    header = ["phase", "wall s", "matmuls s", "attention s", "other operators s", "outside operators s",
+              "operator events"]
+    return ("## Where a profiled step's time goes\n\n" + table(header, rows)
+            + "\n\nUnder the profiler (a few microseconds more per operator call than a timed step).")
 
 
 def self_times(events) -> dict[str, list[int]]:
@@ -291,7 +341,7 @@ def operator_table(totals: dict[str, list[int]], rows: int = 40) -> str:
     return "\n".join(lines) + f"\n\nAll operators: {whole / 1e9:.2f} s of self CPU time.\n"
 
 
-CHILD_FLAGS = ["steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens", "profile"]
+CHILD_FLAGS = ["steps", "warmup", "inputs", "samples", "hidden_tokens", "readout_tokens", "micro_batch_rows", "profile"]
 
 
 def launch(arm: str, args: argparse.Namespace) -> dict:
@@ -373,6 +423,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8, help="G: sampled passes per input")
     parser.add_argument("--hidden-tokens", type=int, default=24, help="max new tokens of first-layer nodes")
     parser.add_argument("--readout-tokens", type=int, default=16, help="max new tokens of the readout")
+    parser.add_argument("--micro-batch-rows", type=int, default=TrainConfig().micro_batch_rows,
+                        help="ours: rows per update micro-batch (train.micro_batch_rows; default: the shipped one)")
     parser.add_argument("--arm", choices=["ours", "reference"], help="run one arm here and print its JSON line")
     parser.add_argument("--profile", default="",
                         help="profile one extra step of ours and write its operator table to this file")

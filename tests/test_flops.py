@@ -108,3 +108,15 @@ def test_profile_self_times_agree_with_torchs_own_table():
         assert abs(self_ns / 1e3 - theirs[name].self_cpu_time_total) <= 1 + 1e-3 * self_ns / 1e3
     table = operator_table(ours, rows=2)
     assert table.count("\n| aten::") == 2 and "s of self CPU time" in table
+
+
+def test_the_phase_summary_splits_wall_time_into_matmuls_attention_other_and_outside():
+    """profile_step's summary: a phase's wall time is matmuls + attention + other operators + time
+    outside any operator (Python), each with its share; nested aten::matmul is not a matmul twice."""
+    from benchmarks.train_speed import phase_summary
+
+    operators = {"aten::mm": [3_000_000_000, 10], "aten::matmul": [100_000_000, 10],
+                 "aten::_scaled_dot_product_flash_attention_for_cpu": [1_000_000_000, 2], "aten::mul": [400_000_000, 7]}
+    summary = phase_summary({"update": {"wall_s": 5.0, "operators": operators}})
+    row = next(line for line in summary.splitlines() if line.startswith("| update"))
+    assert row == "| update | 5.00 | 3.00 (60%) | 1.00 (20%) | 0.50 (10%) | 0.50 (10%) | 29 |"
