@@ -2,7 +2,7 @@
 
 Prompt tokens are most of a step's work (the quickstart's [2, 1] reads ~385 prompt tokens per
 question and writes ~35). Arms, each the quickstart recipe (configs/quickstart.yaml: [2, 1] on
-sums of two 2-digit numbers, 10 steps of 8 inputs x G 8) with the same seeds:
+sums of two 2-digit numbers, 6 steps of 8 inputs x G 4, 64 test questions) with the same seeds:
 
     base          as shipped
     short-header  `network.header: short`: the structural description in one line (prompts.py)
@@ -39,11 +39,11 @@ ARMS = {
 
 def run_arm(arm: str, seed: int, args: argparse.Namespace) -> dict:
     """Evaluate, train and evaluate one arm with one seed, in this process; its figures."""
-    from neuromas.build import build_network, load_task
+    from neuromas.build import build_network, load_task, model_dtype
     from neuromas.configfile import load_config
     from neuromas.eval import evaluate
 
-    overrides = [f"seed={seed}", *ARMS[arm], *(SMOKE_TRAIN if args.smoke else [])]
+    overrides = [f"seed={seed}", f"model.dtype={args.dtype}", *ARMS[arm], *(SMOKE_TRAIN if args.smoke else [])]
     config = load_config(CONFIGS / "quickstart.yaml", overrides)
     task, net = load_task(config), build_network(config)
     limit = config.eval.limit
@@ -60,13 +60,16 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> dict:
     after = evaluate(net, task, config.eval.split, limit, config.eval.batch_size, progress=False)
     prompt_tokens = statistics.mean(sum(m.num_prompt_tokens for m in t.messages.values()) for t in after.traces)
     mean = {key: statistics.mean(s[key] for s in steps) for key in steps[0]}
-    return {"acc_before": before.acc, "acc_after": after.acc, "prompt_tokens_per_q": prompt_tokens, **mean}
+    return {"dtype": model_dtype(net), "acc_before": before.acc, "acc_after": after.acc, "prompt_tokens_per_q": prompt_tokens, **mean}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="model.dtype (auto: bf16 where the CPU computes it natively); not auto: results "
+                             "go to fewer_flops_<dtype>.*")
     parser.add_argument("--smoke", action="store_true", help="one tiny step per arm, seed 0; writes nothing")
     args = parser.parse_args()
     if args.smoke:
@@ -77,6 +80,7 @@ def main() -> None:
         for seed in args.seeds:
             figures = run_arm(arm, seed, args)
             print(f"{arm} seed {seed}: {figures}", flush=True)
+            dtype = figures.pop("dtype")
             results.setdefault(arm, []).append(figures)
 
     metrics: dict = {}
@@ -88,12 +92,14 @@ def main() -> None:
                      f"{mean['prompt_tokens_per_q']:.0f}", f"{100 * mean['acc_before']:.1f}",
                      f"{100 * mean['acc_after']:.1f}", metrics[arm]["acc_after_per_seed"]])
     markdown = (
-        f"The quickstart recipe (configs/quickstart.yaml) per arm, seeds {args.seeds}; means over seeds.\n\n"
+        f"The quickstart recipe (configs/quickstart.yaml) per arm, model.dtype {args.dtype} ({dtype}), seeds "
+        f"{args.seeds}; means over seeds.\n\n"
         + table(["arm", "GFLOP rollout/step", "GFLOP update/step", "s/step", "prompt tokens/q", "acc before %",
                  "acc after %", "acc after per seed"], rows)
     )
-    write_results("fewer_flops", {"seeds": args.seeds, "arms": {a: ARMS[a] for a in args.arms}}, metrics, markdown,
-                  write=not args.smoke)
+    name = "fewer_flops" if args.dtype == "auto" else f"fewer_flops_{args.dtype}"
+    write_results(name, {"seeds": args.seeds, "dtype": args.dtype, "arms": {a: ARMS[a] for a in args.arms}}, metrics,
+                  markdown, write=not args.smoke)
 
 
 if __name__ == "__main__":

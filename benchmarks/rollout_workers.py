@@ -1,6 +1,6 @@
 """Training steps with the rollouts on Ray workers vs in one process (issue 20, item 6).
 
-The quickstart recipe (configs/quickstart.yaml: a [2, 1] network, 8 inputs x G 4, 16-token
+The quickstart recipe (configs/quickstart.yaml: a [2, 1] network, 8 inputs x G 4, 12-token
 messages, bf16 where the CPU has it) for a few steps, three ways, each in its own process:
 
     process     one process, torch on 2 threads, samples and updates (the default, rollout_workers 0)
@@ -15,6 +15,7 @@ and `ray` run with `--rows` (16: 4 micro-batches in the first layer, 2 in the re
 equal (the rollouts are the same bit for bit where thread counts do not change a rounding).
 
     python -m benchmarks.rollout_workers                 # writes benchmarks/results/rollout_workers.*
+    python -m benchmarks.rollout_workers --threads 1     # one worker x 1 thread vs one process x 1 thread: equal?
     python -m benchmarks.rollout_workers --smoke         # 1 step of 2 inputs x G 2, 4 tokens; writes nothing
 """
 
@@ -28,6 +29,7 @@ from benchmarks.common import CONFIGS, emit_result, flags, peak_rss_gb, run_arm,
 
 ARMS = ("process", "ray", "process-64")
 CHILD_FLAGS = ["steps", "rows", "threads", "smoke"]
+PER_STEP = ("reward_mean", "tokens", "loss")  # what the process and ray arms must share, step by step
 
 
 def measure(arm: str, args: argparse.Namespace) -> dict:
@@ -72,11 +74,25 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
         extra["sync_s"] = statistics.mean(synced)
         workers.close()
     return {
-        "arm": arm, "dtype": model_dtype(net), "max_batch_rows": rows, "load_s": load_s, "peak_rss_gb": peak_rss_gb(),
+        "arm": arm, "dtype": model_dtype(net),
+        "recipe": (f"{config.train.batch_size} inputs x G {config.train.group_size}, "
+                   f"{config.network.generation.max_new_tokens}-token messages"),
+        "max_batch_rows": rows, "load_s": load_s, "peak_rss_gb": peak_rss_gb(),
         "steps_s": [m["time/step_s"] for m in steps], "rollout_s": [m["time/rollout_s"] for m in steps],
         "reward_mean": [m["reward/mean"] for m in steps], "tokens": [m["tokens/total"] for m in steps],
         "loss": [m["loss/policy"] for m in steps], **extra,
     }
+
+
+def same_text(same: bool, differ: list[tuple[str, int]], args: argparse.Namespace) -> str:
+    """Whether the ray arm's steps equal the process arm's, and where they first part if not."""
+    if same:
+        return "yes"
+    field, step = min(differ, key=lambda d: d[1])
+    threads = ("" if args.threads == 1 else
+               f" (each worker computes on 1 thread, the process on {args.threads}: a matmul's sums, and so a sampled"
+               " token near a tie, can depend on the thread count; `--threads 1` compares like with like)")
+    return f"no, {field.replace('_', ' ')} first differs at step {step}{threads}"
 
 
 def summary(result: dict) -> dict:
@@ -101,9 +117,11 @@ def main() -> None:
 
     results = {arm: run_arm("benchmarks.rollout_workers", arm, flags(args, CHILD_FLAGS)) for arm in ARMS}
     process, ray = results["process"], results["ray"]
-    same = all(process[k] == ray[k] for k in ("reward_mean", "tokens", "loss"))
+    differ = [(k, i + 1) for k in PER_STEP for i, (a, b) in enumerate(zip(process[k], ray[k])) if a != b]
+    same = not differ
     metrics = {arm: {**{k: round(v, 2) for k, v in summary(r).items()}, "steps_s": [round(s, 2) for s in r["steps_s"]],
-                     "peak_rss_gb": round(r["peak_rss_gb"], 3), "max_batch_rows": r["max_batch_rows"]}
+                     "peak_rss_gb": round(r["peak_rss_gb"], 3), "max_batch_rows": r["max_batch_rows"],
+                     **{k: r[k] for k in PER_STEP}}
                for arm, r in results.items()}
     metrics["ray"].update({"workers_start_s": round(ray["workers_start_s"], 1), "sync_s": round(ray["sync_s"], 3),
                            "adapter_mb_per_sync": round(ray["adapter_mb_per_sync"], 2)})
@@ -113,13 +131,13 @@ def main() -> None:
     names = {"process": f"one process x {args.threads} threads", "ray": f"{args.threads} Ray workers x 1 thread",
              "process-64": f"one process x {args.threads} threads, max_batch_rows 64"}
     markdown = (
-        f"configs/quickstart.yaml ([2, 1], 8 inputs x G 4, 16-token messages, {process['dtype']}), {args.steps} "
+        f"configs/quickstart.yaml ([2, 1], {process['recipe']}, {process['dtype']}), {args.steps} "
         f"training steps per arm, each arm in its own process, mean over all steps.\n\n"
         + table(["arm", "max_batch_rows", "s/step", "rollout s", "update s", "peak RSS GB (driver)"], [
             [names[arm], r["max_batch_rows"], f"{s['step_s']:.1f}", f"{s['rollout_s']:.1f}", f"{s['update_s']:.1f}",
              f"{r['peak_rss_gb']:.2f}"] for arm, r in results.items() for s in [summary(r)]])
         + f"\n\nRay vs one process at max_batch_rows {args.rows}: step {metrics['speedup_step']}x, rollout "
-        f"{metrics['speedup_rollout']}x. Same rewards, tokens and losses at every step: {'yes' if same else 'NO'}. "
+        f"{metrics['speedup_rollout']}x. Same rewards, tokens and losses at every step: {same_text(same, differ, args)}. "
         f"Adapters sent per step: {metrics['ray']['adapter_mb_per_sync']} MB, {metrics['ray']['sync_s']} s; "
         f"starting the workers (each loads the model): {metrics['ray']['workers_start_s']} s, not in the step times."
     )

@@ -120,3 +120,17 @@ def test_rollout_workers_need_ray_workers():
         Trainer(Network([1]), Letters(), TrainConfig(rollout_workers=2), progress=False)
     with pytest.raises(ValueError, match="rollout_backend vllm samples here"):
         TrainConfig(rollout_workers=2, rollout_backend="vllm")
+
+
+def test_the_benchmark_says_where_the_ray_arm_parts_from_the_process_arm():
+    """benchmarks/rollout_workers.py: "yes" when every step agrees; else the first step that differs,
+    and, where the thread counts differ, why they may (no model, no Ray)."""
+    from argparse import Namespace
+
+    from benchmarks.rollout_workers import same_text
+
+    assert same_text(True, [], Namespace(threads=2)) == "yes"
+    differ = [("loss", 1), ("reward_mean", 2), ("tokens", 3)]
+    assert same_text(False, differ, Namespace(threads=1)) == "no, loss first differs at step 1"
+    two = same_text(False, differ[1:], Namespace(threads=2))
+    assert two.startswith("no, reward mean first differs at step 2 (each worker computes on 1 thread, the process on 2")
