@@ -43,14 +43,17 @@ import random
 import statistics
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from tests.reference import ReferenceStep
 
 from benchmarks.common import (
+    commit,
     emit_result,
     flags,
+    machine,
     peak_rss_gb,
     run_arm,
     table,
@@ -267,7 +270,9 @@ def profile_step(runner: Ours, path: str) -> None:
         profiles = trainer.profiles
     finally:
         trainer.profiles = None
-    sections = [phase_summary(profiles)]
+    heading = (f"# train_speed profile\n\ncommit {commit()}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}, "
+               f"{machine()}\n\nOne more step of ours ({runner.dtype}) after the timed steps, under torch's profiler.")
+    sections = [heading, phase_summary(profiles)]
     for phase, profile in profiles.items():
         sections.append(f"## {phase}: operators by self time\n\n" + operator_table(profile["operators"]))
     Path(path).write_text("\n\n".join(sections))
