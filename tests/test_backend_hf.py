@@ -364,3 +364,41 @@ def test_the_sliced_mixed_adapter_forward_equals_peft_bit_for_bit(backend32):
         assert torch.equal(out, out_peft) and torch.equal(grad_x, grad_x_peft), names
         assert len(grads) == len(grads_peft) > 0 and all(torch.equal(a, b) for a, b in zip(grads, grads_peft)), names
     assert _runs((one, one, two)) == ((one, 0, 2), (two, 2, 3)) and _runs((one, two, one)) is None
+
+
+@pytest.mark.slow
+def test_the_listed_layer_hooks_give_pefts_forward_and_follow_the_adapters_added(backend32):
+    """`lora._listed_layer_hooks`, PEFT's mixed-adapter set-up with the LoRA layers listed once per
+    set of adapters (not found by walking the model on every call): the same logits as PEFT's own
+    method bit for bit; a network's adapters added later are found; a name no adapter has is
+    refused as PEFT refuses it; and no hook stays on a layer, also after that refusal."""
+    import types
+
+    from neuromas.backends import lora
+    from neuromas.network import Network
+
+    net = Network({"layers": [2, 1], "adapters": {"rank": 2}}, backend=backend32).attach_adapters()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    peft, keys = net.backend.model, net.backend.adapter_keys
+    tuner = peft.base_model
+    assert "_enable_peft_forward_hooks" in vars(tuner), "installed on the shared model's tuner"
+    ids = torch.tensor([backend32.encode(CHATS[0])] * 3)
+    names = [keys["L1N1"], keys["L2N1"], "__base__"]
+    with torch.no_grad():
+        ours = peft(input_ids=ids, adapter_names=names).logits
+        del tuner._enable_peft_forward_hooks  # PEFT's own method, which walks the model
+        try:
+            theirs = peft(input_ids=ids, adapter_names=names).logits
+        finally:
+            tuner._enable_peft_forward_hooks = types.MethodType(lora._listed_layer_hooks, tuner)
+        assert torch.equal(ours, theirs) and not torch.equal(ours[0], ours[2]), "each row's own adapter, as PEFT runs it"
+        other = Network({"layers": [1], "adapters": {"rank": 2}}, backend=backend32, seed=1).attach_adapters()
+        added = other.backend.adapter_keys["L1N1"]
+        assert peft(input_ids=ids[:1], adapter_names=[added]).logits.shape[0] == 1, "a later network's adapter is found"
+        with pytest.raises(ValueError, match="non-existing adapter"):
+            peft(input_ids=ids[:1], adapter_names=["L9N9@99"])
+    assert not any(module._forward_pre_hooks for module in peft.modules()), "every hook removed after each call"
