@@ -15,6 +15,16 @@ CHATS = [
 ]
 
 
+def nonzero_adapters(net, seed=0):
+    """`net` with every LoRA B drawn from `seed` (a fresh adapter's B is 0: it would be the base model)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    return net
+
+
 def request(chat, max_new_tokens=24, temperature=0.0, top_p=1.0):
     return GenerationRequest(chat, None, max_new_tokens, temperature, top_p)
 
@@ -306,13 +316,7 @@ def test_networks_share_one_base_model_and_never_see_each_others_adapters(backen
 
     def trained(seed):
         config = {"layers": [1], "generation": {"max_new_tokens": 12}, "adapters": {"rank": 2}}
-        net = Network(config, backend=backend32, seed=seed).attach_adapters().eval()
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for name, param in net.named_parameters():
-                if "lora_B" in name:
-                    param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
-        return net
+        return nonzero_adapters(Network(config, backend=backend32, seed=seed).attach_adapters().eval(), seed)
 
     a = trained(1)
     assert a.backend.model.get_base_model() is backend32.model, "no copy of the base model"
@@ -340,12 +344,8 @@ def test_the_sliced_mixed_adapter_forward_equals_peft_bit_for_bit(backend32):
     from neuromas.backends.lora import _runs
     from neuromas.network import Network
 
-    net = Network({"layers": [2, 1], "adapters": {"rank": 2}}, backend=backend32).attach_adapters()
+    net = nonzero_adapters(Network({"layers": [2, 1], "adapters": {"rank": 2}}, backend=backend32).attach_adapters())
     generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in net.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
     one, two = net.backend.adapter_keys["L1N1"], net.backend.adapter_keys["L1N2"]
     module = next(m for m in net.backend.model.modules() if isinstance(m, LoraLinear))
     assert "_mixed_batch_forward" in vars(module), "the sliced forward is installed on the model's LoRA layers"
@@ -377,12 +377,7 @@ def test_the_listed_layer_hooks_give_pefts_forward_and_follow_the_adapters_added
     from neuromas.backends import lora
     from neuromas.network import Network
 
-    net = Network({"layers": [2, 1], "adapters": {"rank": 2}}, backend=backend32).attach_adapters()
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in net.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    net = nonzero_adapters(Network({"layers": [2, 1], "adapters": {"rank": 2}}, backend=backend32).attach_adapters())
     peft, keys = net.backend.model, net.backend.adapter_keys
     tuner = peft.base_model
     assert "_enable_peft_forward_hooks" in vars(tuner), "installed on the shared model's tuner"
