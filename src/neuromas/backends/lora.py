@@ -43,7 +43,6 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from peft.tuners.lora.layer import VARIANT_KWARG_KEYS, LoraLayer
 from peft.tuners.lora.layer import Linear as LoraLinear
 from peft.tuners.tuners_utils import BaseTunerLayer
-from peft.utils import AuxiliaryTrainingWrapper
 from safetensors.torch import load_file
 
 from neuromas.adapters import adapter_seed
@@ -179,8 +178,9 @@ def _listed_layer_hooks(self, *args, **kwargs):
     network, 4.3 ms a call, about a second of a [2, 1] training step's 254 forward calls. The
     layers and their adapters change only when adapters are added or deleted, which changes
     `peft_config`; the list is keyed by its names. The same checks and the same hook (the rows'
-    adapter names as a keyword argument of every LoRA layer) as PEFT's, so outputs are the same;
-    any other use (no names, beam search, aLoRA offsets) goes to PEFT's own method.
+    adapter names as a keyword argument of every LoRA layer) as PEFT's, so outputs are the same
+    (PEFT also hooks `modules_to_save` wrappers, which `add_adapters` never creates); any other
+    use (no names, beam search, aLoRA offsets) goes to PEFT's own method.
     """
     names = kwargs.get("adapter_names")
     if names is None or kwargs.get("alora_offsets") is not None or (kwargs.get("num_beams") or 1) > 1:
@@ -191,8 +191,8 @@ def _listed_layer_hooks(self, *args, **kwargs):
         raise ValueError("Cannot pass `adapter_names` when the model is in training mode.")
     key = tuple(self.peft_config)
     if getattr(self, "_neuromas_layers", (None,))[0] != key:
-        layers = [m for m in self.modules() if isinstance(m, (LoraLayer, AuxiliaryTrainingWrapper))]
-        known = {a for m in layers if isinstance(m, LoraLayer) for a in (*m.lora_A, *m.lora_embedding_A)}
+        layers = [m for m in self.modules() if isinstance(m, LoraLayer)]  # ours have no modules_to_save
+        known = {a for m in layers for a in (*m.lora_A, *m.lora_embedding_A)}
         self._neuromas_layers = (key, layers, known)
     _, layers, known = self._neuromas_layers
     unexpected = {name for name in names if name != "__base__"} - known
