@@ -84,9 +84,10 @@ def measure(arm: str, args: argparse.Namespace) -> dict:
     }
 
 
-def same_text(same: bool, differ: list[tuple[str, int]], args: argparse.Namespace) -> str:
-    """Whether the ray arm's steps equal the process arm's, and where they first part if not."""
-    if same:
+def same_text(differ: list[tuple[str, int]], args: argparse.Namespace) -> str:
+    """Whether the ray arm's steps equal the process arm's (`differ`: (field, step) where they do
+    not), and where they first part if not."""
+    if not differ:
         return "yes"
     field, step = min(differ, key=lambda d: d[1])
     threads = ("" if args.threads == 1 else
@@ -118,14 +119,13 @@ def main() -> None:
     results = {arm: run_arm("benchmarks.rollout_workers", arm, flags(args, CHILD_FLAGS)) for arm in ARMS}
     process, ray = results["process"], results["ray"]
     differ = [(k, i + 1) for k in PER_STEP for i, (a, b) in enumerate(zip(process[k], ray[k])) if a != b]
-    same = not differ
     metrics = {arm: {**{k: round(v, 2) for k, v in summary(r).items()}, "steps_s": [round(s, 2) for s in r["steps_s"]],
                      "peak_rss_gb": round(r["peak_rss_gb"], 3), "max_batch_rows": r["max_batch_rows"],
                      **{k: r[k] for k in PER_STEP}}
                for arm, r in results.items()}
     metrics["ray"].update({"workers_start_s": round(ray["workers_start_s"], 1), "sync_s": round(ray["sync_s"], 3),
                            "adapter_mb_per_sync": round(ray["adapter_mb_per_sync"], 2)})
-    metrics["same_rollouts_as_process"] = same
+    metrics["same_rollouts_as_process"] = not differ
     metrics["speedup_step"] = round(summary(process)["step_s"] / summary(ray)["step_s"], 2)
     metrics["speedup_rollout"] = round(summary(process)["rollout_s"] / summary(ray)["rollout_s"], 2)
     names = {"process": f"one process x {args.threads} threads", "ray": f"{args.threads} Ray workers x 1 thread",
@@ -137,7 +137,7 @@ def main() -> None:
             [names[arm], r["max_batch_rows"], f"{s['step_s']:.1f}", f"{s['rollout_s']:.1f}", f"{s['update_s']:.1f}",
              f"{r['peak_rss_gb']:.2f}"] for arm, r in results.items() for s in [summary(r)]])
         + f"\n\nRay vs one process at max_batch_rows {args.rows}: step {metrics['speedup_step']}x, rollout "
-        f"{metrics['speedup_rollout']}x. Same rewards, tokens and losses at every step: {same_text(same, differ, args)}. "
+        f"{metrics['speedup_rollout']}x. Same rewards, tokens and losses at every step: {same_text(differ, args)}. "
         f"Adapters sent per step: {metrics['ray']['adapter_mb_per_sync']} MB, {metrics['ray']['sync_s']} s; "
         f"starting the workers (each loads the model): {metrics['ray']['workers_start_s']} s, not in the step times."
     )

@@ -129,8 +129,8 @@ def test_the_benchmark_says_where_the_ray_arm_parts_from_the_process_arm():
 
     from benchmarks.rollout_workers import same_text
 
-    assert same_text(True, [], Namespace(threads=2)) == "yes"
+    assert same_text([], Namespace(threads=2)) == "yes"
     differ = [("loss", 1), ("reward_mean", 2), ("tokens", 3)]
-    assert same_text(False, differ, Namespace(threads=1)) == "no, loss first differs at step 1"
-    two = same_text(False, differ[1:], Namespace(threads=2))
+    assert same_text(differ, Namespace(threads=1)) == "no, loss first differs at step 1"
+    two = same_text(differ[1:], Namespace(threads=2))
     assert two.startswith("no, reward mean first differs at step 2 (each worker computes on 1 thread, the process on 2")
