@@ -10,11 +10,10 @@ run; with a decaying schedule it is not). One JSON line per seed is appended to
 benchmarks/results/quickstart_recipes.jsonl, with the machine and commit it ran on.
 
     python -m benchmarks.quickstart_recipes NAME --seeds 0 1 2 3 --evals 3 4 -- train.steps=5 train.group_size=8
-
-The first rows (commit 0cfa90f) ran on the quickstart of that commit, 6 steps of 8 inputs x G 4.
     python -m benchmarks.quickstart_recipes smoke --smoke      # 1 tiny step, 4 questions; writes nothing
 
-Float32 by default (`model.dtype=float32`), what a CPU without native bf16 runs.
+Float32 by default (`model.dtype=float32`), what a CPU without native bf16 runs. The first rows
+(commit 0cfa90f) ran on the quickstart of that commit, 6 steps of 8 inputs x G 4.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 same questions, and `apart` follows the intervals (the figure the quickstart is chosen by)."""
 
 import pytest
-
 from benchmarks.common import SMOKE_TRAIN
 from benchmarks.quickstart_recipes import run_seed
 
