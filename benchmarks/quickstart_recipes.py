@@ -35,8 +35,10 @@ def run_seed(seed: int, overrides: list[str], evals: set[int]) -> dict:
     config = load_config(CONFIGS / "quickstart.yaml", [f"seed={seed}", *overrides])
     task, net = load_task(config), build_network(config)
 
-    def accuracy() -> list[float]:
-        r = evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress=False)
+    def accuracy():
+        return evaluate(net, task, config.eval.split, config.eval.limit, config.eval.batch_size, progress=False)
+
+    def percent(r) -> list[float]:
         return [round(100 * x, 1) for x in (r.acc, r.ci_low, r.ci_high)]
 
     before = accuracy()
@@ -46,10 +48,11 @@ def run_seed(seed: int, overrides: list[str], evals: set[int]) -> dict:
     while trainer.step < config.train.steps:
         rewards.append(round(trainer.train_step()["reward/mean"], 3))
         if trainer.step in evals and trainer.step < config.train.steps:
-            during.append([trainer.step, *accuracy()])
+            during.append([trainer.step, *percent(accuracy())])
     train_s = time.perf_counter() - start
-    after = accuracy()
-    return {"seed": seed, "before": before, "after": after, "apart": after[1] > before[2], "evals": during,
+    after = accuracy()  # apart: judged on the unrounded intervals, as `neuromas run` judges them
+    return {"seed": seed, "before": percent(before), "after": percent(after), "apart": after.ci_low > before.ci_high,
+            "evals": during,
             "rewards": rewards, "steps": config.train.steps, "train_s_with_evals": round(train_s, 1)}
 
 
