@@ -9,7 +9,7 @@ and by whether they stay apart a step earlier or later. The schedule must be con
 run; with a decaying schedule it is not). One JSON line per seed is appended to
 benchmarks/results/quickstart_recipes.jsonl, with the machine and commit it ran on.
 
-    python -m benchmarks.quickstart_recipes NAME --seeds 0 1 2 3 --evals 3 4 -- train.steps=5 train.group_size=8
+    python -m benchmarks.quickstart_recipes NAME train.steps=5 train.group_size=8 --seeds 0 1 2 3 --evals 3 4
     python -m benchmarks.quickstart_recipes smoke --smoke      # 1 tiny step, 4 questions; writes nothing
 
 Float32 by default (`model.dtype=float32`), what a CPU without native bf16 runs. The first rows
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--evals", type=int, nargs="*", default=[], help="also evaluate after these steps")
     parser.add_argument("--dtype", default="float32", help="model.dtype (float32: as on a CPU without native bf16)")
     parser.add_argument("--smoke", action="store_true", help="one tiny step, seed 0; writes nothing")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides before or after the options
     overrides = [f"model.dtype={args.dtype}", *args.overrides, *(SMOKE_TRAIN if args.smoke else [])]
     for seed in [0] if args.smoke else args.seeds:
         row = {"name": args.name, "overrides": args.overrides, **run_seed(seed, overrides, set(args.evals))}

@@ -101,6 +101,19 @@ def test_prefix_groups_share_most_of_a_prompt_within_one_adapter():
     assert whole[0] == whole[2] and len(set(whole)) == 4 and lengths[whole[0]] == 21 and lengths[whole[1]] == 22
 
 
+def test_prefix_groups_join_when_it_saves_prompt_tokens():
+    header = list(range(100, 120))
+    questions = [header + [200 + q] * 30 for q in range(4)]  # a one-line header: less than half shared
+    group_of, prefix_len = _prefix_groups(questions, ["A"] * 4)
+    assert group_of == [0, 0, 0, 0] and prefix_len == [20]
+    samples = [header + [1] * 40] * 3  # a group of 3 sharing 59 tokens, then a row sharing only the header
+    group_of, prefix_len = _prefix_groups([*samples, header + [2] * 40], ["A"] * 4)
+    assert group_of == [0, 0, 0, 1] and prefix_len == [59, 59]  # joining would cost 2 x 39 tokens to save 20
+    group_of, prefix_len = _prefix_groups([header + [1] * 10] * 2 + [header + [2] * 40], ["A"] * 3)
+    assert group_of == [0, 0, 0] and prefix_len == [20]  # 2 x 20 saved against 1 x 29: join
+    assert _prefix_groups([[1] * 7 + [2], [1] * 7 + [3]], ["A"] * 2)[0] == [0, 1]  # too short to be worth a pass
+
+
 @pytest.mark.slow
 def test_shared_prompt_logprobs_equal_full_rows_values_and_gradients(backend32):
     """Running a shared prompt prefix once and each row's suffix and completion on its cache is exact, gradients too."""

@@ -37,6 +37,7 @@ from neuromas.seeds import derive_seed
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
 _PRUNE_FRACTION = 0.25  # drop finished rows once this share of the batch is done
+_MIN_SHARED_TOKENS = 8  # below this a shared prefix saves less than its extra forward pass costs
 
 
 class HFBackend:
@@ -166,9 +167,9 @@ class HFBackend:
         finished_out = [False] * rows
         active = torch.arange(rows, device=device)  # original row of each row still in the batch
         adapter_kwargs = self._adapter_kwargs(requests)
-        # Rows that share most of a prompt (a node's G samples of one input: the same prompt in
-        # the first layer, the same header and input before different messages later) prefill
-        # the shared prefix once; its KV cache is copied to every row, which then prefills only
+        # Rows that share the start of a prompt (a node's G samples of one input: the same prompt
+        # in the first layer, the same header and input before different messages later; a node's
+        # questions in an evaluation: the same header) prefill the shared prefix once; its KV cache is copied to every row, which then prefills only
         # its own suffix. Rows of different adapters never share (`_prefix_groups`).
         group_of, prefix_len = _prefix_groups(prompts, [r.adapter for r in requests])
         share = len(prefix_len) < rows and min(prefix_len) > 0
@@ -259,7 +260,7 @@ def token_logprobs(
     Rows that share an adapter and their prompt (a first-layer node's G samples of one input)
     run that prompt once. Its KV cache, still attached to the graph, is copied to each row,
     and the row's completion runs on top of it, so every row's gradient flows back through the
-    one prompt forward. With `share_prefixes`, rows that share most of their prompt (a later
+    one prompt forward. With `share_prefixes`, rows that share the start of their prompt (a later
     node's samples of one input: the same header and input, different messages) share that
     prefix the same way: half the prompt tokens on BBH Navigate, 1.35x faster
     (benchmarks/prefix_sharing.py). The copy's backward accumulates with `index_put_`, whose
@@ -284,22 +285,27 @@ def _prefix_groups(prompts: list[list[int]], adapters: list[str | None], whole: 
     """(each row's group, each group's shared prefix length) for rows that can share a prefix.
 
     Rows sorted by (adapter, prompt) join the group before them when they have its adapter and
-    share at least half their prompt with it (`whole`: all of it). A group's prefix is its
-    rows' longest common prefix, less at least one token, so every row keeps a suffix whose
-    last position predicts its first completion token.
+    joining saves prompt tokens: a group of k rows sharing p tokens prefills (k - 1) p fewer, so
+    a row sharing s < p tokens with it joins when k s >= (k - 1) p (`whole`: only an equal
+    prompt joins). Sorted, a row shares the most with the row just before it, so one pass finds
+    the groups. This is why it is not "at least half the prompt": with a one-line header
+    (`network.header: short`), questions share the chat template and header but not half their
+    prompt, and every row of an evaluation prefilled in full. A group's prefix is its rows'
+    longest common prefix, less at least one token, so every row keeps a suffix whose last
+    position predicts its first completion token.
     """
     order = sorted(range(len(prompts)), key=lambda i: (adapters[i] or "", prompts[i]))
-    group_of, prefix_len = [0] * len(prompts), []
+    group_of, prefix_len, size = [0] * len(prompts), [], 0
     head = None
     for i in order:
         prompt = prompts[i]
         if head is not None and adapters[i] == adapters[head]:
-            shared = _common_prefix(prompts[head], prompt, prefix_len[-1])
-            if prompt == prompts[head] if whole else 2 * shared >= len(prompt):
-                prefix_len[-1] = min(shared, len(prompt) - 1)
-                group_of[i] = len(prefix_len) - 1
+            shared = min(_common_prefix(prompts[head], prompt, prefix_len[-1]), len(prompt) - 1)
+            if (prompt == prompts[head]) if whole else (shared >= _MIN_SHARED_TOKENS and size * shared >= (size - 1) * prefix_len[-1]):
+                prefix_len[-1] = shared
+                group_of[i], size = len(prefix_len) - 1, size + 1
                 continue
-        head = i
+        head, size = i, 1
         prefix_len.append(len(prompt) - 1)
         group_of[i] = len(prefix_len) - 1
     return group_of, prefix_len
