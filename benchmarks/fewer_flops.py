@@ -2,9 +2,8 @@
 
 Prompt tokens are most of a step's work (the quickstart's [2, 1] read ~385 prompt tokens per
 question and wrote ~35 with the full header). Arms, each the quickstart recipe
-(configs/quickstart.yaml: [2, 1] on sums of two 2-digit numbers, 8 inputs x G 8 a step, 64 test
-questions) with the same seeds, each option set explicitly so that the arms do not depend on
-what the shipped recipe chose:
+(configs/quickstart.yaml: [2, 1] on sums of two 2-digit numbers) with the same seeds, each
+option set explicitly so that the arms do not depend on what the shipped recipe chose:
 
     base          the full structural header, every group in the loss
     short-header  `network.header: short`: the structural description in one line (prompts.py)
@@ -19,7 +18,7 @@ after training, per seed. Sharing one prefix across the nodes of a layer is not 
 node reads its prompt through its own LoRA adapter (on q, k, v, o), so two nodes' KV caches of
 the same text differ and cannot be shared without changing what the network computes.
 
-    python -m benchmarks.fewer_flops --seeds 0 1 2      # 4 steps x 4 arms x 3 seeds: about an hour on a CPU
+    python -m benchmarks.fewer_flops --seeds 0 1 2      # the recipe x 4 arms x 3 seeds: about an hour on a CPU
     python -m benchmarks.fewer_flops --smoke            # 1 step of 2 x G 2, 4 test questions; writes nothing
 """
 
