@@ -169,8 +169,9 @@ class HFBackend:
         adapter_kwargs = self._adapter_kwargs(requests)
         # Rows that share the start of a prompt (a node's G samples of one input: the same prompt
         # in the first layer, the same header and input before different messages later; a node's
-        # questions in an evaluation: the same header) prefill the shared prefix once; its KV cache is copied to every row, which then prefills only
-        # its own suffix. Rows of different adapters never share (`_prefix_groups`).
+        # questions in an evaluation: the same header) prefill the shared prefix once; its KV
+        # cache is copied to every row, which then prefills only its own suffix. Rows of
+        # different adapters never share (`_prefix_groups`).
         group_of, prefix_len = _prefix_groups(prompts, [r.adapter for r in requests])
         share = len(prefix_len) < rows and min(prefix_len) > 0
         columns = (max(prefix_len) + max(len(p) - prefix_len[g] for p, g in zip(prompts, group_of)) if share
@@ -301,7 +302,8 @@ def _prefix_groups(prompts: list[list[int]], adapters: list[str | None], whole: 
         prompt = prompts[i]
         if head is not None and adapters[i] == adapters[head]:
             shared = min(_common_prefix(prompts[head], prompt, prefix_len[-1]), len(prompt) - 1)
-            if (prompt == prompts[head]) if whole else (shared >= _MIN_SHARED_TOKENS and size * shared >= (size - 1) * prefix_len[-1]):
+            saves = shared >= _MIN_SHARED_TOKENS and size * shared >= (size - 1) * prefix_len[-1]
+            if prompt == prompts[head] if whole else saves:
                 prefix_len[-1] = shared
                 group_of[i], size = len(prefix_len) - 1, size + 1
                 continue
