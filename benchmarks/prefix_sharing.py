@@ -76,8 +76,9 @@ def main() -> None:
     start = time.perf_counter()
     traces = net(examples, num_samples=args.group, task=task)
     rollout_s = time.perf_counter() - start
-    advantages = torch.linspace(-1, 1, len(traces))  # every row counts (no tied group is skipped)
-    rows = trainer._rows(traces, advantages, torch.ones_like(advantages, dtype=torch.bool))
+    per_pass = torch.linspace(-1, 1, len(traces)).tolist()  # every row counts (no tied group is skipped)
+    advantages = {(p, node): per_pass[p] for p, trace in enumerate(traces) for node in trace.messages}
+    rows = trainer._rows(traces, advantages, torch.ones(len(traces), dtype=torch.bool))
 
     initial = [param.detach().clone() for param in trainer.params]
     default = trainer_module.token_logprobs
