@@ -264,10 +264,10 @@ def token_logprobs(
     one prompt forward. With `share_prefixes`, rows that share the start of their prompt (a later
     node's samples of one input: the same header and input, different messages) share that
     prefix the same way: half the prompt tokens on BBH Navigate, an update 1.37x faster in float32
-    and 1.16x in bf16 (benchmarks/prefix_sharing.py). The copy's backward accumulates with `index_put_`, whose
-    CPU kernel adds in thread order unless torch's deterministic kernels are on; the trainer
-    turns them on for its update (`deterministic_algorithms`), or two runs of one config part
-    in the last bits of their gradients. Every mode equals running every row in full (a test
+    and 1.16x in bf16 (benchmarks/prefix_sharing.py). The copy's backward accumulates with
+    `index_put_`, whose CPU kernel adds in thread order unless torch's deterministic kernels are
+    on; the trainer turns them on for its update (`deterministic_algorithms`), or two runs of one
+    config part in the last bits of their gradients. Every mode equals running every row in full (a test
     checks values and gradients); `share_prompts=False` does that.
     """
     scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=backend.device).view(-1, 1, 1)
