@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 
 from benchmarks.common import CONFIGS, RESULTS, SMOKE_TRAIN, commit, machine
 
 
-def run_seed(seed: int, overrides: list[str], evals: set[int], first: list[int] = ()) -> dict:
+def run_seed(seed: int, overrides: list[str], evals: set[int], first: Sequence[int] = ()) -> dict:
     """Evaluate, train (evaluating after the `evals` steps) and evaluate one seed of the recipe.
 
     `first`: also judge each evaluation on its first N questions alone, under "first" in the row.
@@ -47,27 +48,25 @@ def run_seed(seed: int, overrides: list[str], evals: set[int], first: list[int] 
     def percent(r) -> list[float]:
         return [round(100 * x, 1) for x in (r.acc, r.ci_low, r.ci_high)]
 
+    def judged(before, after, during) -> dict:  # apart: on the unrounded intervals, as `neuromas run` judges
+        return {"before": percent(before), "after": percent(after), "apart": after.ci_low > before.ci_high,
+                "evals": [[step, *percent(r)] for step, r in during]}
+
     def head(r, n: int):
         return summarize(r.task, r.split, r.traces[:n], r.calls_per_q, r.seconds)
 
     before = accuracy()
     trainer = Trainer(net, task, config.train, progress=False)
-    rewards, during, results = [], [], []
+    rewards, during = [], []
     start = time.perf_counter()
     while trainer.step < config.train.steps:
         rewards.append(round(trainer.train_step()["reward/mean"], 3))
         if trainer.step in evals and trainer.step < config.train.steps:
-            results.append((trainer.step, accuracy()))
-            during.append([trainer.step, *percent(results[-1][1])])
+            during.append((trainer.step, accuracy()))
     train_s = time.perf_counter() - start
-    after = accuracy()  # apart: judged on the unrounded intervals, as `neuromas run` judges them
-    subsets = {}
-    for n in first:
-        b, a = head(before, n), head(after, n)
-        subsets[n] = {"before": percent(b), "after": percent(a), "apart": a.ci_low > b.ci_high,
-                      "evals": [[step, *percent(head(r, n))] for step, r in results]}
-    return {"seed": seed, "before": percent(before), "after": percent(after), "apart": after.ci_low > before.ci_high,
-            "evals": during, **({"first": subsets} if subsets else {}),
+    after = accuracy()
+    subsets = {n: judged(head(before, n), head(after, n), [(step, head(r, n)) for step, r in during]) for n in first}
+    return {"seed": seed, **judged(before, after, during), **({"first": subsets} if subsets else {}),
             "rewards": rewards, "steps": config.train.steps, "train_s_with_evals": round(train_s, 1)}
 
 
