@@ -11,7 +11,7 @@ internet: the embedded SmolLM2-135M GGUF is converted to a transformers director
 3. `step_hf`, `step_vllm`: the time of a [2, 1] training step (quickstart settings) with
    `train.rollout_backend: hf` and `vllm` (mean of `--steps` after a warm-up step);
 4. `determinism`: two [2, 1] trainers from one seed, `--steps` hf steps each: their adapters must
-   come out equal bit for bit (`rl.trainer.deterministic_algorithms`: on CUDA the update runs
+   come out equal bit for bit (`rl.trainer.update_kernels`: on CUDA the update runs
    attention on the math kernel, the fused kernels' backward being non-deterministic);
 5. `fresh_adapters`: after an update, vLLM samples from the updated adapters, not stale ones:
    every adapter is changed (its LoRA B scaled up, a large update), the trainer syncs, and vLLM's

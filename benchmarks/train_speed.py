@@ -280,8 +280,12 @@ def profile_step(runner: Ours, path: str) -> None:
 
 
 # What each operator is, for the phase summary: dense matmuls (the model's and the adapters'
-# linear layers, the LM head) and attention; everything else is "other operators".
-MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_weight_int8pack_mm"}
+# linear layers, the LM head) and attention; everything else is "other operators". Attention is
+# torch's fused kernels or, where the update runs it on the math kernel (bf16 on CPU, CUDA:
+# `rl.trainer.update_kernels`), that kernel's batched matmuls and softmax: nothing else in a
+# Llama layer calls them (the rotary table's one small bmm a forward aside).
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::_weight_int8pack_mm"}
+MATH_ATTENTION_OPS = {"aten::bmm", "aten::baddbmm", "aten::_softmax", "aten::_softmax_backward_data"}
 ATTENTION_PREFIX = "aten::_scaled_dot_product"
 
 
@@ -291,7 +295,8 @@ def phase_summary(profiles: dict[str, dict]) -> str:
     for phase, profile in profiles.items():
         ops = profile["operators"]
         matmul = sum(ns for name, (ns, _) in ops.items() if name in MATMUL_OPS) / 1e9
-        attention = sum(ns for name, (ns, _) in ops.items() if name.startswith(ATTENTION_PREFIX)) / 1e9
+        attention = sum(ns for name, (ns, _) in ops.items()
+                        if name.startswith(ATTENTION_PREFIX) or name in MATH_ATTENTION_OPS) / 1e9
         total = sum(ns for ns, _ in ops.values()) / 1e9
         wall = profile["wall_s"]
         calls = sum(c for _, c in ops.values())

@@ -414,11 +414,12 @@ def test_tree_rollouts_train_each_shared_message_once_with_its_layers_advantage(
     assert metrics["grad/norm"] > 0
 
 
-def test_deterministic_update_runs_cuda_attention_on_the_math_kernel():
-    """Under warn_only the fused CUDA attention kernels keep a non-deterministic backward; the update
-    on a CUDA model runs attention on the math kernel instead. The CPU's kernels are left as they are.
-    (The backend switches are process-wide flags, so this runs without a GPU.)"""
-    from neuromas.rl.trainer import deterministic_algorithms
+def test_update_kernels_run_attention_on_the_math_kernel_on_cuda_and_in_cpu_bf16():
+    """Under warn_only the fused CUDA attention kernels keep a non-deterministic backward, and on
+    the CPU the flash kernel's backward is slow for the update's short queries in bf16: there the
+    update runs attention on the math kernel. CPU float32 keeps its kernels. (The backend switches
+    are process-wide flags, so this runs without a GPU.)"""
+    from neuromas.rl.trainer import update_kernels
 
     def kernels():
         b = torch.backends.cuda
@@ -426,11 +427,15 @@ def test_deterministic_update_runs_cuda_attention_on_the_math_kernel():
 
     before = kernels()
     assert before == (True, True, True, True)
-    with deterministic_algorithms(torch.device("cuda", 0)):
+    with update_kernels(torch.device("cuda", 0)):
         assert torch.are_deterministic_algorithms_enabled()
         assert kernels() == (False, False, False, True)
-    with deterministic_algorithms("cpu"):
+    with update_kernels("cpu", torch.bfloat16):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert kernels() == (False, False, False, True)
+    with update_kernels("cpu", torch.float32):
+        assert torch.are_deterministic_algorithms_enabled()
         assert kernels() == before
-    with deterministic_algorithms():
+    with update_kernels():
         assert kernels() == before
     assert kernels() == before and not torch.are_deterministic_algorithms_enabled()

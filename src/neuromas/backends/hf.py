@@ -266,9 +266,9 @@ def token_logprobs(
     prefix the same way: half the prompt tokens on BBH Navigate, an update 1.37x faster in float32
     and 1.16x in bf16 (benchmarks/prefix_sharing.py). The copy's backward accumulates with
     `index_put_`, whose CPU kernel adds in thread order unless torch's deterministic kernels are
-    on; the trainer turns them on for its update (`deterministic_algorithms`), or two runs of one
-    config part in the last bits of their gradients. Every mode equals running every row in full (a test
-    checks values and gradients); `share_prompts=False` does that.
+    on; the trainer turns them on for its update (`update_kernels`), or two runs of one
+    config part in the last bits of their gradients. Every mode equals running every row in full
+    (a test checks values and gradients); `share_prompts=False` does that.
     """
     scale = torch.tensor([t if t > 0 else 1.0 for t in temperatures], device=backend.device).view(-1, 1, 1)
     group_of, prefix_len = _prefix_groups(prompts, adapters, whole=not share_prefixes) if share_prompts else ([], [])
@@ -302,8 +302,11 @@ def _prefix_groups(prompts: list[list[int]], adapters: list[str | None], whole: 
         prompt = prompts[i]
         if head is not None and adapters[i] == adapters[head]:
             shared = min(_common_prefix(prompts[head], prompt, prefix_len[-1]), len(prompt) - 1)
-            saves = shared >= _MIN_SHARED_TOKENS and size * shared >= (size - 1) * prefix_len[-1]
-            if prompt == prompts[head] if whole else saves:
+            if whole:
+                joins = prompt == prompts[head]
+            else:  # joining saves prompt tokens
+                joins = shared >= _MIN_SHARED_TOKENS and size * shared >= (size - 1) * prefix_len[-1]
+            if joins:
                 prefix_len[-1] = shared
                 group_of[i], size = len(prefix_len) - 1, size + 1
                 continue

@@ -80,8 +80,9 @@ class Batch:
 
 
 @contextlib.contextmanager
-def deterministic_algorithms(device: torch.device | str | None = None):
-    """torch's deterministic kernels for the update, so a run is a function of its config and seed.
+def update_kernels(device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+    """The kernels the update runs on: torch's deterministic ones, so a run is a function of its
+    config and seed, and attention on the math kernel where that is deterministic or faster.
 
     The backward of the prompt-sharing copy in `token_logprobs` (indexing a KV cache by a list
     of rows) accumulates with `index_put_`, whose CPU kernel adds in thread order: two runs of
@@ -90,17 +91,24 @@ def deterministic_algorithms(device: torch.device | str | None = None):
     (3 steps of a [2, 1] network: 120 s of updates either way). `warn_only`: an op without a
     deterministic kernel (some CUDA ones) warns instead of stopping the run.
 
-    On a CUDA `device` attention runs on its math kernel inside: under `warn_only` the fused
-    kernels' backward stays non-deterministic (the H200 check warned "cuDNN Attention defaults to
-    a non-deterministic algorithm"), and the math kernel's is deterministic; at our sequence
-    lengths (a few hundred tokens) the attention matrix it materializes is small. The CPU keeps
-    its kernels, which are deterministic already.
+    Attention runs on its math kernel on a CUDA `device`: under `warn_only` the fused kernels'
+    backward stays non-deterministic (the H200 check warned "cuDNN Attention defaults to a
+    non-deterministic algorithm"), and the math kernel's is deterministic; at our sequence lengths
+    (a few hundred tokens) the attention matrix it materializes is small. On the CPU in bf16 or
+    fp16 it is faster: the update's queries are short (a row's suffix and completion over a
+    shared prefix), where the CPU flash kernel's backward cost ten times its forward; an update
+    of a [2, 1] step took 7.4 s instead of 9.8 s in bf16 (`benchmarks/train_speed.py`, README).
+    In float32 the flash kernel stays (the math one took 1.06x longer there).
     """
+    device = torch.device(device) if device is not None else None
+    math_attention = device is not None and (
+        device.type == "cuda" or (device.type == "cpu" and dtype in (torch.bfloat16, torch.float16))
+    )
     enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         with contextlib.ExitStack() as stack:
-            if device is not None and torch.device(device).type == "cuda":
+            if math_attention:
                 from torch.nn.attention import SDPBackend, sdpa_kernel
 
                 stack.enter_context(sdpa_kernel(SDPBackend.MATH))
@@ -340,7 +348,7 @@ class Trainer:
         rewards = torch.tensor([t.reward for t in traces], dtype=torch.float32).view(-1, c.group_size)  # (B, G)
         metrics = {}
         if self.critic is not None:  # collm-cc: the reward minus the critic's value of what the message's layer saw
-            with deterministic_algorithms(getattr(self.net.backend, "device", None)):
+            with self._update_kernels():
                 per_layer, metrics = self.critic.step(traces, rewards.flatten(), c.std_normalize, c.max_grad_norm)
             per_message = {(p, node): per_layer[(p, layer_of(node))] for p, t in enumerate(traces) for node in t.messages}
         elif self.branching is None:  # the group baseline: one advantage per pass, shared by its messages
@@ -409,8 +417,12 @@ class Trainer:
         `ref`: per micro-batch log-probs of the sampling policy (PPO) and of the base model (KL).
         Stops at the first non-finite loss (`finite` False), before it reaches a gradient.
         """
-        with deterministic_algorithms(getattr(self.net.backend, "device", None)):
+        with self._update_kernels():
             return self._backward(rows, old, ref)
+
+    def _update_kernels(self) -> contextlib.AbstractContextManager:
+        backend = self.net.backend
+        return update_kernels(getattr(backend, "device", None), getattr(getattr(backend, "model", None), "dtype", None))
 
     def _backward(self, rows: Rows, old: list | None, ref: list | None) -> dict:
         c, backend = self.config, self.net.backend
@@ -452,12 +464,14 @@ class Trainer:
 
     @torch.no_grad()
     def _fixed_logprobs(self, rows: Rows, adapters: bool) -> list[torch.Tensor]:
-        """Per micro-batch log-probs under the adapters as they are now, or under the base model."""
+        """Per micro-batch log-probs under the adapters as they are now, or under the base model,
+        on the kernels the update's own forward runs on."""
         out = []
-        for idx in self._chunks(rows):
-            part = rows.select(idx)
-            names = part.adapters if adapters else [None] * len(idx)
-            out.append(token_logprobs(self.net.backend, part.prompts, part.completions, names, part.temperatures)[0])
+        with self._update_kernels():
+            for idx in self._chunks(rows):
+                part = rows.select(idx)
+                names = part.adapters if adapters else [None] * len(idx)
+                out.append(token_logprobs(self.net.backend, part.prompts, part.completions, names, part.temperatures)[0])
         return out
 
     def _bad_step(self) -> None:
