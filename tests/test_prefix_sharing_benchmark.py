@@ -20,6 +20,8 @@ def test_the_prefix_sharing_benchmark_runs_and_its_groupings_agree():
     norms = dict(re.findall(r"^(reference|prefix): .*grad norm (-?[\d.]+)", done.stdout, re.M))
     assert losses.keys() == norms.keys() == {"reference", "prefix"}
     assert float(losses["prefix"]) == pytest.approx(float(losses["reference"]), abs=1e-5)
-    # dtype auto: in bf16 the two groupings round differently (0.17% on this smoke step); tests/test_trainer.py
-    # checks them equal in float32
-    assert float(norms["prefix"]) == pytest.approx(float(norms["reference"]), rel=1e-2)
+    # dtype auto: in bf16 the two groupings round differently. On this smoke step either grouping's gradient
+    # is 6-8% (relative, as a vector) from the float32 one on the same rows, with either attention kernel, and
+    # the two norms parted by 0.17% on the flash kernel, 0.8-2.3% on the math kernel a bf16 update runs on
+    # (`rl.trainer.update_kernels`); tests/test_trainer.py checks the groupings equal in float32
+    assert float(norms["prefix"]) == pytest.approx(float(norms["reference"]), rel=5e-2)
